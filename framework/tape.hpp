@@ -1,0 +1,269 @@
+// GradientTape: while a tape is alive on a thread, differentiable ops append a record
+// (inputs, output, backward function) to it; gradient() walks the records in reverse.
+//
+// Contract of a backward function (Note [Backward contract]):
+//   requires: dy has the output's shape; dx[i] is either nullptr (input i needs no gradient,
+//             so skip the work) or an array of input i's shape that already holds the gradient
+//             accumulated so far.
+//   ensures:  it ADDS its contribution to every non-null dx[i] (gradients accumulate, so a
+//             value used twice gets both contributions) and touches nothing else.
+#pragma once
+
+#include "framework/errors.hpp"
+#include "framework/tensor.hpp"
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace xtape {
+
+template <class T>
+using BackwardFn = std::function<void(const array_t<T>& dy, const std::vector<array_t<T>*>& dx)>;
+
+/// What gradient() returns for a source the target does not depend on.
+enum class Unconnected { zero, error };
+
+template <class T>
+class GradientTape;
+
+namespace detail {
+template <class T>
+std::vector<GradientTape<T>*>& active_tapes()
+{
+    thread_local std::vector<GradientTape<T>*> tapes;
+    return tapes;
+}
+inline int& no_grad_depth()
+{
+    thread_local int depth = 0;
+    return depth;
+}
+} // namespace detail
+
+/// While alive, nothing is recorded on this thread (inference, optimizer updates).
+class NoGradGuard {
+public:
+    NoGradGuard() { ++detail::no_grad_depth(); }
+    ~NoGradGuard() { --detail::no_grad_depth(); }
+    NoGradGuard(const NoGradGuard&) = delete;
+    NoGradGuard& operator=(const NoGradGuard&) = delete;
+};
+
+template <class T>
+class GradientTape {
+public:
+    struct Record {
+        const char* op;
+        std::vector<std::shared_ptr<TensorNode<T>>> inputs;
+        std::shared_ptr<TensorNode<T>> output;
+        BackwardFn<T> backward;
+    };
+
+    /// A persistent tape allows several gradient() calls; otherwise the first one frees it.
+    explicit GradientTape(bool persistent = false)
+        : m_persistent(persistent)
+    {
+        detail::active_tapes<T>().push_back(this);
+    }
+    ~GradientTape() { stop_recording(); }
+    GradientTape(const GradientTape&) = delete;
+    GradientTape& operator=(const GradientTape&) = delete;
+
+    /// Ends recording early (the tape can still compute gradients).
+    void stop_recording()
+    {
+        auto& v = detail::active_tapes<T>();
+        for (auto it = v.begin(); it != v.end(); ++it)
+            if (*it == this) {
+                v.erase(it);
+                break;
+            }
+    }
+
+    /// Makes ops on `t` record, as for a trainable variable.
+    void watch(const Tensor<T>& t)
+    {
+        m_watched.insert(t.node());
+        m_keep.push_back(t.node_ptr());
+    }
+
+    bool tracks(const TensorNode<T>* n) const
+    {
+        return n->trainable_variable || m_watched.count(n) || m_produced.count(n);
+    }
+
+    void record(const char* op, std::vector<std::shared_ptr<TensorNode<T>>> inputs,
+                std::shared_ptr<TensorNode<T>> output, BackwardFn<T> backward)
+    {
+        m_produced.insert(output.get());
+        m_records.push_back(Record{ op, std::move(inputs), std::move(output), std::move(backward) });
+    }
+
+    std::size_t size() const { return m_records.size(); }
+
+    /// Gradient of `target` with respect to each source. A non-scalar target is treated as
+    /// the sum of its elements unless `output_gradient` (same shape as target) is given.
+    std::vector<Tensor<T>> gradient(const Tensor<T>& target, const std::vector<Tensor<T>>& sources,
+                                    const Tensor<T>& output_gradient = Tensor<T>(),
+                                    Unconnected unconnected = Unconnected::zero);
+
+    /// Convenience for variables (trainable weights of a model).
+    std::vector<Tensor<T>> gradient(const Tensor<T>& target, const std::vector<Variable<T>>& sources)
+    {
+        std::vector<Tensor<T>> s;
+        s.reserve(sources.size());
+        for (const auto& v : sources)
+            s.push_back(v.tensor());
+        return gradient(target, s);
+    }
+
+private:
+    bool m_persistent;
+    bool m_used = false;
+    std::vector<Record> m_records;
+    std::unordered_set<const TensorNode<T>*> m_watched;
+    std::unordered_set<const TensorNode<T>*> m_produced;
+    std::vector<std::shared_ptr<TensorNode<T>>> m_keep;
+};
+
+/// True when some active tape tracks one of the inputs, i.e. the op must record.
+template <class T>
+bool should_record(std::initializer_list<const Tensor<T>*> inputs)
+{
+    if (detail::no_grad_depth() > 0)
+        return false;
+    for (auto* tape : detail::active_tapes<T>())
+        for (auto* in : inputs)
+            if (in->defined() && tape->tracks(in->node()))
+                return true;
+    return false;
+}
+
+template <class T>
+bool should_record(const std::vector<Tensor<T>>& inputs)
+{
+    if (detail::no_grad_depth() > 0)
+        return false;
+    for (auto* tape : detail::active_tapes<T>())
+        for (auto& in : inputs)
+            if (in.defined() && tape->tracks(in.node()))
+                return true;
+    return false;
+}
+
+/// Records `output = op(inputs)` on every active tape that tracks one of the inputs.
+template <class T>
+void record_op(const char* op, const std::vector<Tensor<T>>& inputs, const Tensor<T>& output,
+               BackwardFn<T> backward)
+{
+    if (detail::no_grad_depth() > 0)
+        return;
+    for (auto* tape : detail::active_tapes<T>()) {
+        bool any = false;
+        for (auto& in : inputs)
+            any = any || (in.defined() && tape->tracks(in.node()));
+        if (!any)
+            continue;
+        std::vector<std::shared_ptr<TensorNode<T>>> nodes;
+        nodes.reserve(inputs.size());
+        for (auto& in : inputs)
+            nodes.push_back(in.node_ptr());
+        tape->record(op, std::move(nodes), output.node_ptr(), backward);
+    }
+}
+
+template <class T>
+std::vector<Tensor<T>> GradientTape<T>::gradient(const Tensor<T>& target, const std::vector<Tensor<T>>& sources,
+                                                 const Tensor<T>& output_gradient, Unconnected unconnected)
+{
+    if (!target.defined())
+        throw ValueError("GradientTape.gradient: the target is an empty tensor");
+    if (m_used && !m_persistent)
+        throw RuntimeError("GradientTape.gradient can only be called once on a non-persistent tape; "
+                           "create the tape with persistent=true to call it again");
+    m_used = true;
+    if (output_gradient.defined() && output_gradient.shape() != target.shape())
+        throw ShapeError("GradientTape.gradient: output_gradient has shape " +
+                         shape_str(output_gradient.shape()) + " but the target has shape " +
+                         shape_str(target.shape()));
+
+    const TensorNode<T>* tnode = target.node();
+    bool target_is_source = false;
+    for (auto& s : sources) {
+        if (!s.defined())
+            throw ValueError("GradientTape.gradient: a source is an empty tensor");
+        target_is_source = target_is_source || s.node() == tnode;
+    }
+    if (m_records.empty() && !target_is_source)
+        throw RuntimeError("GradientTape.gradient: the tape recorded no operations (were the sources "
+                           "watched, or trainable variables, while the tape was active?)");
+
+    // Forward pass over the records: which nodes lie on a path from a source?
+    std::unordered_set<const TensorNode<T>*> needs;
+    for (auto& s : sources)
+        needs.insert(s.node());
+    for (auto& r : m_records)
+        for (auto& in : r.inputs)
+            if (needs.count(in.get())) {
+                needs.insert(r.output.get());
+                break;
+            }
+
+    std::unordered_map<const TensorNode<T>*, array_t<T>> grads;
+    {
+        array_t<T> seed = output_gradient.defined() ? output_gradient.value()
+                                                    : array_t<T>(array_t<T>::from_shape(target.value().shape()));
+        if (!output_gradient.defined())
+            seed.fill(T(1));
+        grads.emplace(tnode, std::move(seed));
+    }
+
+    std::vector<array_t<T>*> dx;
+    for (auto it = m_records.rbegin(); it != m_records.rend(); ++it) {
+        Record& r = *it;
+        if (!needs.count(r.output.get()))
+            continue;
+        auto found = grads.find(r.output.get());
+        if (found == grads.end())
+            continue;
+        const array_t<T>* g = &found->second;
+        dx.assign(r.inputs.size(), nullptr);
+        for (std::size_t i = 0; i < r.inputs.size(); ++i) {
+            const TensorNode<T>* in = r.inputs[i].get();
+            if (!needs.count(in))
+                continue;
+            auto slot = grads.find(in);
+            if (slot == grads.end())
+                slot = grads.emplace(in, array_t<T>(xt::zeros<T>(r.inputs[i]->value.shape()))).first;
+            dx[i] = &slot->second;
+        }
+        // References into an unordered_map survive rehashing, so dy stays valid.
+        r.backward(*g, dx);
+    }
+
+    std::vector<Tensor<T>> result;
+    result.reserve(sources.size());
+    for (auto& s : sources) {
+        auto g = grads.find(s.node());
+        if (g != grads.end())
+            result.emplace_back(g->second);
+        else if (unconnected == Unconnected::zero)
+            result.push_back(Tensor<T>::zeros(s.shape()));
+        else
+            throw ValueError("GradientTape.gradient: the target does not depend on a source of shape " +
+                             shape_str(s.shape()));
+    }
+    if (!m_persistent) {
+        m_records.clear();
+        m_records.shrink_to_fit();
+        m_produced.clear();
+        m_keep.clear();
+    }
+    return result;
+}
+
+} // namespace xtape

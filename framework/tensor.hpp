@@ -1,0 +1,156 @@
+// Tensor: a shared handle to an xtensor array with an identity the tape can track.
+// Variable: a named Tensor that is trainable state (or non-trainable state such as BN's
+// moving statistics). Plain tensors and variables are different things: only variables have
+// names and a trainable flag, and a tape watches trainable variables without being asked.
+#pragma once
+
+#include "framework/errors.hpp"
+
+#include <xtensor/xarray.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace xtape {
+
+using shape_t = std::vector<std::size_t>;
+
+template <class T>
+using array_t = xt::xarray<T, xt::layout_type::row_major>;
+
+template <class T>
+inline const char* dtype_name();
+template <>
+inline const char* dtype_name<float>() { return "float32"; }
+template <>
+inline const char* dtype_name<double>() { return "float64"; }
+
+/// Row-major shape of an array as a std::vector.
+template <class A>
+shape_t shape_of(const A& a)
+{
+    return shape_t(a.shape().begin(), a.shape().end());
+}
+
+inline std::size_t shape_size(const shape_t& s)
+{
+    std::size_t n = 1;
+    for (auto d : s)
+        n *= d;
+    return n;
+}
+
+/// The storage behind a Tensor. Its address is the identity the tape records.
+template <class T>
+struct TensorNode {
+    array_t<T> value;
+    bool trainable_variable = false; ///< a tape watches these automatically
+    explicit TensorNode(array_t<T> v)
+        : value(std::move(v))
+    {
+    }
+};
+
+template <class T>
+class Tensor {
+public:
+    using value_type = T;
+
+    /// An empty (null) tensor; `defined()` is false.
+    Tensor() = default;
+    /// Takes the array; the tensor is a new node (copies of the handle share it).
+    Tensor(array_t<T> value)
+        : m_node(std::make_shared<TensorNode<T>>(std::move(value)))
+    {
+    }
+    static Tensor zeros(const shape_t& shape) { return Tensor(array_t<T>(xt::zeros<T>(shape))); }
+    static Tensor full(const shape_t& shape, T v)
+    {
+        array_t<T> a = array_t<T>::from_shape(shape);
+        a.fill(v);
+        return Tensor(std::move(a));
+    }
+    static Tensor scalar(T v) { return full({}, v); }
+
+    bool defined() const { return static_cast<bool>(m_node); }
+    const array_t<T>& value() const { return node_checked().value; }
+    /// Writable access; changing a value that a live tape saved changes its backward.
+    array_t<T>& mutable_value() { return node_checked().value; }
+    shape_t shape() const { return shape_of(value()); }
+    std::size_t dim() const { return value().dimension(); }
+    std::size_t size() const { return value().size(); }
+    const T* data() const { return value().data(); }
+    /// The single element of a tensor of size 1.
+    T item() const
+    {
+        if (size() != 1)
+            throw ShapeError("Tensor.item: expected a tensor with one element, got shape " +
+                             shape_str(shape()));
+        return value().data()[0];
+    }
+    TensorNode<T>* node() const { return m_node.get(); }
+    const std::shared_ptr<TensorNode<T>>& node_ptr() const { return m_node; }
+
+private:
+    TensorNode<T>& node_checked() const
+    {
+        if (!m_node)
+            throw RuntimeError("Tensor: use of an empty (undefined) tensor");
+        return *m_node;
+    }
+    std::shared_ptr<TensorNode<T>> m_node;
+};
+
+/// A named piece of model state. `trainable` variables receive gradients and optimizer
+/// updates; non-trainable ones (moving statistics) change only by the layer that owns them.
+/// Variable is a handle: copies share the name, flag and value.
+template <class T>
+class Variable {
+public:
+    Variable() = default;
+    Variable(std::string name, array_t<T> value, bool trainable = true)
+        : m_state(std::make_shared<State>(State{ Tensor<T>(std::move(value)), std::move(name) }))
+    {
+        set_trainable(trainable);
+    }
+    bool defined() const { return static_cast<bool>(m_state); }
+    const std::string& name() const { return state().name; }
+    void set_name(std::string n) { state().name = std::move(n); }
+    bool trainable() const { return state().tensor.node()->trainable_variable; }
+    void set_trainable(bool t) { state().tensor.node()->trainable_variable = t; }
+    const Tensor<T>& tensor() const { return state().tensor; }
+    operator const Tensor<T>&() const { return state().tensor; }
+    const array_t<T>& value() const { return state().tensor.value(); }
+    shape_t shape() const { return state().tensor.shape(); }
+    std::size_t size() const { return state().tensor.size(); }
+    const char* dtype() const { return dtype_name<T>(); }
+    /// Replaces the value; the shape must stay the same.
+    void assign(const array_t<T>& v)
+    {
+        if (shape_of(v) != shape())
+            throw ShapeError("Variable '" + name() + "': cannot assign a value of shape " +
+                             shape_str(shape_of(v)) + " to a variable of shape " + shape_str(shape()));
+        std::copy(v.begin(), v.end(), mutable_value().begin());
+    }
+    /// In-place access for optimizers and layers that update state.
+    array_t<T>& mutable_value() { return state().tensor.mutable_value(); }
+    bool same_as(const Variable& o) const { return m_state == o.m_state; }
+
+private:
+    struct State {
+        Tensor<T> tensor;
+        std::string name;
+    };
+    State& state() const
+    {
+        if (!m_state)
+            throw RuntimeError("Variable: use of an empty (undefined) variable");
+        return *m_state;
+    }
+    std::shared_ptr<State> m_state;
+};
+
+} // namespace xtape

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs every build and run dependency of xtape from Debian 12's packages.
+# Idempotent and non-interactive; both README commands call it first.
+set -euo pipefail
+pkgs=(g++ cmake make libxtensor-dev libxtensor-blas-dev libxsimd-dev xtl-dev libopenblas-dev
+      doctest-dev libhdf5-dev nlohmann-json3-dev zlib1g-dev dataset-fashion-mnist)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
