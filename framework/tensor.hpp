@@ -104,6 +104,11 @@ private:
     std::shared_ptr<TensorNode<T>> m_node;
 };
 
+template <class T>
+class Regularizer;
+template <class T>
+class Constraint;
+
 /// A named piece of model state. `trainable` variables receive gradients and optimizer
 /// updates; non-trainable ones (moving statistics) change only by the layer that owns them.
 /// Variable is a handle: copies share the name, flag and value.
@@ -139,10 +144,21 @@ public:
     array_t<T>& mutable_value() { return state().tensor.mutable_value(); }
     bool same_as(const Variable& o) const { return m_state == o.m_state; }
 
+    /// Keras keeps these on the variable: the layer sums regularizer penalties into its
+    /// losses, and the optimizer calls apply_constraint() right after updating the value.
+    const std::shared_ptr<const Regularizer<T>>& regularizer() const { return state().regularizer; }
+    void set_regularizer(std::shared_ptr<const Regularizer<T>> r) { state().regularizer = std::move(r); }
+    const std::shared_ptr<const Constraint<T>>& constraint() const { return state().constraint; }
+    void set_constraint(std::shared_ptr<const Constraint<T>> c) { state().constraint = std::move(c); }
+    /// No-op without a constraint (defined in framework/initializer.hpp).
+    void apply_constraint();
+
 private:
     struct State {
         Tensor<T> tensor;
         std::string name;
+        std::shared_ptr<const Regularizer<T>> regularizer;
+        std::shared_ptr<const Constraint<T>> constraint;
     };
     State& state() const
     {

@@ -1,0 +1,19 @@
+// Seeding. Keras's `keras.utils.set_random_seed` sets one global seed from which every
+// unseeded initializer, dropout and shuffle draws; xtape does the same so that a fixed seed
+// gives the same run whatever the thread count (random numbers are never drawn in parallel).
+#pragma once
+
+#include <cstdint>
+#include <random>
+
+namespace xtape {
+
+using rng_t = std::mt19937_64;
+
+/// The global generator; set_random_seed() resets it.
+rng_t& global_rng();
+void set_random_seed(std::uint64_t seed);
+/// A fresh seed drawn from the global generator (for objects created without a seed).
+std::uint64_t next_seed();
+
+} // namespace xtape
