@@ -1,3 +1,4 @@
+// ctest-labels: sanitize
 #include "framework/gradcheck.hpp"
 #include "framework/ops.hpp"
 #include "tests/helpers.hpp"

@@ -1,3 +1,4 @@
+// ctest-labels: sanitize
 #include "framework/ops.hpp"
 #include "framework/tape.hpp"
 #include "tests/helpers.hpp"

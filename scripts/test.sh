@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The README's test command: installs dependencies, builds everything in Release, runs the
+# whole doctest suite through ctest, then rebuilds the core tests with AddressSanitizer and
+# UndefinedBehaviorSanitizer and runs them too (XTAPE_SKIP_SANITIZE=1 skips that part).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+jobs=$(nproc)
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > build.log 2>&1 || { cat build.log; exit 1; }
+cmake --build build -j"$jobs" >> build.log 2>&1 || { tail -n 80 build.log; exit 1; }
+(cd build && ctest --output-on-failure -j1)
+if [ "${XTAPE_SKIP_SANITIZE:-0}" != "1" ]; then
+    cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXTAPE_SANITIZE=ON -DXTAPE_NATIVE=OFF \
+        -DXTAPE_BUILD_EXAMPLES=OFF -DXTAPE_BUILD_BENCH=OFF -DXTAPE_BUILD_TOOLS=OFF > build-asan.log 2>&1 \
+        || { cat build-asan.log; exit 1; }
+    sanitized="$(cd build && ctest -N -L sanitize | awk '/Test +#/{print $3}' | tr '\n' ' ')"
+    if [ -n "$sanitized" ]; then
+        # shellcheck disable=SC2086
+        cmake --build build-asan -j"$jobs" --target $sanitized >> build-asan.log 2>&1 \
+            || { tail -n 80 build-asan.log; exit 1; }
+        (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+            ctest --output-on-failure -j1 -L sanitize)
+    fi
+fi
