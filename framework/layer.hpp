@@ -68,15 +68,16 @@ public:
     }
 
     // ---- weights --------------------------------------------------------------------------
-    std::vector<Variable<T>> weights() const;
+    // Virtual so that a model (a layer made of layers) aggregates its sublayers' weights.
+    virtual std::vector<Variable<T>> weights() const;
     /// Empty while trainable() is false (Keras: a frozen layer has no trainable weights).
-    std::vector<Variable<T>> trainable_weights() const;
-    std::vector<Variable<T>> non_trainable_weights() const;
+    virtual std::vector<Variable<T>> trainable_weights() const;
+    virtual std::vector<Variable<T>> non_trainable_weights() const;
     std::vector<array_t<T>> get_weights() const;
     /// requires: one array per weight, in weights() order, each of that weight's shape
     ///           (ValueError/ShapeError naming the layer, the weight and both shapes otherwise).
     void set_weights(const std::vector<array_t<T>>& values);
-    std::size_t count_params() const;
+    virtual std::size_t count_params() const;
 
     bool trainable() const { return m_trainable; }
     virtual void set_trainable(bool t) { m_trainable = t; }
@@ -84,8 +85,10 @@ public:
     // ---- losses ---------------------------------------------------------------------------
     /// Regularization penalties of the trainable weights (computed now, so a live tape records
     /// them), then the losses added during the last call (add_loss, activity regularizer).
-    std::vector<Tensor<T>> losses() const;
+    virtual std::vector<Tensor<T>> losses() const;
     void add_loss(const Tensor<T>& loss) { m_added_losses.push_back(loss); }
+    /// Only the losses added during the last call (no regularization penalties).
+    const std::vector<Tensor<T>>& added_losses() const { return m_added_losses; }
     void clear_losses() { m_added_losses.clear(); }
     void set_activity_regularizer(RegularizerPtr<T> r) { m_activity_regularizer = std::move(r); }
     const RegularizerPtr<T>& activity_regularizer() const { return m_activity_regularizer; }
