@@ -1,0 +1,1330 @@
+// Fused batch normalization: kernels over (outer, C, inner) problems and the differentiable op.
+// See the Notes in batch_norm.hpp for the layouts, the numerics and determinism.
+#include "framework/batch_norm.hpp"
+
+#include "framework/errors.hpp"
+#include "framework/parallel.hpp"
+
+#include <xsimd/xsimd.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <numeric>
+#include <string>
+
+namespace xtape {
+namespace bn {
+namespace {
+
+/// Rows per channel-last tile and elements per channel-first segment (Note [Batch norm numerics]).
+constexpr std::size_t tile_rows = 16;
+constexpr std::size_t run_segment = 1024;
+/// Work per chunk and the caps that keep the per-chunk partial sums small.
+constexpr std::size_t chunk_elements = 1 << 15;
+constexpr std::size_t max_chunks = 16;
+constexpr std::size_t max_partials = 1 << 14;
+
+template <class T>
+using vec = xsimd::batch<T>;
+
+/// Chunks over the outer axis; depends only on the layout (Note [Batch norm determinism]).
+std::size_t chunk_count(const Layout& l)
+{
+    std::size_t n = std::max<std::size_t>(1, l.size() / chunk_elements);
+    n = std::min({ n, max_chunks, std::max<std::size_t>(1, max_partials / std::max<std::size_t>(l.channels, 1)), l.outer });
+    return std::max<std::size_t>(n, 1);
+}
+
+std::size_t chunk_begin(const Layout& l, std::size_t nchunks, std::size_t ch) { return l.outer * ch / nchunks; }
+
+int thread_count(const Layout& l, std::size_t nchunks)
+{
+#ifdef _OPENMP
+    if (l.size() < parallel_threshold || omp_in_parallel())
+        return 1;
+    return static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(omp_get_max_threads()), nchunks));
+#else
+    (void)l;
+    (void)nchunks;
+    return 1;
+#endif
+}
+
+int thread_id()
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+void barrier()
+{
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+}
+
+/// Runs f(t, nt) on nt threads (f may call barrier()).
+template <class F>
+void run_threads(int nt, F&& f)
+{
+    if (nt <= 1) {
+        f(0, 1);
+        return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+    f(thread_id(), omp_get_num_threads());
+#endif
+}
+
+/// Sum of the lanes (xsimd's hadd for double trips GCC 12's -Wmaybe-uninitialized).
+template <class T>
+inline T hsum(const vec<T>& v)
+{
+    alignas(64) T b[vec<T>::size];
+    v.store_aligned(b);
+    T s = 0;
+    for (std::size_t i = 0; i < vec<T>::size; ++i)
+        s += b[i];
+    return s;
+}
+
+/// Merges (mean_b, m2_b) of n_b elements into (mean, m2) of n_a elements (Chan et al. 1979).
+inline void chan_merge(double& mean, double& m2, double n_a, double mean_b, double m2_b, double n_b)
+{
+    const double n = n_a + n_b;
+    const double delta = mean_b - mean;
+    mean += delta * (n_b / n);
+    m2 += m2_b + delta * delta * (n_a * n_b / n);
+}
+
+// ---- channel-first runs: `n` contiguous elements of one channel -------------------------------
+
+/// Mean and sum of squared deviations of a run of n <= run_segment elements: the run mean in T,
+/// then sums of (x - run mean), which are small, so their square does not cancel.
+template <class T>
+void run_moments(const T* x, std::size_t n, double& mean, double& m2)
+{
+    using V = vec<T>;
+    constexpr std::size_t L = V::size;
+    V s0(T(0)), s1(T(0)), s2(T(0)), s3(T(0));
+    std::size_t i = 0;
+    for (; i + 4 * L <= n; i += 4 * L) {
+        s0 += V::load_unaligned(x + i);
+        s1 += V::load_unaligned(x + i + L);
+        s2 += V::load_unaligned(x + i + 2 * L);
+        s3 += V::load_unaligned(x + i + 3 * L);
+    }
+    for (; i + L <= n; i += L)
+        s0 += V::load_unaligned(x + i);
+    T sum = hsum<T>((s0 + s1) + (s2 + s3));
+    for (; i < n; ++i)
+        sum += x[i];
+    const T shift = sum / static_cast<T>(n);
+    const V vs(shift);
+    V a0(T(0)), a1(T(0)), q0(T(0)), q1(T(0));
+    i = 0;
+    for (; i + 2 * L <= n; i += 2 * L) {
+        const V d0 = V::load_unaligned(x + i) - vs;
+        const V d1 = V::load_unaligned(x + i + L) - vs;
+        a0 += d0;
+        a1 += d1;
+        q0 = xsimd::fma(d0, d0, q0);
+        q1 = xsimd::fma(d1, d1, q1);
+    }
+    for (; i + L <= n; i += L) {
+        const V d0 = V::load_unaligned(x + i) - vs;
+        a0 += d0;
+        q0 = xsimd::fma(d0, d0, q0);
+    }
+    double s = static_cast<double>(hsum<T>(a0 + a1));
+    double q = static_cast<double>(hsum<T>(q0 + q1));
+    for (; i < n; ++i) {
+        const double d = static_cast<double>(x[i] - shift);
+        s += d;
+        q += d * d;
+    }
+    const double dn = static_cast<double>(n);
+    mean = static_cast<double>(shift) + s / dn;
+    m2 = std::max(0.0, q - s * s / dn);
+}
+
+/// sum(dy) and sum(dy * (x - m)) over a run, in segments summed in T and then in double.
+template <class T>
+void run_grad_sums(const T* x, const T* dy, std::size_t n, T m, double& sdy, double& sdyx)
+{
+    using V = vec<T>;
+    constexpr std::size_t L = V::size;
+    const V vm(m);
+    for (std::size_t s0 = 0; s0 < n; s0 += run_segment) {
+        const std::size_t e = std::min(n, s0 + run_segment);
+        V g0(T(0)), g1(T(0)), h0(T(0)), h1(T(0));
+        std::size_t i = s0;
+        for (; i + 2 * L <= e; i += 2 * L) {
+            const V d0 = V::load_unaligned(dy + i), d1 = V::load_unaligned(dy + i + L);
+            g0 += d0;
+            g1 += d1;
+            h0 = xsimd::fma(d0, V::load_unaligned(x + i) - vm, h0);
+            h1 = xsimd::fma(d1, V::load_unaligned(x + i + L) - vm, h1);
+        }
+        for (; i + L <= e; i += L) {
+            const V d0 = V::load_unaligned(dy + i);
+            g0 += d0;
+            h0 = xsimd::fma(d0, V::load_unaligned(x + i) - vm, h0);
+        }
+        double a = static_cast<double>(hsum<T>(g0 + g1));
+        double b = static_cast<double>(hsum<T>(h0 + h1));
+        for (; i < e; ++i) {
+            a += dy[i];
+            b += static_cast<double>(dy[i]) * static_cast<double>(x[i] - m);
+        }
+        sdy += a;
+        sdyx += b;
+    }
+}
+
+/// y = (x - m) * a + b over a run.
+template <class T>
+void run_affine(const T* x, std::size_t n, T m, T a, T b, T* y)
+{
+    using V = vec<T>;
+    constexpr std::size_t L = V::size;
+    const V vm(m), va(a), vb(b);
+    std::size_t i = 0;
+    for (; i + 2 * L <= n; i += 2 * L) {
+        xsimd::fma(V::load_unaligned(x + i) - vm, va, vb).store_unaligned(y + i);
+        xsimd::fma(V::load_unaligned(x + i + L) - vm, va, vb).store_unaligned(y + i + L);
+    }
+    for (; i + L <= n; i += L)
+        xsimd::fma(V::load_unaligned(x + i) - vm, va, vb).store_unaligned(y + i);
+    for (; i < n; ++i)
+        y[i] = (x[i] - m) * a + b;
+}
+
+/// dx = kx * (x - m) + kdy * dy + k0 over a run (dx += ... when accumulating).
+template <class T>
+void run_dx(const T* x, const T* dy, std::size_t n, T m, T kdy, T kx, T k0, T* dx, bool accumulate)
+{
+    using V = vec<T>;
+    constexpr std::size_t L = V::size;
+    const V vm(m), vdy(kdy), vx(kx), v0(k0);
+    std::size_t i = 0;
+    if (accumulate) {
+        for (; i + L <= n; i += L) {
+            const V g = xsimd::fma(vx, V::load_unaligned(x + i) - vm, xsimd::fma(vdy, V::load_unaligned(dy + i), v0));
+            (V::load_unaligned(dx + i) + g).store_unaligned(dx + i);
+        }
+        for (; i < n; ++i)
+            dx[i] += kx * (x[i] - m) + kdy * dy[i] + k0;
+    } else {
+        for (; i + L <= n; i += L)
+            xsimd::fma(vx, V::load_unaligned(x + i) - vm, xsimd::fma(vdy, V::load_unaligned(dy + i), v0))
+                .store_unaligned(dx + i);
+        for (; i < n; ++i)
+            dx[i] = kx * (x[i] - m) + kdy * dy[i] + k0;
+    }
+}
+
+// ---- channel-last tiles: nr rows of a (rows, C) matrix, channels [c, c + NV*L) ----------------
+
+/// Tile statistics merged into (mean, m2)[c ...] that already summarize n_prev rows.
+template <class T, int NV>
+void tile_moments(const T* x, std::size_t C, std::size_t nr, std::size_t c, double n_prev, double* mean, double* m2)
+{
+    using V = vec<T>;
+    constexpr std::size_t L = V::size;
+    V s[NV];
+#pragma GCC unroll 8
+    for (int k = 0; k < NV; ++k)
+        s[k] = V(T(0));
+    for (std::size_t r = 0; r < nr; ++r) {
+        const T* p = x + r * C + c;
+#pragma GCC unroll 8
+        for (int k = 0; k < NV; ++k)
+            s[k] += V::load_unaligned(p + k * L);
+    }
+    const V inv_n(T(1) / static_cast<T>(nr));
+    V sh[NV], a[NV], q[NV];
+#pragma GCC unroll 8
+    for (int k = 0; k < NV; ++k) {
+        sh[k] = s[k] * inv_n;
+        a[k] = V(T(0));
+        q[k] = V(T(0));
+    }
+    for (std::size_t r = 0; r < nr; ++r) {
+        const T* p = x + r * C + c;
+#pragma GCC unroll 8
+        for (int k = 0; k < NV; ++k) {
+            const V d = V::load_unaligned(p + k * L) - sh[k];
+            a[k] += d;
+            q[k] = xsimd::fma(d, d, q[k]);
+        }
+    }
+    alignas(64) T bs[NV * L], ba[NV * L], bq[NV * L];
+#pragma GCC unroll 8
+    for (int k = 0; k < NV; ++k) {
+        sh[k].store_aligned(bs + k * L);
+        a[k].store_aligned(ba + k * L);
+        q[k].store_aligned(bq + k * L);
+    }
+    const double dn = static_cast<double>(nr);
+    for (std::size_t j = 0; j < NV * L; ++j) {
+        const double sj = ba[j];
+        const double mt = static_cast<double>(bs[j]) + sj / dn;
+        const double m2t = std::max(0.0, static_cast<double>(bq[j]) - sj * sj / dn);
+        chan_merge(mean[c + j], m2[c + j], n_prev, mt, m2t, dn);
+    }
+}
+
+template <class T>
+void tile_moments_scalar(const T* x, std::size_t C, std::size_t nr, std::size_t c, double n_prev, double* mean,
+                         double* m2)
+{
+    T s = 0;
+    for (std::size_t r = 0; r < nr; ++r)
+        s += x[r * C + c];
+    const T sh = s / static_cast<T>(nr);
+    double a = 0, q = 0;
+    for (std::size_t r = 0; r < nr; ++r) {
+        const double d = static_cast<double>(x[r * C + c] - sh);
+        a += d;
+        q += d * d;
+    }
+    const double dn = static_cast<double>(nr);
+    chan_merge(mean[c], m2[c], n_prev, static_cast<double>(sh) + a / dn, std::max(0.0, q - a * a / dn), dn);
+}
+
+template <class T, int NV>
+void tile_grad_sums(const T* x, const T* dy, std::size_t C, std::size_t nr, std::size_t c, const T* m, double* sdy,
+                    double* sdyx)
+{
+    using V = vec<T>;
+    constexpr std::size_t L = V::size;
+    V g[NV], h[NV], vm[NV];
+#pragma GCC unroll 8
+    for (int k = 0; k < NV; ++k) {
+        g[k] = V(T(0));
+        h[k] = V(T(0));
+        vm[k] = V::load_aligned(m + c + k * L);
+    }
+    for (std::size_t r = 0; r < nr; ++r) {
+        const T* px = x + r * C + c;
+        const T* pd = dy + r * C + c;
+#pragma GCC unroll 8
+        for (int k = 0; k < NV; ++k) {
+            const V d = V::load_unaligned(pd + k * L);
+            g[k] += d;
+            h[k] = xsimd::fma(d, V::load_unaligned(px + k * L) - vm[k], h[k]);
+        }
+    }
+    alignas(64) T bg[NV * L], bh[NV * L];
+#pragma GCC unroll 8
+    for (int k = 0; k < NV; ++k) {
+        g[k].store_aligned(bg + k * L);
+        h[k].store_aligned(bh + k * L);
+    }
+    for (std::size_t j = 0; j < NV * L; ++j) {
+        sdy[c + j] += bg[j];
+        sdyx[c + j] += bh[j];
+    }
+}
+
+template <class T>
+void tile_grad_sums_scalar(const T* x, const T* dy, std::size_t C, std::size_t nr, std::size_t c, const T* m,
+                           double* sdy, double* sdyx)
+{
+    double a = 0, b = 0;
+    for (std::size_t r = 0; r < nr; ++r) {
+        const T d = dy[r * C + c];
+        a += d;
+        b += static_cast<double>(d) * static_cast<double>(x[r * C + c] - m[c]);
+    }
+    sdy[c] += a;
+    sdyx[c] += b;
+}
+
+/// y[r, :] = (x[r, :] - m) * a + b for one row of C channels.
+template <class T>
+void row_affine(const T* x, std::size_t C, const T* m, const T* a, const T* b, T* y)
+{
+    using V = vec<T>;
+    constexpr std::size_t L = V::size;
+    std::size_t c = 0;
+    for (; c + L <= C; c += L)
+        xsimd::fma(V::load_unaligned(x + c) - V::load_aligned(m + c), V::load_aligned(a + c), V::load_aligned(b + c))
+            .store_unaligned(y + c);
+    for (; c < C; ++c)
+        y[c] = (x[c] - m[c]) * a[c] + b[c];
+}
+
+template <class T>
+void row_dx(const T* x, const T* dy, std::size_t C, const T* m, const T* kdy, const T* kx, const T* k0, T* dx,
+            bool accumulate)
+{
+    using V = vec<T>;
+    constexpr std::size_t L = V::size;
+    std::size_t c = 0;
+    if (accumulate) {
+        for (; c + L <= C; c += L) {
+            const V g = xsimd::fma(V::load_aligned(kx + c), V::load_unaligned(x + c) - V::load_aligned(m + c),
+                                   xsimd::fma(V::load_aligned(kdy + c), V::load_unaligned(dy + c), V::load_aligned(k0 + c)));
+            (V::load_unaligned(dx + c) + g).store_unaligned(dx + c);
+        }
+        for (; c < C; ++c)
+            dx[c] += kx[c] * (x[c] - m[c]) + kdy[c] * dy[c] + k0[c];
+    } else {
+        for (; c + L <= C; c += L)
+            xsimd::fma(V::load_aligned(kx + c), V::load_unaligned(x + c) - V::load_aligned(m + c),
+                       xsimd::fma(V::load_aligned(kdy + c), V::load_unaligned(dy + c), V::load_aligned(k0 + c)))
+                .store_unaligned(dx + c);
+        for (; c < C; ++c)
+            dx[c] = kx[c] * (x[c] - m[c]) + kdy[c] * dy[c] + k0[c];
+    }
+}
+
+// ---- phases over a chunk or a range of rows ---------------------------------------------------
+
+/// Statistics of rows [o0, o1) into (mean, m2)[C].
+template <class T>
+void chunk_moments(const Layout& l, const T* x, std::size_t o0, std::size_t o1, double* mean, double* m2)
+{
+    const std::size_t C = l.channels, I = l.inner;
+    std::fill(mean, mean + C, 0.0);
+    std::fill(m2, m2 + C, 0.0);
+    constexpr std::size_t L = vec<T>::size;
+    if (I == 1) {
+        double n_prev = 0;
+        for (std::size_t r = o0; r < o1; r += tile_rows) {
+            const std::size_t nr = std::min(tile_rows, o1 - r);
+            const T* xt = x + r * C;
+            std::size_t c = 0;
+            for (; c + 4 * L <= C; c += 4 * L)
+                tile_moments<T, 4>(xt, C, nr, c, n_prev, mean, m2);
+            for (; c + L <= C; c += L)
+                tile_moments<T, 1>(xt, C, nr, c, n_prev, mean, m2);
+            for (; c < C; ++c)
+                tile_moments_scalar(xt, C, nr, c, n_prev, mean, m2);
+            n_prev += static_cast<double>(nr);
+        }
+        return;
+    }
+    double n_prev = 0;
+    for (std::size_t o = o0; o < o1; ++o) {
+        for (std::size_t s = 0; s < I; s += run_segment) {
+            const std::size_t n = std::min(run_segment, I - s);
+            for (std::size_t c = 0; c < C; ++c) {
+                double mt, m2t;
+                run_moments(x + (o * C + c) * I + s, n, mt, m2t);
+                chan_merge(mean[c], m2[c], n_prev, mt, m2t, static_cast<double>(n));
+            }
+            n_prev += static_cast<double>(n);
+        }
+    }
+}
+
+template <class T>
+void chunk_grad_sums(const Layout& l, const T* x, const T* dy, const T* m, std::size_t o0, std::size_t o1, double* sdy,
+                     double* sdyx)
+{
+    const std::size_t C = l.channels, I = l.inner;
+    std::fill(sdy, sdy + C, 0.0);
+    std::fill(sdyx, sdyx + C, 0.0);
+    constexpr std::size_t L = vec<T>::size;
+    if (I == 1) {
+        for (std::size_t r = o0; r < o1; r += tile_rows) {
+            const std::size_t nr = std::min(tile_rows, o1 - r);
+            const T* xt = x + r * C;
+            const T* dt = dy + r * C;
+            std::size_t c = 0;
+            for (; c + 4 * L <= C; c += 4 * L)
+                tile_grad_sums<T, 4>(xt, dt, C, nr, c, m, sdy, sdyx);
+            for (; c + L <= C; c += L)
+                tile_grad_sums<T, 1>(xt, dt, C, nr, c, m, sdy, sdyx);
+            for (; c < C; ++c)
+                tile_grad_sums_scalar(xt, dt, C, nr, c, m, sdy, sdyx);
+        }
+        return;
+    }
+    for (std::size_t o = o0; o < o1; ++o)
+        for (std::size_t c = 0; c < C; ++c) {
+            const std::size_t off = (o * C + c) * I;
+            run_grad_sums(x + off, dy + off, I, m[c], sdy[c], sdyx[c]);
+        }
+}
+
+/// Rows are visited in blocks of about this many elements, last block first when reversing, so
+/// a pass that follows a reduction starts on the data the reduction touched last (still cached).
+constexpr std::size_t block_elements = 1 << 13;
+
+template <class F>
+void for_row_blocks(const Layout& l, std::size_t o0, std::size_t o1, bool reverse, F&& f)
+{
+    const std::size_t row = l.channels * l.inner;
+    const std::size_t br = std::max<std::size_t>(1, block_elements / std::max<std::size_t>(row, 1));
+    const std::size_t nb = (o1 - o0 + br - 1) / br;
+    for (std::size_t k = 0; k < nb; ++k) {
+        const std::size_t b = reverse ? nb - 1 - k : k;
+        const std::size_t s = o0 + b * br, e = std::min(o1, s + br);
+        f(s, e);
+    }
+}
+
+template <class T>
+void rows_affine(const Layout& l, const T* x, const T* m, const T* a, const T* b, T* y, std::size_t o0, std::size_t o1,
+                 bool reverse)
+{
+    const std::size_t C = l.channels, I = l.inner;
+    for_row_blocks(l, o0, o1, reverse, [&](std::size_t s, std::size_t e) {
+        if (I == 1) {
+            for (std::size_t r = s; r < e; ++r)
+                row_affine(x + r * C, C, m, a, b, y + r * C);
+        } else {
+            for (std::size_t o = s; o < e; ++o)
+                for (std::size_t c = 0; c < C; ++c) {
+                    const std::size_t off = (o * C + c) * I;
+                    run_affine(x + off, I, m[c], a[c], b[c], y + off);
+                }
+        }
+    });
+}
+
+template <class T>
+void rows_dx(const Layout& l, const T* x, const T* dy, const T* m, const T* kdy, const T* kx, const T* k0, T* dx,
+             bool accumulate, std::size_t o0, std::size_t o1, bool reverse)
+{
+    const std::size_t C = l.channels, I = l.inner;
+    for_row_blocks(l, o0, o1, reverse, [&](std::size_t s, std::size_t e) {
+        if (I == 1) {
+            for (std::size_t r = s; r < e; ++r)
+                row_dx(x + r * C, dy + r * C, C, m, kdy, kx, k0, dx + r * C, accumulate);
+        } else {
+            for (std::size_t o = s; o < e; ++o)
+                for (std::size_t c = 0; c < C; ++c) {
+                    const std::size_t off = (o * C + c) * I;
+                    run_dx(x + off, dy + off, I, m[c], kdy[c], kx[c], k0[c], dx + off, accumulate);
+                }
+        }
+    });
+}
+
+template <class T>
+void ensure(Workspace<T>& ws, std::size_t nchunks, std::size_t C)
+{
+    if (ws.part_a.size() < nchunks * C) {
+        ws.part_a.resize(nchunks * C);
+        ws.part_b.resize(nchunks * C);
+    }
+    if (ws.coef_m.size() < C) {
+        ws.coef_m.resize(C);
+        ws.coef_a.resize(C);
+        ws.coef_b.resize(C);
+        ws.coef_c.resize(C);
+        ws.chan_a.resize(C);
+        ws.chan_b.resize(C);
+        ws.chan_c.resize(C);
+        ws.chan_d.resize(C);
+    }
+}
+
+} // namespace
+
+/// Renorm's (r, d) for one channel from the batch mean and variance.
+inline void renorm_correction(const Renorm& rn, std::size_t c, double mean, double var, double eps, double& r,
+                              double& d)
+{
+    const double s = std::max(rn.stddev[c], std::sqrt(eps));
+    r = std::sqrt(var + eps) / s;
+    d = (mean - rn.mean[c]) / s;
+    r = std::min(std::max(r, rn.rmin), rn.rmax);
+    d = std::min(std::max(d, -rn.dmax), rn.dmax);
+}
+
+template <class T>
+void forward_training(const Layout& l, const T* x, const T* gamma, const T* beta, double epsilon,
+                      const Renorm* renorm, T* y, const ChannelStats& out, Workspace<T>& ws)
+{
+    const std::size_t C = l.channels;
+    const std::size_t nchunks = chunk_count(l);
+    ensure(ws, nchunks, C);
+    const int nt = thread_count(l, nchunks);
+    const double per_row = static_cast<double>(C == 0 ? 0 : l.inner);
+    run_threads(nt, [&](int t, int n_threads) {
+        const std::size_t ch0 = nchunks * t / n_threads, ch1 = nchunks * (t + 1) / n_threads;
+        for (std::size_t ch = ch0; ch < ch1; ++ch)
+            chunk_moments(l, x, chunk_begin(l, nchunks, ch), chunk_begin(l, nchunks, ch + 1), ws.part_a.data() + ch * C,
+                          ws.part_b.data() + ch * C);
+        barrier();
+        // Each channel merges its chunks in chunk order, whoever does it.
+        const std::size_t c0 = C * t / n_threads, c1 = C * (t + 1) / n_threads;
+        for (std::size_t c = c0; c < c1; ++c) {
+            double mean = 0, m2 = 0, n = 0;
+            for (std::size_t ch = 0; ch < nchunks; ++ch) {
+                const double nb =
+                    static_cast<double>(chunk_begin(l, nchunks, ch + 1) - chunk_begin(l, nchunks, ch)) * per_row;
+                if (nb > 0)
+                    chan_merge(mean, m2, n, ws.part_a[ch * C + c], ws.part_b[ch * C + c], nb);
+                n += nb;
+            }
+            const double var = n > 0 ? std::max(0.0, m2 / n) : 0.0;
+            const double inv = 1.0 / std::sqrt(var + epsilon);
+            double r = 1.0, d = 0.0;
+            if (renorm)
+                renorm_correction(*renorm, c, mean, var, epsilon, r, d);
+            const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
+            const double b = beta ? static_cast<double>(beta[c]) : 0.0;
+            out.mean[c] = mean;
+            out.variance[c] = var;
+            out.inv_std[c] = inv;
+            if (out.r)
+                out.r[c] = r;
+            if (out.d)
+                out.d[c] = d;
+            ws.coef_m[c] = static_cast<T>(mean);
+            ws.coef_a[c] = static_cast<T>(g * r * inv);
+            ws.coef_b[c] = static_cast<T>(b + g * d);
+        }
+        if (!y)
+            return;
+        barrier();
+        const std::size_t o0 = chunk_begin(l, nchunks, ch0), o1 = chunk_begin(l, nchunks, ch1);
+        rows_affine(l, x, ws.coef_m.data(), ws.coef_a.data(), ws.coef_b.data(), y, o0, o1, true);
+    });
+}
+
+template <class T>
+void forward_inference(const Layout& l, const T* x, const T* gamma, const T* beta, const double* mean,
+                       const double* inv_std, T* y, Workspace<T>& ws)
+{
+    const std::size_t C = l.channels;
+    ensure(ws, 1, C);
+    for (std::size_t c = 0; c < C; ++c) {
+        const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
+        ws.coef_m[c] = static_cast<T>(mean[c]);
+        ws.coef_a[c] = static_cast<T>(g * inv_std[c]);
+        ws.coef_b[c] = beta ? beta[c] : T(0);
+    }
+    const T* m = ws.coef_m.data();
+    const T* a = ws.coef_a.data();
+    const T* b = ws.coef_b.data();
+    parallel_for(
+        l.outer, [&](std::size_t o0, std::size_t o1) { rows_affine(l, x, m, a, b, y, o0, o1, false); },
+        C * l.inner);
+}
+
+template <class T>
+void backward(const Layout& l, const T* x, const T* dy, const T* gamma, const double* mean, const double* inv_std,
+              const double* r, const double* d, bool training, T* dx, bool accumulate, T* dgamma, T* dbeta,
+              Workspace<T>& ws)
+{
+    const std::size_t C = l.channels;
+    const bool need_sums = dgamma || dbeta || (training && dx);
+    if (!need_sums && !dx)
+        return;
+    const std::size_t nchunks = chunk_count(l);
+    ensure(ws, nchunks, C);
+    for (std::size_t c = 0; c < C; ++c)
+        ws.coef_m[c] = static_cast<T>(mean[c]);
+    const int nt = thread_count(l, nchunks);
+    const double n = static_cast<double>(l.outer * l.inner);
+    run_threads(nt, [&](int t, int n_threads) {
+        const std::size_t ch0 = nchunks * t / n_threads, ch1 = nchunks * (t + 1) / n_threads;
+        if (need_sums) {
+            for (std::size_t ch = ch0; ch < ch1; ++ch)
+                chunk_grad_sums(l, x, dy, ws.coef_m.data(), chunk_begin(l, nchunks, ch),
+                                chunk_begin(l, nchunks, ch + 1), ws.part_a.data() + ch * C, ws.part_b.data() + ch * C);
+            barrier();
+        }
+        const std::size_t c0 = C * t / n_threads, c1 = C * (t + 1) / n_threads;
+        for (std::size_t c = c0; c < c1; ++c) {
+            double sdy = 0, sdyx = 0;
+            if (need_sums)
+                for (std::size_t ch = 0; ch < nchunks; ++ch) {
+                    sdy += ws.part_a[ch * C + c];
+                    sdyx += ws.part_b[ch * C + c];
+                }
+            const double rc = r ? r[c] : 1.0, dc = d ? d[c] : 0.0;
+            const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
+            const double inv = inv_std[c];
+            // dgamma = sum(dy * (xhat r + d)), xhat = (x - mean) inv.
+            if (dgamma)
+                dgamma[c] += static_cast<T>(rc * inv * sdyx + dc * sdy);
+            if (dbeta)
+                dbeta[c] += static_cast<T>(sdy);
+            const double a = g * rc * inv;
+            ws.coef_a[c] = static_cast<T>(a);
+            if (training && n > 0) {
+                // dx = a (dy - mean(dy) - xhat mean(dy xhat)) = a dy - a inv^2 mean(dy xc) xc - a mean(dy).
+                ws.coef_b[c] = static_cast<T>(-a * inv * inv * sdyx / n);
+                ws.coef_c[c] = static_cast<T>(-a * sdy / n);
+            } else {
+                ws.coef_b[c] = T(0);
+                ws.coef_c[c] = T(0);
+            }
+        }
+        if (!dx)
+            return;
+        barrier();
+        const std::size_t o0 = chunk_begin(l, nchunks, ch0), o1 = chunk_begin(l, nchunks, ch1);
+        rows_dx(l, x, dy, ws.coef_m.data(), ws.coef_a.data(), ws.coef_b.data(), ws.coef_c.data(), dx, accumulate, o0,
+                o1, need_sums);
+    });
+}
+
+// ---- masked statistics: Keras 3's formulas, plain loops (a rare path) ---------------------------
+
+namespace {
+
+/// f(o, c, i, flat) over rows [o0, o1).
+template <class F>
+void for_rows(const Layout& l, std::size_t o0, std::size_t o1, F&& f)
+{
+    for (std::size_t o = o0; o < o1; ++o)
+        for (std::size_t c = 0; c < l.channels; ++c) {
+            const std::size_t base = (o * l.channels + c) * l.inner;
+            for (std::size_t i = 0; i < l.inner; ++i)
+                f(c, base + i);
+        }
+}
+
+/// Per-chunk double sums of two per-element quantities, merged in chunk order into a[C], b[C].
+template <class T, class F>
+void masked_sums(const Layout& l, Workspace<T>& ws, double* a, double* b, F&& f)
+{
+    const std::size_t C = l.channels;
+    const std::size_t nchunks = chunk_count(l);
+    ensure(ws, nchunks, C);
+    const int nt = thread_count(l, nchunks);
+    run_threads(nt, [&](int t, int n_threads) {
+        for (std::size_t ch = nchunks * t / n_threads; ch < nchunks * (t + 1) / n_threads; ++ch) {
+            double* pa = ws.part_a.data() + ch * C;
+            double* pb = ws.part_b.data() + ch * C;
+            std::fill(pa, pa + C, 0.0);
+            std::fill(pb, pb + C, 0.0);
+            for_rows(l, chunk_begin(l, nchunks, ch), chunk_begin(l, nchunks, ch + 1),
+                     [&](std::size_t c, std::size_t k) { f(c, k, pa[c], pb[c]); });
+        }
+    });
+    for (std::size_t c = 0; c < C; ++c) {
+        a[c] = 0;
+        b[c] = 0;
+        for (std::size_t ch = 0; ch < nchunks; ++ch) {
+            a[c] += ws.part_a[ch * C + c];
+            b[c] += ws.part_b[ch * C + c];
+        }
+    }
+}
+
+} // namespace
+
+template <class T>
+void masked_moments(const Layout& l, const T* x, const T* w, std::size_t wdiv, double* mean, double* variance,
+                    double* q, double* denom, Workspace<T>& ws)
+{
+    const std::size_t C = l.channels;
+    // Pass 1: sum(w x) and sum(w).
+    masked_sums(l, ws, mean, denom, [&](std::size_t, std::size_t k, double& a, double& b) {
+        const double wk = w[k / wdiv];
+        a += wk * x[k];
+        b += wk;
+    });
+    for (std::size_t c = 0; c < C; ++c) {
+        denom[c] += mask_epsilon;
+        mean[c] /= denom[c];
+    }
+    // Pass 2: sum(w (w x - mean)^2) and sum(w (w x - mean)); Keras subtracts the mean from the
+    // weighted input, which matters only for weights other than 0 and 1.
+    masked_sums(l, ws, variance, q, [&](std::size_t c, std::size_t k, double& a, double& b) {
+        const double wk = w[k / wdiv];
+        const double e = wk * x[k] - mean[c];
+        a += wk * e * e;
+        b += wk * e;
+    });
+    for (std::size_t c = 0; c < C; ++c)
+        variance[c] = std::max(0.0, variance[c] / denom[c]);
+}
+
+template <class T>
+void masked_backward(const Layout& l, const T* x, const T* dy, const T* w, std::size_t wdiv, const T* gamma,
+                     const double* mean, const double* inv_std, const double* q, const double* denom,
+                     const double* r, const double* d, T* dx, bool accumulate, T* dgamma, T* dbeta,
+                     Workspace<T>& ws)
+{
+    const std::size_t C = l.channels;
+    ensure(ws, 1, C);
+    double* sdy = ws.chan_a.data();
+    double* sdyx = ws.chan_b.data();
+    masked_sums(l, ws, sdy, sdyx, [&](std::size_t c, std::size_t k, double& a, double& b) {
+        a += dy[k];
+        b += static_cast<double>(dy[k]) * (static_cast<double>(x[k]) - mean[c]);
+    });
+    // With g = dy gamma r, var = sum(w (w x - m)^2) / W and m = sum(w x) / W:
+    //   dL/dvar = -inv^3 / 2 * sum(g (x - m)),   dL/dm = -inv sum(g) + dL/dvar * (-2 q / W),
+    //   dx_i = g_i inv + dL/dvar * 2 w_i^2 (w_i x_i - m) / W + dL/dm * w_i / W.
+    double* k_var = ws.chan_c.data();
+    double* k_m = ws.chan_d.data();
+    for (std::size_t c = 0; c < C; ++c) {
+        const double rc = r ? r[c] : 1.0, dc = d ? d[c] : 0.0;
+        const double inv = inv_std[c];
+        const double geff = (gamma ? static_cast<double>(gamma[c]) : 1.0) * rc;
+        if (dgamma)
+            dgamma[c] += static_cast<T>(rc * inv * sdyx[c] + dc * sdy[c]);
+        if (dbeta)
+            dbeta[c] += static_cast<T>(sdy[c]);
+        const double dvar = -0.5 * inv * inv * inv * geff * sdyx[c];
+        const double dm = -inv * geff * sdy[c] + dvar * (-2.0 * q[c] / denom[c]);
+        k_var[c] = 2.0 * dvar / denom[c];
+        k_m[c] = dm / denom[c];
+        ws.chan_a[c] = geff * inv; // sdy is no longer needed
+    }
+    if (!dx)
+        return;
+    const double* k_dy = ws.chan_a.data();
+    parallel_for(
+        l.outer,
+        [&](std::size_t o0, std::size_t o1) {
+            for_rows(l, o0, o1, [&](std::size_t c, std::size_t k) {
+                const double wk = w[k / wdiv];
+                const double v = k_dy[c] * dy[k] + k_var[c] * wk * wk * (wk * x[k] - mean[c]) + k_m[c] * wk;
+                if (accumulate)
+                    dx[k] += static_cast<T>(v);
+                else
+                    dx[k] = static_cast<T>(v);
+            });
+        },
+        l.channels * l.inner);
+}
+
+#define XTAPE_BN_KERNELS(T)                                                                                        \
+    template void forward_training<T>(const Layout&, const T*, const T*, const T*, double, const Renorm*, T*,       \
+                                      const ChannelStats&, Workspace<T>&);                                         \
+    template void forward_inference<T>(const Layout&, const T*, const T*, const T*, const double*, const double*,   \
+                                       T*, Workspace<T>&);                                                         \
+    template void backward<T>(const Layout&, const T*, const T*, const T*, const double*, const double*,            \
+                              const double*, const double*, bool, T*, bool, T*, T*, Workspace<T>&);                \
+    template void masked_moments<T>(const Layout&, const T*, const T*, std::size_t, double*, double*, double*,      \
+                                    double*, Workspace<T>&);                                                       \
+    template void masked_backward<T>(const Layout&, const T*, const T*, const T*, std::size_t, const T*,            \
+                                     const double*, const double*, const double*, const double*, const double*,    \
+                                     const double*, T*, bool, T*, T*, Workspace<T>&);
+XTAPE_BN_KERNELS(float)
+XTAPE_BN_KERNELS(double)
+#undef XTAPE_BN_KERNELS
+
+} // namespace bn
+
+// ---- the differentiable op ----------------------------------------------------------------------
+namespace {
+
+std::string axes_str(const std::vector<std::size_t>& axes)
+{
+    return shape_str(axes);
+}
+
+/// How x is laid out for the kernels (Note [Batch norm layouts]).
+struct Plan {
+    std::size_t channels = 1;
+    std::size_t groups = 1; ///< ghost batches, each its own problem
+    bool direct = true;     ///< the kernels read x in place
+    bn::Layout layout;      ///< of one group
+    shape_t view;           ///< gathered path: x viewed with these dims ...
+    std::vector<std::size_t> perm; ///< ... and permuted so (groups, rows, channels) is row-major
+};
+
+std::vector<std::size_t> normalized_axes(const shape_t& sx, const std::vector<int>& axes)
+{
+    const long rank = static_cast<long>(sx.size());
+    std::vector<long> resolved;
+    for (int a : axes)
+        resolved.push_back(a < 0 ? a + rank : a);
+    std::string received = "(";
+    for (std::size_t i = 0; i < resolved.size(); ++i)
+        received += (i ? ", " : "") + std::to_string(resolved[i]);
+    received += resolved.size() == 1 ? ",)" : ")";
+    if (axes.empty())
+        throw ValueError("BatchNormalization: `axis` must name at least one axis. Received: axis=()");
+    for (long a : resolved)
+        if (a < 0 || a >= rank)
+            throw ValueError("Invalid value for `axis` argument. Expected 0 <= axis < inputs.rank (with inputs.rank=" +
+                             std::to_string(rank) + "). Received: axis=" + received + " for input shape " +
+                             shape_str(sx));
+    std::vector<std::size_t> out(resolved.begin(), resolved.end());
+    std::sort(out.begin(), out.end());
+    if (std::adjacent_find(out.begin(), out.end()) != out.end())
+        throw ValueError("Duplicate axis: " + received);
+    return out;
+}
+
+Plan make_plan(const shape_t& sx, const std::vector<int>& axes_in, std::size_t vbs)
+{
+    const auto axes = normalized_axes(sx, axes_in);
+    Plan p;
+    for (auto a : axes)
+        p.channels *= sx[a];
+    std::size_t ghost = 1;
+    if (vbs > 0) {
+        if (axes.front() == 0)
+            throw ValueError("When using `virtual_batch_size`, the batch dimension must be 0 and thus axis cannot "
+                             "include 0. Received axis=" +
+                             axes_str(axes));
+        if (sx[0] % vbs != 0)
+            throw ValueError("`virtual_batch_size` must divide the true batch size of the input tensor. Received: "
+                             "virtual_batch_size=" +
+                             std::to_string(vbs) + " for input shape " + shape_str(sx));
+        ghost = sx[0] / vbs;
+    }
+    const bool adjacent = axes.back() - axes.front() + 1 == axes.size();
+    if (adjacent && ghost == 1) {
+        p.layout.outer = std::accumulate(sx.begin(), sx.begin() + axes.front(), std::size_t(1), std::multiplies<>());
+        p.layout.channels = p.channels;
+        p.layout.inner = std::accumulate(sx.begin() + axes.back() + 1, sx.end(), std::size_t(1), std::multiplies<>());
+        return p;
+    }
+    p.direct = false;
+    p.groups = ghost;
+    // View the batch as (vbs, ghost) when ghost batches are used: sample i is (i / ghost, i % ghost).
+    std::vector<std::size_t> norm;
+    std::size_t shift = 0;
+    if (ghost > 1) {
+        p.view = { vbs, ghost };
+        p.view.insert(p.view.end(), sx.begin() + 1, sx.end());
+        p.perm.push_back(1);
+        p.perm.push_back(0);
+        shift = 1;
+    } else {
+        p.view = sx;
+    }
+    std::size_t rows = ghost > 1 ? vbs : 1;
+    for (std::size_t a = (ghost > 1 ? 1 : 0); a < sx.size(); ++a) {
+        if (std::binary_search(axes.begin(), axes.end(), a)) {
+            norm.push_back(a + shift);
+        } else {
+            p.perm.push_back(a + shift);
+            rows *= sx[a];
+        }
+    }
+    p.perm.insert(p.perm.end(), norm.begin(), norm.end());
+    p.layout = bn::Layout{ rows, p.channels, 1 };
+    return p;
+}
+
+/// dst = src viewed with `dims` and transposed by `perm` (dst axis k is src axis perm[k]);
+/// dst += ... when accumulating.
+template <class T>
+void permute(const T* src, const shape_t& dims, const std::vector<std::size_t>& perm, T* dst, bool accumulate)
+{
+    const std::size_t rank = dims.size();
+    std::vector<std::size_t> stride(rank, 1);
+    for (std::size_t a = rank; a-- > 1;)
+        stride[a - 1] = stride[a] * dims[a];
+    shape_t ddims(rank);
+    std::vector<std::size_t> dstride(rank);
+    for (std::size_t k = 0; k < rank; ++k) {
+        ddims[k] = dims[perm[k]];
+        dstride[k] = stride[perm[k]];
+    }
+    const std::size_t total = shape_size(dims);
+    if (total == 0)
+        return;
+    const std::size_t last = ddims[rank - 1], ls = dstride[rank - 1];
+    std::vector<std::size_t> idx(rank, 0);
+    std::size_t off = 0;
+    for (std::size_t f = 0; f < total; f += last) {
+        if (accumulate)
+            for (std::size_t i = 0; i < last; ++i)
+                dst[f + i] += src[off + i * ls];
+        else
+            for (std::size_t i = 0; i < last; ++i)
+                dst[f + i] = src[off + i * ls];
+        for (std::size_t k = rank - 1; k-- > 0;) {
+            if (++idx[k] < ddims[k]) {
+                off += dstride[k];
+                break;
+            }
+            off -= dstride[k] * (ddims[k] - 1);
+            idx[k] = 0;
+        }
+    }
+}
+
+std::vector<std::size_t> inverse(const std::vector<std::size_t>& perm)
+{
+    std::vector<std::size_t> inv(perm.size());
+    for (std::size_t k = 0; k < perm.size(); ++k)
+        inv[perm[k]] = k;
+    return inv;
+}
+
+shape_t permuted(const shape_t& dims, const std::vector<std::size_t>& perm)
+{
+    shape_t out(dims.size());
+    for (std::size_t k = 0; k < perm.size(); ++k)
+        out[k] = dims[perm[k]];
+    return out;
+}
+
+/// The mask's weights, one per element of x.shape[:-1] (Keras 3 broadcasts expand_dims(mask, -1)
+/// to x). Throws as Keras does for a mask of the wrong rank or shape.
+template <class T>
+std::vector<T> mask_weights(const shape_t& sx, const Tensor<T>& mask)
+{
+    const shape_t sm = mask.shape();
+    if (sm.size() + 1 != sx.size())
+        throw ValueError("The mask provided should be one dimension less than the inputs. Received: mask.shape=" +
+                         shape_str(sm) + ", inputs.shape=" + shape_str(sx));
+    for (std::size_t k = 0; k < sm.size(); ++k)
+        if (sm[k] != 1 && sm[k] != sx[k])
+            throw ShapeError("BatchNormalization: the mask of shape " + shape_str(sm) +
+                             " does not broadcast to the inputs of shape " + shape_str(sx));
+    const shape_t target(sx.begin(), sx.end() - 1);
+    std::vector<T> w(shape_size(target));
+    // Broadcast by a zero stride on the mask's size-1 dimensions.
+    const std::size_t rank = target.size();
+    std::vector<std::size_t> stride(rank, 0);
+    std::size_t s = 1;
+    for (std::size_t a = rank; a-- > 0;) {
+        stride[a] = sm[a] == 1 ? 0 : s;
+        s *= sm[a];
+    }
+    const T* mp = mask.data();
+    std::vector<std::size_t> idx(rank, 0);
+    for (std::size_t f = 0; f < w.size(); ++f) {
+        std::size_t off = 0;
+        for (std::size_t a = 0; a < rank; ++a)
+            off += idx[a] * stride[a];
+        w[f] = mp[off];
+        for (std::size_t a = rank; a-- > 0;) {
+            if (++idx[a] < target[a])
+                break;
+            idx[a] = 0;
+        }
+    }
+    return w;
+}
+
+template <class T>
+void check_param(const Tensor<T>& p, const char* name, std::size_t channels, const shape_t& sx)
+{
+    if (p.defined() && p.size() != channels)
+        throw ShapeError(std::string("batch_norm: ") + name + " has shape " + shape_str(p.shape()) +
+                         " but the normalized axes of the input of shape " + shape_str(sx) + " hold " +
+                         std::to_string(channels) + " channels");
+}
+
+/// What the backward of one training call needs; shared by the recorded closure.
+template <class T>
+struct Saved {
+    Plan plan;
+    shape_t shape;
+    bool masked = false;
+    std::vector<double> mean, inv_std, q, denom; ///< groups x C
+    std::vector<double> r, d;                    ///< C, or empty without renorm
+    std::vector<T> weights;                      ///< mask weights in the kernels' layout
+    std::size_t wdiv = 1;
+};
+
+template <class T>
+using Aligned = typename bn::Workspace<T>::template aligned_vector<T>;
+
+template <class T>
+void resize_buffer(Aligned<T>& v, std::size_t n)
+{
+    if (v.size() < n)
+        v.resize(n);
+}
+
+} // namespace
+
+std::size_t batch_norm_channels(const shape_t& x, const std::vector<int>& axes)
+{
+    std::size_t c = 1;
+    for (auto a : normalized_axes(x, axes))
+        c *= x[a];
+    return c;
+}
+
+template <class T>
+Tensor<T> batch_norm_train(const Tensor<T>& x, const Tensor<T>& gamma, const Tensor<T>& beta,
+                           const BatchNormSpec& spec,
+                           typename detail::nondeduced<BatchNormStats<T>>::type* stats, const Tensor<T>& mask,
+                           const typename detail::nondeduced<BatchRenorm<T>>::type* renorm,
+                           std::shared_ptr<bn::Workspace<T>> ws)
+{
+    const shape_t sx = x.shape();
+    if (sx.empty())
+        throw ValueError("batch_norm: the input must have rank >= 1, got a scalar");
+    auto saved = std::make_shared<Saved<T>>();
+    Saved<T>& sv = *saved;
+    sv.plan = make_plan(sx, spec.axes, spec.virtual_batch_size);
+    sv.shape = sx;
+    const Plan& p = sv.plan;
+    const std::size_t C = p.channels, G = p.groups;
+    check_param(gamma, "gamma", C, sx);
+    check_param(beta, "beta", C, sx);
+    if (!ws)
+        ws = std::make_shared<bn::Workspace<T>>();
+    const double eps = spec.epsilon;
+
+    std::vector<double> rn_mean, rn_std;
+    bn::Renorm rn;
+    if (renorm) {
+        if (renorm->mean.size() != C || renorm->stddev.size() != C)
+            throw ShapeError("batch_norm: renorm statistics have shapes " + shape_str(shape_of(renorm->mean)) + " and " +
+                             shape_str(shape_of(renorm->stddev)) + ", expected " + std::to_string(C) + " values");
+        rn_mean.assign(renorm->mean.begin(), renorm->mean.end());
+        rn_std.assign(renorm->stddev.begin(), renorm->stddev.end());
+        rn.mean = rn_mean.data();
+        rn.stddev = rn_std.data();
+        rn.rmin = renorm->rmin.value_or(0.0);
+        rn.rmax = renorm->rmax.value_or(std::numeric_limits<double>::infinity());
+        rn.dmax = renorm->dmax.value_or(std::numeric_limits<double>::infinity());
+        sv.r.assign(C, 1.0);
+        sv.d.assign(C, 0.0);
+    }
+
+    // The kernels' view of x (and of the mask's weights).
+    const T* xk = x.data();
+    if (mask.defined()) {
+        sv.masked = true;
+        sv.weights = mask_weights(sx, mask);
+        sv.wdiv = sx.back();
+    }
+    if (!p.direct) {
+        resize_buffer<T>(ws->gx, x.size());
+        permute(x.data(), p.view, p.perm, ws->gx.data(), false);
+        xk = ws->gx.data();
+        if (sv.masked) {
+            std::vector<T> full(x.size());
+            for (std::size_t f = 0; f < full.size(); ++f)
+                full[f] = sv.weights[f / sv.wdiv];
+            sv.weights.assign(full.size(), T(0));
+            permute(full.data(), p.view, p.perm, sv.weights.data(), false);
+            sv.wdiv = 1;
+        }
+    }
+    array_t<T> yv = array_t<T>::from_shape(sx);
+    T* yk = yv.data();
+    if (!p.direct) {
+        resize_buffer<T>(ws->gy, x.size());
+        yk = ws->gy.data();
+    }
+
+    const bn::Layout& l = p.layout;
+    const std::size_t per_group = l.size();
+    sv.mean.assign(G * C, 0.0);
+    sv.inv_std.assign(G * C, 0.0);
+    std::vector<double> var(G * C, 0.0);
+    const T* gp = gamma.defined() ? gamma.data() : nullptr;
+    const T* bp = beta.defined() ? beta.data() : nullptr;
+    std::vector<double> batch_mean(C, 0.0), batch_var(C, 0.0);
+
+    if (!sv.masked && G == 1) {
+        bn::ChannelStats out{ sv.mean.data(), var.data(), sv.inv_std.data(), renorm ? sv.r.data() : nullptr,
+                              renorm ? sv.d.data() : nullptr };
+        bn::forward_training(l, xk, gp, bp, eps, renorm ? &rn : nullptr, yk, out, *ws);
+        batch_mean.assign(sv.mean.begin(), sv.mean.end());
+        batch_var = var;
+    } else {
+        if (sv.masked) {
+            sv.q.assign(G * C, 0.0);
+            sv.denom.assign(G * C, 0.0);
+        }
+        for (std::size_t g = 0; g < G; ++g) {
+            const T* xg = xk + g * per_group;
+            if (sv.masked) {
+                bn::masked_moments(l, xg, sv.weights.data() + (g * per_group) / sv.wdiv, sv.wdiv, &sv.mean[g * C],
+                                   &var[g * C], &sv.q[g * C], &sv.denom[g * C], *ws);
+            } else {
+                bn::ChannelStats out{ &sv.mean[g * C], &var[g * C], &sv.inv_std[g * C], nullptr, nullptr };
+                bn::forward_training<T>(l, xg, nullptr, nullptr, eps, nullptr, nullptr, out, *ws);
+            }
+        }
+        // tf.keras averages the ghost batches' statistics for the moving averages and renorm.
+        for (std::size_t c = 0; c < C; ++c) {
+            for (std::size_t g = 0; g < G; ++g) {
+                batch_mean[c] += sv.mean[g * C + c];
+                batch_var[c] += var[g * C + c];
+            }
+            batch_mean[c] /= static_cast<double>(G);
+            batch_var[c] /= static_cast<double>(G);
+        }
+        for (std::size_t i = 0; i < G * C; ++i)
+            sv.inv_std[i] = 1.0 / std::sqrt(var[i] + eps);
+        if (renorm)
+            for (std::size_t c = 0; c < C; ++c)
+                bn::renorm_correction(rn, c, batch_mean[c], batch_var[c], eps, sv.r[c], sv.d[c]);
+        std::vector<T> geff(C), beff(C);
+        for (std::size_t c = 0; c < C; ++c) {
+            const double g = gp ? static_cast<double>(gp[c]) : 1.0;
+            const double rc = renorm ? sv.r[c] : 1.0, dc = renorm ? sv.d[c] : 0.0;
+            geff[c] = static_cast<T>(g * rc);
+            beff[c] = static_cast<T>((bp ? static_cast<double>(bp[c]) : 0.0) + g * dc);
+        }
+        for (std::size_t g = 0; g < G; ++g)
+            bn::forward_inference(l, xk + g * per_group, geff.data(), beff.data(), &sv.mean[g * C],
+                                  &sv.inv_std[g * C], yk + g * per_group, *ws);
+    }
+    if (!p.direct)
+        permute(yk, permuted(p.view, p.perm), inverse(p.perm), yv.data(), false);
+
+    if (stats) {
+        stats->mean = array_t<T>::from_shape({ C });
+        stats->variance = array_t<T>::from_shape({ C });
+        for (std::size_t c = 0; c < C; ++c) {
+            stats->mean(c) = static_cast<T>(batch_mean[c]);
+            stats->variance(c) = static_cast<T>(batch_var[c]);
+        }
+        if (renorm) {
+            stats->r = array_t<T>::from_shape({ C });
+            stats->d = array_t<T>::from_shape({ C });
+            for (std::size_t c = 0; c < C; ++c) {
+                stats->r(c) = static_cast<T>(sv.r[c]);
+                stats->d(c) = static_cast<T>(sv.d[c]);
+            }
+        } else {
+            stats->r = array_t<T>();
+            stats->d = array_t<T>();
+        }
+    }
+
+    Tensor<T> y(std::move(yv));
+    if (!should_record<T>({ &x, &gamma, &beta }))
+        return y;
+    record_op<T>("batch_norm_train", { x, gamma, beta }, y,
+                 [saved, x, gamma, ws](const array_t<T>& dy, const std::vector<array_t<T>*>& dx) {
+                     const Saved<T>& s = *saved;
+                     const Plan& p = s.plan;
+                     T* dxp = dx[0] ? dx[0]->data() : nullptr;
+                     T* dgp = dx[1] ? dx[1]->data() : nullptr;
+                     T* dbp = dx[2] ? dx[2]->data() : nullptr;
+                     if (!dxp && !dgp && !dbp)
+                         return;
+                     const std::size_t C = p.channels;
+                     const bn::Layout& l = p.layout;
+                     const T* xk = x.data();
+                     const T* dyk = dy.data();
+                     T* dxk = dxp;
+                     if (!p.direct) {
+                         resize_buffer<T>(ws->gx, x.size());
+                         resize_buffer<T>(ws->gdy, x.size());
+                         permute(x.data(), p.view, p.perm, ws->gx.data(), false);
+                         permute(dy.data(), p.view, p.perm, ws->gdy.data(), false);
+                         xk = ws->gx.data();
+                         dyk = ws->gdy.data();
+                         if (dxp) {
+                             resize_buffer<T>(ws->gdx, x.size());
+                             dxk = ws->gdx.data();
+                         }
+                     }
+                     const bool accumulate = p.direct; // the gathered buffer is scattered with +=
+                     const T* gp = gamma.defined() ? gamma.data() : nullptr;
+                     const double* r = s.r.empty() ? nullptr : s.r.data();
+                     const double* d = s.d.empty() ? nullptr : s.d.data();
+                     const std::size_t n = l.size();
+                     for (std::size_t g = 0; g < p.groups; ++g) {
+                         T* dxg = dxk ? dxk + g * n : nullptr;
+                         if (s.masked)
+                             bn::masked_backward(l, xk + g * n, dyk + g * n, s.weights.data() + (g * n) / s.wdiv, s.wdiv,
+                                                 gp, &s.mean[g * C], &s.inv_std[g * C], &s.q[g * C], &s.denom[g * C], r,
+                                                 d, dxg, accumulate, dgp, dbp, *ws);
+                         else
+                             bn::backward(l, xk + g * n, dyk + g * n, gp, &s.mean[g * C], &s.inv_std[g * C], r, d, true,
+                                          dxg, accumulate, dgp, dbp, *ws);
+                     }
+                     if (!p.direct && dxp)
+                         permute(dxk, permuted(p.view, p.perm), inverse(p.perm), dxp, true);
+                 });
+    return y;
+}
+
+template <class T>
+Tensor<T> batch_norm_inference(const Tensor<T>& x, const Tensor<T>& gamma, const Tensor<T>& beta,
+                               const array_t<T>& mean, const array_t<T>& variance, const BatchNormSpec& spec,
+                               std::shared_ptr<bn::Workspace<T>> ws)
+{
+    const shape_t sx = x.shape();
+    if (sx.empty())
+        throw ValueError("batch_norm: the input must have rank >= 1, got a scalar");
+    // Ghost batches change nothing in inference (tf.keras reshapes to one sample per batch).
+    auto plan = std::make_shared<Plan>(make_plan(sx, spec.axes, 0));
+    const Plan& p = *plan;
+    const std::size_t C = p.channels;
+    check_param(gamma, "gamma", C, sx);
+    check_param(beta, "beta", C, sx);
+    if (mean.size() != C || variance.size() != C)
+        throw ShapeError("batch_norm: mean and variance have shapes " + shape_str(shape_of(mean)) + " and " +
+                         shape_str(shape_of(variance)) + " but the input of shape " + shape_str(sx) + " has " +
+                         std::to_string(C) + " channels");
+    if (!ws)
+        ws = std::make_shared<bn::Workspace<T>>();
+    auto stats = std::make_shared<std::vector<double>>(2 * C);
+    for (std::size_t c = 0; c < C; ++c) {
+        (*stats)[c] = static_cast<double>(mean.data()[c]);
+        (*stats)[C + c] = 1.0 / std::sqrt(static_cast<double>(variance.data()[c]) + spec.epsilon);
+    }
+    const T* gp = gamma.defined() ? gamma.data() : nullptr;
+    const T* bp = beta.defined() ? beta.data() : nullptr;
+    array_t<T> yv = array_t<T>::from_shape(sx);
+    if (p.direct) {
+        bn::forward_inference(p.layout, x.data(), gp, bp, stats->data(), stats->data() + C, yv.data(), *ws);
+    } else {
+        resize_buffer<T>(ws->gx, x.size());
+        resize_buffer<T>(ws->gy, x.size());
+        permute(x.data(), p.view, p.perm, ws->gx.data(), false);
+        bn::forward_inference(p.layout, ws->gx.data(), gp, bp, stats->data(), stats->data() + C, ws->gy.data(), *ws);
+        permute(ws->gy.data(), permuted(p.view, p.perm), inverse(p.perm), yv.data(), false);
+    }
+    Tensor<T> y(std::move(yv));
+    if (!should_record<T>({ &x, &gamma, &beta }))
+        return y;
+    record_op<T>("batch_norm_inference", { x, gamma, beta }, y,
+                 [plan, stats, x, gamma, ws](const array_t<T>& dy, const std::vector<array_t<T>*>& dx) {
+                     const Plan& p = *plan;
+                     T* dxp = dx[0] ? dx[0]->data() : nullptr;
+                     T* dgp = dx[1] ? dx[1]->data() : nullptr;
+                     T* dbp = dx[2] ? dx[2]->data() : nullptr;
+                     if (!dxp && !dgp && !dbp)
+                         return;
+                     const std::size_t C = p.channels;
+                     const T* gp = gamma.defined() ? gamma.data() : nullptr;
+                     const double* m = stats->data();
+                     const double* inv = stats->data() + C;
+                     if (p.direct) {
+                         bn::backward(p.layout, x.data(), dy.data(), gp, m, inv, nullptr, nullptr, false, dxp, true, dgp,
+                                      dbp, *ws);
+                         return;
+                     }
+                     resize_buffer<T>(ws->gx, x.size());
+                     resize_buffer<T>(ws->gdy, x.size());
+                     permute(x.data(), p.view, p.perm, ws->gx.data(), false);
+                     permute(dy.data(), p.view, p.perm, ws->gdy.data(), false);
+                     T* dxk = nullptr;
+                     if (dxp) {
+                         resize_buffer<T>(ws->gdx, x.size());
+                         dxk = ws->gdx.data();
+                     }
+                     bn::backward(p.layout, ws->gx.data(), ws->gdy.data(), gp, m, inv, nullptr, nullptr, false, dxk,
+                                  false, dgp, dbp, *ws);
+                     if (dxp)
+                         permute(dxk, permuted(p.view, p.perm), inverse(p.perm), dxp, true);
+                 });
+    return y;
+}
+
+template Tensor<float> batch_norm_train(const Tensor<float>&, const Tensor<float>&, const Tensor<float>&,
+                                        const BatchNormSpec&, BatchNormStats<float>*, const Tensor<float>&,
+                                        const BatchRenorm<float>*, std::shared_ptr<bn::Workspace<float>>);
+template Tensor<double> batch_norm_train(const Tensor<double>&, const Tensor<double>&, const Tensor<double>&,
+                                         const BatchNormSpec&, BatchNormStats<double>*, const Tensor<double>&,
+                                         const BatchRenorm<double>*, std::shared_ptr<bn::Workspace<double>>);
+template Tensor<float> batch_norm_inference(const Tensor<float>&, const Tensor<float>&, const Tensor<float>&,
+                                            const array_t<float>&, const array_t<float>&, const BatchNormSpec&,
+                                            std::shared_ptr<bn::Workspace<float>>);
+template Tensor<double> batch_norm_inference(const Tensor<double>&, const Tensor<double>&, const Tensor<double>&,
+                                             const array_t<double>&, const array_t<double>&, const BatchNormSpec&,
+                                             std::shared_ptr<bn::Workspace<double>>);
+
+} // namespace xtape
