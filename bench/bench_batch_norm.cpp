@@ -1,0 +1,145 @@
+// Batch normalization speed: training forward (statistics + normalization) and backward
+// (dx, dgamma, dbeta) in float32, at 1 and 2 threads, for the six cases of issue 4. Buffers are
+// allocated once and reused, as in a training loop's steady state, and the fused kernels are
+// called directly (bn::forward_training / bn::backward, dx written, not accumulated - the work
+// oneDNN's and libtorch's kernels do).
+//
+// Prints one JSON object per line:
+//   {"case": "32x56x56x64/axis-1", "phase": "forward", "threads": 2, "median_us": ..., "min_us": ..., "max_us": ...}
+//
+//   bench_batch_norm [--min-time SECONDS] [--case SUBSTRING]
+#include "framework/batch_norm.hpp"
+#include "framework/parallel.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace xtape;
+
+namespace {
+
+struct Case {
+    std::vector<std::size_t> shape;
+    int axis;
+};
+
+std::string case_name(const Case& c)
+{
+    std::string s;
+    for (std::size_t i = 0; i < c.shape.size(); ++i)
+        s += (i ? "x" : "") + std::to_string(c.shape[i]);
+    return s + "/axis" + std::to_string(c.axis);
+}
+
+bn::Layout layout_of(const Case& c)
+{
+    const std::size_t rank = c.shape.size();
+    const std::size_t a = c.axis < 0 ? rank + c.axis : static_cast<std::size_t>(c.axis);
+    bn::Layout l;
+    l.outer = 1;
+    for (std::size_t i = 0; i < a; ++i)
+        l.outer *= c.shape[i];
+    l.channels = c.shape[a];
+    l.inner = 1;
+    for (std::size_t i = a + 1; i < rank; ++i)
+        l.inner *= c.shape[i];
+    return l;
+}
+
+struct Timing {
+    double median, min, max;
+};
+
+/// Runs f until both `min_reps` repetitions and `min_time` seconds are reached (after warm-up).
+template <class F>
+Timing time_it(F&& f, double min_time, int min_reps)
+{
+    for (int i = 0; i < 3; ++i)
+        f();
+    std::vector<double> us;
+    double total = 0;
+    while (static_cast<int>(us.size()) < min_reps || total < min_time) {
+        const auto t0 = std::chrono::steady_clock::now();
+        f();
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        us.push_back(s * 1e6);
+        total += s;
+        if (us.size() >= 100000)
+            break;
+    }
+    std::sort(us.begin(), us.end());
+    const std::size_t n = us.size();
+    const double median = n % 2 ? us[n / 2] : 0.5 * (us[n / 2 - 1] + us[n / 2]);
+    return { median, us.front(), us.back() };
+}
+
+void print(const std::string& name, const char* phase, int threads, const Timing& t)
+{
+    std::printf("{\"case\": \"%s\", \"phase\": \"%s\", \"threads\": %d, \"median_us\": %.1f, \"min_us\": %.1f, "
+                "\"max_us\": %.1f}\n",
+                name.c_str(), phase, threads, t.median, t.min, t.max);
+    std::fflush(stdout);
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    double min_time = 1.0;
+    std::string only;
+    for (int i = 1; i < argc; ++i) {
+        if (!std::strcmp(argv[i], "--min-time") && i + 1 < argc)
+            min_time = std::atof(argv[++i]);
+        else if (!std::strcmp(argv[i], "--case") && i + 1 < argc)
+            only = argv[++i];
+        else {
+            std::fprintf(stderr, "usage: %s [--min-time SECONDS] [--case SUBSTRING]\n", argv[0]);
+            return 2;
+        }
+    }
+    const std::vector<Case> cases = { { { 256, 1024 }, -1 },     { { 4096, 256 }, -1 },   { { 32, 56, 56, 64 }, -1 },
+                                      { { 64, 14, 14, 256 }, -1 }, { { 32, 64, 56, 56 }, 1 }, { { 64, 256, 14, 14 }, 1 } };
+    for (const Case& c : cases) {
+        const std::string name = case_name(c);
+        if (!only.empty() && name.find(only) == std::string::npos)
+            continue;
+        const bn::Layout l = layout_of(c);
+        const std::size_t n = l.size(), C = l.channels;
+        using buffer = bn::Workspace<float>::aligned_vector<float>;
+        buffer x(n), y(n), dy(n), dx(n), gamma(C), beta(C), dgamma(C), dbeta(C);
+        std::mt19937 gen(42);
+        std::normal_distribution<float> normal(0.5f, 2.0f);
+        for (std::size_t i = 0; i < n; ++i) {
+            x[i] = normal(gen);
+            dy[i] = normal(gen);
+        }
+        for (std::size_t i = 0; i < C; ++i) {
+            gamma[i] = 1.0f + 0.01f * static_cast<float>(i % 7);
+            beta[i] = 0.01f * static_cast<float>(i % 5);
+        }
+        std::vector<double> mean(C), var(C), inv(C);
+        const bn::ChannelStats stats{ mean.data(), var.data(), inv.data(), nullptr, nullptr };
+        bn::Workspace<float> ws;
+        for (int threads : { 1, 2 }) {
+            set_num_threads(threads);
+            const Timing fw = time_it(
+                [&] { bn::forward_training(l, x.data(), gamma.data(), beta.data(), 1e-3, nullptr, y.data(), stats, ws); },
+                min_time, 20);
+            print(name, "forward", threads, fw);
+            const Timing bw = time_it(
+                [&] {
+                    bn::backward(l, x.data(), dy.data(), gamma.data(), mean.data(), inv.data(), nullptr, nullptr, true,
+                                 dx.data(), false, dgamma.data(), dbeta.data(), ws);
+                },
+                min_time, 20);
+            print(name, "backward", threads, bw);
+        }
+    }
+    return 0;
+}

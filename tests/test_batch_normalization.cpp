@@ -1,0 +1,811 @@
+// The BatchNormalization layer: Keras 3's published test behaviours with their numbers, config
+// round trips and every legacy config form, validation errors, regularization and constraints,
+// the moving-statistics update, and float64 gradient checks through the layer.
+#include "layers/batch_normalization.hpp"
+
+#include "framework/gradcheck.hpp"
+#include "framework/initializer.hpp"
+#include "framework/ops.hpp"
+#include "framework/optimizer.hpp"
+#include "tests/helpers.hpp"
+
+#include <doctest/doctest.h>
+#include <xtensor/xmath.hpp>
+#include <xtensor/xview.hpp>
+
+#include <cmath>
+#include <random>
+
+using namespace xtape;
+using xtape::testing::check_gradients;
+using xtape::testing::random_tensor;
+using V = std::vector<Tensor<double>>;
+
+namespace {
+
+template <class T>
+using BN = BatchNormalization<T>;
+
+template <class T = float>
+Tensor<T> normal_tensor(const shape_t& shape, unsigned seed, double mean, double stddev)
+{
+    std::mt19937 gen(seed);
+    std::normal_distribution<double> d(mean, stddev);
+    array_t<T> a = array_t<T>::from_shape(shape);
+    for (auto& v : a)
+        v = static_cast<T>(d(gen));
+    return Tensor<T>(std::move(a));
+}
+
+/// numpy.allclose with Keras's assertAllClose defaults (rtol = atol = 1e-6 unless given).
+template <class A, class B>
+bool all_close(const A& a, const B& b, double atol = 1e-6, double rtol = 1e-6)
+{
+    if (a.size() != b.size())
+        return false;
+    auto ia = a.begin();
+    auto ib = b.begin();
+    for (; ia != a.end(); ++ia, ++ib)
+        if (!(std::abs(static_cast<double>(*ia) - static_cast<double>(*ib)) <=
+              atol + rtol * std::abs(static_cast<double>(*ib))))
+            return false;
+    return true;
+}
+
+template <class T>
+array_t<T> filled(std::size_t n, double v)
+{
+    array_t<T> a = array_t<T>::from_shape({ n });
+    a.fill(static_cast<T>(v));
+    return a;
+}
+
+/// Per-channel mean and population std of x over every axis but `axis`.
+template <class T>
+std::pair<std::vector<double>, std::vector<double>> channel_moments(const array_t<T>& x, int axis)
+{
+    const shape_t s(x.shape().begin(), x.shape().end());
+    const std::size_t a = axis < 0 ? s.size() + axis : static_cast<std::size_t>(axis);
+    std::size_t inner = 1;
+    for (std::size_t k = a + 1; k < s.size(); ++k)
+        inner *= s[k];
+    const std::size_t C = s[a];
+    std::vector<double> sum(C, 0), sq(C, 0), cnt(C, 0);
+    for (std::size_t f = 0; f < x.size(); ++f) {
+        const std::size_t c = (f / inner) % C;
+        sum[c] += x.data()[f];
+        cnt[c] += 1;
+    }
+    for (std::size_t c = 0; c < C; ++c)
+        sum[c] /= cnt[c];
+    for (std::size_t f = 0; f < x.size(); ++f) {
+        const std::size_t c = (f / inner) % C;
+        sq[c] += (x.data()[f] - sum[c]) * (x.data()[f] - sum[c]);
+    }
+    for (std::size_t c = 0; c < C; ++c)
+        sq[c] = std::sqrt(sq[c] / cnt[c]);
+    return { sum, sq };
+}
+
+/// Keras's Masking layer: a position is kept when any feature differs from mask_value.
+template <class T>
+Tensor<T> masking(const Tensor<T>& x, double mask_value = 0.0)
+{
+    const shape_t s = x.shape();
+    const std::size_t last = s.back();
+    array_t<T> m = array_t<T>::from_shape(shape_t(s.begin(), s.end() - 1));
+    for (std::size_t i = 0; i < m.size(); ++i) {
+        bool any = false;
+        for (std::size_t j = 0; j < last; ++j)
+            any = any || x.data()[i * last + j] != static_cast<T>(mask_value);
+        m.data()[i] = any ? T(1) : T(0);
+    }
+    return Tensor<T>(std::move(m));
+}
+
+} // namespace
+
+// ---- Keras 3's batch_normalization_test.py -------------------------------------------------------
+
+TEST_CASE("Keras 3 test_bn_basics: weights, losses and output shape")
+{
+    {
+        BN<float> bn;
+        Tensor<float> y = bn(random_tensor<float>({ 2, 3 }, 1), true);
+        CHECK(y.shape() == shape_t{ 2, 3 });
+        CHECK(bn.trainable_weights().size() == 2);
+        CHECK(bn.non_trainable_weights().size() == 2);
+        CHECK(bn.losses().empty());
+        const auto w = bn.weights();
+        REQUIRE(w.size() == 4);
+        CHECK(w[0].name() == "gamma");
+        CHECK(w[1].name() == "beta");
+        CHECK(w[2].name() == "moving_mean");
+        CHECK(w[3].name() == "moving_variance");
+    }
+    {
+        BatchNormalizationOptions<float> o;
+        o.center = false;
+        o.scale = false;
+        BN<float> bn(o);
+        bn(random_tensor<float>({ 2, 3 }, 2), true);
+        CHECK(bn.trainable_weights().empty());
+        CHECK(bn.non_trainable_weights().size() == 2);
+        CHECK_THROWS_AS(bn.gamma(), RuntimeError);
+    }
+    {
+        BatchNormalizationOptions<float> o;
+        o.beta_regularizer = get_regularizer<float>("l2");
+        o.gamma_regularizer = get_regularizer<float>("l2");
+        BN<float> bn(o);
+        Tensor<float> y = bn(random_tensor<float>({ 2, 4, 4, 3 }, 3), true);
+        CHECK(y.shape() == shape_t{ 2, 4, 4, 3 });
+        CHECK(bn.trainable_weights().size() == 2);
+        CHECK(bn.losses().size() == 2);
+        // l2 = 0.01: gamma = 1 gives 0.01 * 3, beta = 0 gives 0.
+        CHECK(bn.losses()[0].item() + bn.losses()[1].item() == doctest::Approx(0.03));
+    }
+}
+
+TEST_CASE("Keras 3 test_correctness: axis (-1, 1) x shapes x moving initializers, momentum 0")
+{
+    for (int axis : { -1, 1 })
+        for (const shape_t& shape : { shape_t{ 5, 2, 3 }, shape_t{ 5, 3, 3, 2 } })
+            for (const char* mm : { "zeros", "ones" })
+                for (const char* mv : { "zeros", "ones" }) {
+                    CAPTURE(axis);
+                    CAPTURE(shape_str(shape));
+                    CAPTURE(mm);
+                    CAPTURE(mv);
+                    BatchNormalizationOptions<float> o;
+                    o.axis = { axis };
+                    o.momentum = 0;
+                    o.moving_mean_initializer = get_initializer<float>(mm);
+                    o.moving_variance_initializer = get_initializer<float>(mv);
+                    BN<float> layer(o);
+                    // Random data centered on 5.0, variance 10.0 (Keras: scale=10).
+                    Tensor<float> x = normal_tensor(shape, 7, 5.0, 10.0);
+                    Tensor<float> out = x;
+                    for (int i = 0; i < 3; ++i)
+                        out = layer(out, true);
+                    // (out - beta) / gamma: gamma 1 and beta 0 here, untrained.
+                    auto [m, s] = channel_moments(out.value(), axis);
+                    for (std::size_t c = 0; c < m.size(); ++c) {
+                        CHECK(std::abs(m[c]) <= 1e-3);
+                        CHECK(std::abs(s[c] - 1.0) <= 1e-3);
+                    }
+                    CHECK(all_close(layer.moving_mean().value(), filled<float>(m.size(), 0.0), 1e-3, 1e-6));
+                    CHECK(all_close(layer.moving_variance().value(), filled<float>(m.size(), 1.0), 1e-3, 1e-6));
+
+                    // Inference done before training shouldn't match.
+                    Tensor<float> inference_out = layer(x, false);
+                    Tensor<float> training_out = layer(x, true);
+                    CHECK_FALSE(all_close(inference_out.value(), training_out.value()));
+                    // Since momentum is zero, inference after training should match.
+                    training_out = layer(x, true);
+                    inference_out = layer(x, false);
+                    CHECK(all_close(inference_out.value(), training_out.value()));
+
+                    // Masked result with no training should not differ.
+                    array_t<float> xv = x.value();
+                    xt::view(xv, xt::all(), 1) = 0.0f;
+                    Tensor<float> xz(xv);
+                    Tensor<float> unmasked_out = layer(xz, false);
+                    Tensor<float> masked_out = layer(xz, false, masking(xz));
+                    CHECK(all_close(unmasked_out.value(), masked_out.value()));
+                    // Masked result should differ from unmasked result.
+                    unmasked_out = layer(xz, false);
+                    masked_out = layer(xz, true, masking(xz));
+                    CHECK_FALSE(all_close(unmasked_out.value(), masked_out.value()));
+                }
+}
+
+TEST_CASE("Keras 3 test_input_fully_masked: zeros out, finite statistics")
+{
+    for (bool synchronized : { false, true }) {
+        BatchNormalizationOptions<float> o;
+        o.scale = false;
+        o.center = false;
+        o.synchronized = synchronized;
+        BN<float> norm(o);
+        Tensor<float> y = norm(Tensor<float>::zeros({ 4, 5 }), true, Tensor<float>::zeros({ 4 }));
+        CHECK(all_close(y.value(), array_t<float>(xt::zeros<float>({ 4, 5 }))));
+        for (float v : norm.moving_mean().value())
+            CHECK(std::isfinite(v));
+        for (float v : norm.moving_variance().value())
+            CHECK(std::isfinite(v));
+    }
+}
+
+TEST_CASE("Keras 3 test_bachnorm_ignore_masked_values: 5 steps of rmsprop reach [1.5, 5.0] and [0.25, 0.0]")
+{
+    // Keras fits Input -> Masking -> BatchNormalization(momentum=0) on 10 padded sequences with
+    // MSE and rmsprop, batch size 10, 5 epochs. The training loop is written out here with a tape
+    // (one step per epoch), which is what fit does for this model.
+    for (double mask_value : { 0.0, 0.1, 1.0 }) {
+        CAPTURE(mask_value);
+        const float mv = static_cast<float>(mask_value);
+        array_t<float> padded = array_t<float>::from_shape({ 10, 4, 2 });
+        for (std::size_t i = 0; i < 10; ++i) {
+            const float rows[4][2] = { { 1, 5 }, { 2, 5 }, { mv, mv }, { mv, mv } };
+            for (std::size_t t = 0; t < 4; ++t)
+                for (std::size_t f = 0; f < 2; ++f)
+                    padded(i, t, f) = rows[t][f];
+        }
+        Tensor<float> x(padded);
+        BatchNormalizationOptions<float> o;
+        o.momentum = 0.0;
+        BN<float> layer(o);
+        OptimizerPtr<float> opt = get_optimizer<float>(json("rmsprop"));
+        for (int epoch = 0; epoch < 5; ++epoch) {
+            Tensor<float> mask = masking(x, mask_value);
+            GradientTape<float> tape;
+            Tensor<float> y = layer(x, true, mask);
+            Tensor<float> loss = mean(mean_squared_error(x, y));
+            auto vars = layer.trainable_weights();
+            opt->apply_gradients(tape.gradient(loss, vars), vars);
+        }
+        CHECK(all_close(layer.moving_mean().value(), array_t<float>{ 1.5f, 5.0f }));
+        CHECK(all_close(layer.moving_variance().value(), array_t<float>{ 0.25f, 0.0f }));
+    }
+}
+
+TEST_CASE("Keras 3 test_trainable_behavior: frozen means inference mode, even with training=true")
+{
+    BatchNormalizationOptions<float> o;
+    o.momentum = 0.8;
+    o.epsilon = 1e-7;
+    BN<float> layer(o);
+    layer.build_once({ 1, 4, 4, 3 });
+    layer.set_trainable(false);
+    CHECK(layer.weights().size() == 4);
+    CHECK(layer.trainable_weights().empty());
+    CHECK(layer.non_trainable_weights().size() == 4);
+
+    Tensor<float> x = normal_tensor({ 200, 4, 4, 3 }, 11, 5.0, 10.0);
+    Tensor<float> out = layer(x, true);
+    CHECK(all_close(out.value(), x.value()));
+    CHECK(all_close(layer.moving_mean().value(), filled<float>(3, 0.0), 0, 0));
+    CHECK(all_close(layer.moving_variance().value(), filled<float>(3, 1.0), 0, 0));
+
+    layer.set_trainable(true);
+    CHECK(layer.weights().size() == 4);
+    CHECK(layer.trainable_weights().size() == 2);
+    CHECK(layer.non_trainable_weights().size() == 2);
+    for (int i = 0; i < 10; ++i)
+        out = layer(x, true);
+    auto [m, s] = channel_moments(out.value(), -1);
+    for (std::size_t c = 0; c < 3; ++c) {
+        CHECK(std::abs(m[c]) <= 1e-3);
+        CHECK(std::abs(s[c] - 1.0) <= 1e-3);
+    }
+}
+
+TEST_CASE("Keras 3 test_masked_broadcast_normalization: output 0, moving_mean 1, moving_variance 0")
+{
+    BatchNormalizationOptions<float> o;
+    o.momentum = 0.0;
+    o.epsilon = 1e-3;
+    BN<float> layer(o);
+    Tensor<float> y = layer(Tensor<float>::full({ 1, 2, 3, 4 }, 1.0f), true, Tensor<float>::full({ 1, 2, 1 }, 1.0f));
+    CHECK(all_close(y.value(), array_t<float>(xt::zeros<float>({ 1, 2, 3, 4 })), 1e-6, 0));
+    CHECK(all_close(layer.moving_mean().value(), filled<float>(4, 1.0), 1e-6, 0));
+    CHECK(all_close(layer.moving_variance().value(), filled<float>(4, 0.0), 1e-6, 0));
+}
+
+TEST_CASE("Keras 3 test_renorm_basics: 2 trainable and 5 non-trainable weights")
+{
+    for (bool clipping : { false, true }) {
+        BatchNormalizationOptions<float> o;
+        o.renorm = true;
+        if (clipping)
+            o.renorm_clipping = RenormClipping{ 3.0, 0.3, 5.0 };
+        BN<float> bn(o);
+        const shape_t shape = clipping ? shape_t{ 2, 4, 4, 3 } : shape_t{ 2, 3 };
+        CHECK(bn(random_tensor<float>(shape, 20), true).shape() == shape);
+        CHECK(bn.trainable_weights().size() == 2);
+        const auto nt = bn.non_trainable_weights();
+        REQUIRE(nt.size() == 5);
+        const char* names[] = { "moving_mean", "moving_variance", "moving_stddev", "renorm_mean", "renorm_stddev" };
+        for (std::size_t i = 0; i < 5; ++i)
+            CHECK(nt[i].name() == names[i]);
+        CHECK(bn.losses().empty());
+    }
+}
+
+TEST_CASE("Keras 3 validation errors: renorm_clipping, momentum, epsilon")
+{
+    CHECK_THROWS_WITH_AS(BN<float>::from_config({ { "renorm", true }, { "renorm_clipping", { { "random_key", 1.0 } } } }),
+                         doctest::Contains("Received invalid keys"), ValueError);
+    BatchNormalizationOptions<float> o;
+    o.renorm = true;
+    o.renorm_clipping = RenormClipping{ 0.0, 1.0, std::nullopt };
+    CHECK_THROWS_WITH_AS(BN<float>{ o }, doctest::Contains("rmax should be"), ValueError);
+    o.renorm_clipping = RenormClipping{ 1.0, std::nullopt, -1.0 };
+    CHECK_THROWS_WITH_AS(BN<float>{ o }, doctest::Contains("dmax should be non-negative"), ValueError);
+    // Without renorm the clipping is not looked at (as in Keras).
+    o.renorm = false;
+    CHECK_NOTHROW(BN<float>{ o });
+    for (double momentum : { -0.1, 1.5 }) {
+        BatchNormalizationOptions<float> m;
+        m.momentum = momentum;
+        CHECK_THROWS_WITH_AS(BN<float>{ m }, doctest::Contains("`momentum` must be"), ValueError);
+    }
+    for (double momentum : { 0.0, 1.0 }) {
+        BatchNormalizationOptions<float> m;
+        m.momentum = momentum;
+        CHECK_NOTHROW(BN<float>{ m });
+    }
+    BatchNormalizationOptions<float> e;
+    e.epsilon = -1e-3;
+    CHECK_THROWS_WITH_AS(BN<float>{ e }, doctest::Contains("`epsilon` must be"), ValueError);
+    BatchNormalizationOptions<float> v;
+    v.virtual_batch_size = 0;
+    CHECK_THROWS_WITH_AS(BN<float>{ v }, doctest::Contains("`virtual_batch_size` must be a positive integer"),
+                         ValueError);
+    // Axis out of range and repeated axes, found when the layer builds.
+    BatchNormalizationOptions<float> a;
+    a.axis = { 3 };
+    BN<float> bad(a);
+    CHECK_THROWS_WITH_AS(bad(random_tensor<float>({ 2, 3 }, 1)), doctest::Contains("Axis 3 is out of bounds for input shape (None, 3)"),
+                         ValueError);
+    a.axis = { 1, -1 };
+    BN<float> dup(a);
+    CHECK_THROWS_WITH_AS(dup(random_tensor<float>({ 2, 3 }, 1)), doctest::Contains("Duplicate axis"), ValueError);
+    BN<float> bn;
+    bn(random_tensor<float>({ 2, 3 }, 1));
+    CHECK_THROWS_WITH_AS(bn(random_tensor<float>({ 2, 4 }, 1)), doctest::Contains("expected axis 1 of input shape to have value 3"),
+                         ShapeError);
+    CHECK_THROWS_WITH_AS(bn(random_tensor<float>({ 2, 3 }, 1), true, Tensor<float>::zeros({ 2, 3 })),
+                         doctest::Contains("The mask provided should be one dimension less than the inputs"), ValueError);
+}
+
+TEST_CASE("Keras 3 test_renorm_stddev_initializer: sqrt of the moving variance initializer")
+{
+    BatchNormalizationOptions<float> o;
+    o.renorm = true;
+    o.moving_variance_initializer = get_initializer<float>(json{ { "class_name", "Constant" }, { "config", { { "value", 4.0 } } } });
+    BN<float> layer(o);
+    layer.build_once({ none_dim, 5 });
+    CHECK(all_close(layer.moving_stddev().value(), filled<float>(5, 2.0), 1e-6, 0));
+    CHECK(all_close(layer.renorm_stddev().value(), filled<float>(5, 2.0), 1e-6, 0));
+}
+
+TEST_CASE("Keras 3 test_renorm_inference: renorm does not change inference")
+{
+    BN<float> bn;
+    BatchNormalizationOptions<float> o;
+    o.renorm = true;
+    BN<float> bn_renorm(o);
+    bn.build_once({ none_dim, 10 });
+    bn_renorm.build_once({ none_dim, 10 });
+    std::vector<array_t<float>> w;
+    for (unsigned i = 0; i < 4; ++i)
+        w.push_back(normal_tensor({ 10 }, 30 + i, 0.0, 1.0).value());
+    w[3] = xt::abs(w[3]);
+    bn.set_weights(w);
+    auto all = bn_renorm.get_weights();
+    for (std::size_t i = 0; i < 4; ++i)
+        all[i] = w[i];
+    bn_renorm.set_weights(all);
+    Tensor<float> x = normal_tensor({ 4, 10 }, 40, 0.0, 1.0);
+    CHECK(all_close(bn(x, false).value(), bn_renorm(x, false).value(), 1e-5, 1e-5));
+}
+
+TEST_CASE("Keras 3 test_renorm_correctness: output and every statistic after one step")
+{
+    const double epsilon = 1e-3, momentum = 0.9, renorm_momentum = 0.8;
+    BatchNormalizationOptions<double> o;
+    o.epsilon = epsilon;
+    o.momentum = momentum;
+    o.renorm = true;
+    o.renorm_momentum = renorm_momentum;
+    BN<double> layer(o);
+    layer.build_once({ none_dim, 3 });
+    const array_t<double> init_moving_mean{ 0.2, -1.1, 0.5 }, init_moving_var{ 1.3, 0.6, 0.9 };
+    const array_t<double> init_moving_stddev = xt::sqrt(init_moving_var);
+    const array_t<double> init_renorm_mean{ -0.4, 0.7, 1.5 }, init_renorm_stddev{ 1.2, 0.8, 1.4 };
+    const array_t<double> init_gamma{ 1.05, 0.93, 1.1 }, init_beta{ 0.02, -0.1, 0.05 };
+    // gamma, beta, moving_mean, moving_variance, moving_stddev, renorm_mean, renorm_stddev
+    layer.set_weights({ init_gamma, init_beta, init_moving_mean, init_moving_var, init_moving_stddev, init_renorm_mean,
+                        init_renorm_stddev });
+    const array_t<double> x{ { 4.0, 6.0, 2.0 }, { 8.0, -2.0, 5.0 }, { 6.0, 4.0, 3.0 } };
+    const array_t<double> batch_mean = xt::mean(x, { 0 });
+    const array_t<double> batch_var = xt::variance(x, { 0 });
+    const array_t<double> batch_stddev = xt::sqrt(batch_var + epsilon);
+    const array_t<double> r = batch_stddev / init_renorm_stddev;
+    const array_t<double> d = (batch_mean - init_renorm_mean) / init_renorm_stddev;
+    const array_t<double> expected = ((x - batch_mean) / batch_stddev * r + d) * init_gamma + init_beta;
+    Tensor<double> out = layer(Tensor<double>(x), true);
+    CHECK(all_close(out.value(), expected, 1e-5));
+    CHECK(all_close(layer.renorm_mean().value(),
+                    array_t<double>(init_renorm_mean * renorm_momentum + batch_mean * (1 - renorm_momentum)), 1e-5));
+    CHECK(all_close(layer.renorm_stddev().value(),
+                    array_t<double>(init_renorm_stddev * renorm_momentum + batch_stddev * (1 - renorm_momentum)), 1e-5));
+    CHECK(all_close(layer.moving_mean().value(),
+                    array_t<double>(init_moving_mean * momentum + batch_mean * (1 - momentum)), 1e-5));
+    const array_t<double> expected_moving_stddev = init_moving_stddev * momentum + batch_stddev * (1 - momentum);
+    CHECK(all_close(layer.moving_stddev().value(), expected_moving_stddev, 1e-5));
+    CHECK(all_close(layer.moving_variance().value(),
+                    array_t<double>(expected_moving_stddev * expected_moving_stddev - epsilon), 1e-5));
+}
+
+TEST_CASE("Keras 3 test_serialization: get_config -> from_config -> the same config")
+{
+    BatchNormalizationOptions<float> o;
+    o.renorm = true;
+    o.renorm_clipping = RenormClipping{ 3.0, 0.3, 5.0 };
+    o.renorm_momentum = 0.95;
+    BN<float> layer(o);
+    const json config = layer.get_config();
+    auto copy = BN<float>::from_config(config);
+    CHECK(copy->get_config() == config);
+    CHECK(config["renorm_clipping"] == json{ { "rmax", 3.0 }, { "rmin", 0.3 }, { "dmax", 5.0 } });
+}
+
+// ---- configs ------------------------------------------------------------------------------------
+
+TEST_CASE("get_config: Keras 3's keys and values")
+{
+    reset_layer_names();
+    BN<float> layer;
+    const json c = layer.get_config();
+    CHECK(c["name"] == "batch_normalization");
+    CHECK(c["trainable"] == true);
+    CHECK(c["axis"] == -1);
+    CHECK(c["momentum"] == 0.99);
+    CHECK(c["epsilon"] == 0.001);
+    CHECK(c["center"] == true);
+    CHECK(c["scale"] == true);
+    CHECK(c["beta_initializer"] ==
+          json{ { "module", "keras.initializers" }, { "class_name", "Zeros" }, { "config", json::object() }, { "registered_name", nullptr } });
+    CHECK(c["gamma_initializer"]["class_name"] == "Ones");
+    CHECK(c["moving_mean_initializer"]["class_name"] == "Zeros");
+    CHECK(c["moving_variance_initializer"]["class_name"] == "Ones");
+    for (const char* k : { "beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint", "renorm_clipping" })
+        CHECK(c[k].is_null());
+    CHECK(c["synchronized"] == false);
+    CHECK(c["renorm"] == false);
+    CHECK(c["renorm_momentum"] == 0.99);
+    CHECK_FALSE(c.contains("virtual_batch_size"));
+    CHECK(BN<float>().get_config()["name"] == "batch_normalization_1");
+    // renorm=true without clipping writes {} as Keras 3 does (renorm_clipping or {}).
+    BatchNormalizationOptions<float> o;
+    o.renorm = true;
+    CHECK(BN<float>(o).get_config()["renorm_clipping"] == json::object());
+}
+
+TEST_CASE("from_config: round trips with regularizers, constraints, axis lists and virtual batches")
+{
+    BatchNormalizationOptions<float> o;
+    o.axis = { 1, 3 };
+    o.momentum = 0.8;
+    o.epsilon = 1e-5;
+    o.center = false;
+    o.gamma_initializer = get_initializer<float>("glorot_uniform");
+    o.gamma_regularizer = get_regularizer<float>("l1");
+    o.beta_regularizer = get_regularizer<float>("l2");
+    o.gamma_constraint = get_constraint<float>("non_neg");
+    o.virtual_batch_size = 2;
+    o.synchronized = true;
+    o.name = "bn_custom";
+    o.trainable = false;
+    BN<float> layer(o);
+    const json c = layer.get_config();
+    CHECK(c["axis"] == json::array({ 1, 3 }));
+    CHECK(c["virtual_batch_size"] == 2);
+    CHECK(c["gamma_regularizer"]["class_name"] == "L1");
+    CHECK(c["gamma_constraint"]["class_name"] == "NonNeg");
+    auto copy = BN<float>::from_config(c);
+    CHECK(copy->get_config() == c);
+    CHECK(copy->name() == "bn_custom");
+    CHECK_FALSE(copy->trainable());
+    // The json constructor is the same.
+    BN<double> by_value(c);
+    json cd = by_value.get_config();
+    CHECK(cd["dtype"] == "float64"); // T decides the dtype
+    cd["dtype"] = c["dtype"];
+    CHECK(cd == c);
+}
+
+TEST_CASE("from_config: Keras 1 (mode, no center/scale), as in dl4j's keras1 mlp_config.json")
+{
+    const json k1 = json::parse(R"({"gamma_regularizer": null, "name": "batchnormalization_1", "epsilon": 0.001,
+        "trainable": true, "mode": 0, "beta_regularizer": null, "momentum": 0.99, "axis": -1})");
+    auto layer = BN<float>::from_config(k1);
+    CHECK(layer->name() == "batchnormalization_1");
+    CHECK(layer->options().center);
+    CHECK(layer->options().scale);
+    CHECK(layer->axis() == std::vector<int>{ -1 });
+    layer->build_once({ none_dim, 4 });
+    CHECK(layer->weights().size() == 4);
+    // Keras 1's own initializer keys.
+    auto k1i = BN<float>::from_config({ { "mode", 0 }, { "beta_init", "zero" }, { "gamma_init", "one" } });
+    CHECK(k1i->get_config()["gamma_initializer"]["class_name"] == "Ones");
+    for (int mode : { 1, 2 })
+        CHECK_THROWS_WITH_AS(BN<float>::from_config({ { "mode", mode } }), doctest::Contains("mode="), NotImplementedError);
+}
+
+TEST_CASE("from_config: Keras 2 (dl4j's keras2_mlp_config.json)")
+{
+    const json k2 = json::parse(R"({"beta_constraint": null, "gamma_initializer": {"class_name": "Ones", "config": {}},
+        "moving_mean_initializer": {"class_name": "Zeros", "config": {}}, "name": "batchnormalization_1",
+        "epsilon": 0.001, "trainable": true, "moving_variance_initializer": {"class_name": "Ones", "config": {}},
+        "beta_initializer": {"class_name": "Zeros", "config": {}}, "scale": true, "axis": -1, "gamma_constraint": null,
+        "gamma_regularizer": null, "beta_regularizer": null, "momentum": 0.99, "center": true})");
+    auto layer = BN<float>::from_config(k2);
+    const json c = layer->get_config();
+    CHECK(c["moving_variance_initializer"]["class_name"] == "Ones");
+    CHECK(c["axis"] == -1);
+    CHECK(c["momentum"] == 0.99);
+}
+
+TEST_CASE("from_config: tf.keras 2.14 (axis [3], scale 1, dtype, Keras 3-style initializer dicts)")
+{
+    const json tfk = json::parse(R"({"name": "batch_normalization", "trainable": true, "dtype": "float32", "axis": [3],
+        "momentum": 0.99, "epsilon": 0.001, "center": true, "scale": 1,
+        "beta_initializer": {"module": "keras.initializers", "class_name": "Zeros", "config": {}, "registered_name": null},
+        "gamma_initializer": {"module": "keras.initializers", "class_name": "Ones", "config": {}, "registered_name": null},
+        "moving_mean_initializer": {"module": "keras.initializers", "class_name": "Zeros", "config": {}, "registered_name": null},
+        "moving_variance_initializer": {"module": "keras.initializers", "class_name": "Ones", "config": {}, "registered_name": null},
+        "beta_regularizer": null, "gamma_regularizer": null, "beta_constraint": null, "gamma_constraint": null})");
+    auto layer = BN<float>::from_config(tfk);
+    CHECK(layer->options().scale);
+    CHECK(layer->axis() == std::vector<int>{ 3 });
+    layer->build_once({ none_dim, 30, 1, 64 });
+    CHECK(layer->gamma().shape() == shape_t{ 64 });
+    CHECK(layer->get_config()["axis"] == 3);
+    // ad01.h5 (tf.keras 2.4): axis [1] on a Dense output is the last axis.
+    auto dense_bn = BN<float>::from_config({ { "axis", { 1 } }, { "dtype", "float32" }, { "scale", 0 }, { "center", 1 } });
+    CHECK_FALSE(dense_bn->options().scale);
+    Tensor<float> y = (*dense_bn)(random_tensor<float>({ 6, 128 }, 3), true);
+    CHECK(y.shape() == shape_t{ 6, 128 });
+    CHECK(dense_bn->moving_mean().shape() == shape_t{ 128 });
+    // tf.keras extras: renorm, fused, virtual_batch_size.
+    auto extras = BN<float>::from_config(
+        { { "renorm", true }, { "renorm_clipping", { { "rmax", 2.0 }, { "dmax", nullptr } } }, { "renorm_momentum", 0.9 }, { "fused", nullptr }, { "virtual_batch_size", 4 } });
+    CHECK(extras->options().renorm_clipping->rmax == 2.0);
+    CHECK_FALSE(extras->options().renorm_clipping->dmax.has_value());
+    CHECK(*extras->options().virtual_batch_size == 4);
+    CHECK_THROWS_AS(BN<float>::from_config({ { "axis", "last" } }), ValueError);
+}
+
+TEST_CASE("from_config: Keras 3 (dtype policy dict, initializer dicts with seeds, booleans as 1/0)")
+{
+    const json k3 = json::parse(R"({"name": "bn3", "trainable": 1,
+        "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": null},
+        "axis": -1, "momentum": 0.9, "epsilon": 0.0001, "center": 0, "scale": 1,
+        "beta_initializer": {"module": "keras.initializers", "class_name": "Zeros", "config": {}, "registered_name": null},
+        "gamma_initializer": {"module": "keras.initializers", "class_name": "RandomNormal", "config": {"mean": 1.0, "stddev": 0.02, "seed": 7}, "registered_name": null},
+        "moving_mean_initializer": {"module": "keras.initializers", "class_name": "Zeros", "config": {}, "registered_name": null},
+        "moving_variance_initializer": {"module": "keras.initializers", "class_name": "Ones", "config": {}, "registered_name": null},
+        "beta_regularizer": null,
+        "gamma_regularizer": {"module": "keras.regularizers", "class_name": "L2", "config": {"l2": 0.001}, "registered_name": null},
+        "beta_constraint": null, "gamma_constraint": null, "synchronized": false,
+        "renorm": false, "renorm_clipping": null, "renorm_momentum": 0.99})");
+    auto layer = BN<float>::from_config(k3);
+    CHECK(layer->name() == "bn3");
+    CHECK_FALSE(layer->options().center);
+    CHECK(layer->momentum() == 0.9);
+    const json c = layer->get_config();
+    CHECK(c["gamma_initializer"]["config"]["seed"] == 7);
+    CHECK(c["gamma_regularizer"]["config"]["l2"] == doctest::Approx(0.001));
+    CHECK(BN<float>::from_config(c)->get_config() == c);
+}
+
+// ---- semantics ------------------------------------------------------------------------------------
+
+TEST_CASE("moving statistics: updated exactly once per training call, never in inference or backward")
+{
+    BatchNormalizationOptions<double> o;
+    o.momentum = 0.75;
+    BN<double> layer(o);
+    Tensor<double> x1 = random_tensor({ 8, 3 }, 50, -1.0, 3.0), x2 = random_tensor({ 8, 3 }, 51, 2.0, 5.0);
+    auto moments = [](const Tensor<double>& x) {
+        const array_t<double> m = xt::mean(x.value(), { 0 });
+        const array_t<double> v = xt::variance(x.value(), { 0 });
+        return std::make_pair(m, v);
+    };
+    array_t<double> mm = xt::zeros<double>({ 3 }), mv = xt::ones<double>({ 3 });
+    for (const Tensor<double>& x : { x1, x2, x1 }) {
+        GradientTape<double> tape;
+        tape.watch(x);
+        Tensor<double> y = layer(x, true);
+        auto [m, v] = moments(x);
+        mm = mm * 0.75 + m * 0.25;
+        mv = mv * 0.75 + v * 0.25;
+        CHECK(all_close(layer.moving_mean().value(), mm, 1e-12, 1e-12));
+        CHECK(all_close(layer.moving_variance().value(), mv, 1e-12, 1e-12));
+        tape.gradient(sum(mul(y, y)), { x });
+        layer(x, false);
+        CHECK(all_close(layer.moving_mean().value(), mm, 1e-12, 1e-12));
+        CHECK(all_close(layer.moving_variance().value(), mv, 1e-12, 1e-12));
+    }
+    // Ghost batches update once with the average of the virtual batches' statistics (tf.keras).
+    BatchNormalizationOptions<double> g;
+    g.momentum = 0.0;
+    g.virtual_batch_size = 2;
+    BN<double> ghost(g);
+    Tensor<double> x = random_tensor({ 4, 3 }, 52);
+    ghost(x, true);
+    CHECK(ghost.gamma().shape() == shape_t{ 1, 1, 3 });
+    // Ghost batch 0 holds samples 0 and 2, batch 1 samples 1 and 3.
+    for (std::size_t c = 0; c < 3; ++c) {
+        const array_t<double>& v = x.value();
+        const double m0 = (v(0, c) + v(2, c)) / 2, m1 = (v(1, c) + v(3, c)) / 2;
+        const double v0 = ((v(0, c) - m0) * (v(0, c) - m0) + (v(2, c) - m0) * (v(2, c) - m0)) / 2;
+        const double v1 = ((v(1, c) - m1) * (v(1, c) - m1) + (v(3, c) - m1) * (v(3, c) - m1)) / 2;
+        CHECK(ghost.moving_mean().value().data()[c] == doctest::Approx((m0 + m1) / 2));
+        CHECK(ghost.moving_variance().value().data()[c] == doctest::Approx((v0 + v1) / 2));
+    }
+}
+
+TEST_CASE("regularization losses count only while trainable; their gradients reach gamma and beta")
+{
+    BatchNormalizationOptions<double> o;
+    o.gamma_regularizer = get_regularizer<double>(json{ { "class_name", "L2" }, { "config", { { "l2", 0.1 } } } });
+    o.beta_regularizer = get_regularizer<double>(json{ { "class_name", "L1" }, { "config", { { "l1", 0.2 } } } });
+    BN<double> layer(o);
+    Tensor<double> x = random_tensor({ 6, 3 }, 60);
+    layer(x, true);
+    layer.set_weights({ array_t<double>{ 1.5, -0.5, 2.0 }, array_t<double>{ 0.3, -0.4, 0.0 }, layer.get_weights()[2],
+                        layer.get_weights()[3] });
+    REQUIRE(layer.losses().size() == 2);
+    CHECK(layer.losses()[0].item() + layer.losses()[1].item() == doctest::Approx(0.1 * (2.25 + 0.25 + 4.0) + 0.2 * 0.7));
+    layer.set_trainable(false);
+    CHECK(layer.losses().empty());
+    layer.set_trainable(true);
+    // d/dgamma of (sum(y * w) + penalties) = the op's dgamma + 2 * 0.1 * gamma.
+    Tensor<double> w = random_tensor({ 6, 3 }, 61);
+    std::vector<Tensor<double>> with, without;
+    {
+        GradientTape<double> tape;
+        Tensor<double> loss = sum(mul(layer(x, true), w));
+        for (const auto& l : layer.losses())
+            loss = add(loss, l);
+        with = tape.gradient(loss, layer.trainable_weights());
+    }
+    {
+        GradientTape<double> tape;
+        without = tape.gradient(sum(mul(layer(x, true), w)), layer.trainable_weights());
+    }
+    const array_t<double> g = layer.gamma().value();
+    CHECK(all_close(with[0].value(), array_t<double>(without[0].value() + 0.2 * g), 1e-12, 1e-12));
+    CHECK(all_close(with[1].value(), array_t<double>(without[1].value() + 0.2 * xt::sign(layer.beta().value())), 1e-12,
+                    1e-12));
+}
+
+TEST_CASE("constraints are applied after the optimizer step")
+{
+    BatchNormalizationOptions<float> o;
+    o.gamma_constraint = get_constraint<float>("non_neg");
+    o.beta_constraint = get_constraint<float>(json{ { "class_name", "MaxNorm" }, { "config", { { "max_value", 0.5 }, { "axis", 0 } } } });
+    BN<float> layer(o);
+    Tensor<float> x = random_tensor<float>({ 16, 4 }, 70);
+    layer(x, false);
+    OptimizerPtr<float> opt = get_optimizer<float>(json{ { "class_name", "SGD" }, { "config", { { "learning_rate", 10.0 } } } });
+    for (int step = 0; step < 3; ++step) {
+        GradientTape<float> tape;
+        // Pushes gamma down (towards negative) and beta up without bound.
+        Tensor<float> loss = sub(sum(mul(layer(x, true), random_tensor<float>({ 16, 4 }, 71))),
+                                 mul_scalar(sum(layer.beta().tensor()), 10.0f));
+        loss = add(loss, mul_scalar(sum(layer.gamma().tensor()), 10.0f));
+        auto vars = layer.trainable_weights();
+        opt->apply_gradients(tape.gradient(loss, vars), vars);
+    }
+    for (float v : layer.gamma().value())
+        CHECK(v >= 0.0f);
+    double norm = 0;
+    for (float v : layer.beta().value())
+        norm += static_cast<double>(v) * v;
+    CHECK(std::sqrt(norm) <= 0.5 + 1e-6);
+}
+
+TEST_CASE("trainable=false: inference mode, no statistic changes, gradients still reach the input")
+{
+    BN<double> layer;
+    Tensor<double> x = random_tensor({ 5, 3 }, 80);
+    layer(x, true);
+    layer.set_weights({ array_t<double>{ 1.5, 0.5, 2.0 }, array_t<double>{ 0.1, 0.2, 0.3 },
+                        array_t<double>{ 0.3, -0.2, 0.1 }, array_t<double>{ 0.5, 2.0, 1.5 } });
+    layer.set_trainable(false);
+    const auto before = layer.get_weights();
+    GradientTape<double> tape;
+    tape.watch(x);
+    Tensor<double> y = layer(x, true);
+    auto g = tape.gradient(sum(y), { x });
+    CHECK(layer.get_weights()[2] == before[2]);
+    CHECK(layer.get_weights()[3] == before[3]);
+    // dy/dx = gamma / sqrt(moving_var + eps): the frozen transform's slope.
+    for (std::size_t i = 0; i < 5; ++i)
+        for (std::size_t c = 0; c < 3; ++c)
+            CHECK(g[0].value()(i, c) == doctest::Approx(before[0](c) / std::sqrt(before[3](c) + 1e-3)));
+}
+
+TEST_CASE("gradcheck through the layer: training, inference, frozen, masks, regularizers, renorm, ghost batches")
+{
+    struct LCase {
+        shape_t shape;
+        std::vector<int> axis;
+    };
+    const std::vector<LCase> shapes = { { { 6, 3 }, { -1 } },
+                                        { { 3, 4, 3 }, { 1 } },
+                                        { { 2, 3, 2, 3 }, { -1 } },
+                                        { { 2, 3, 2, 2 }, { 1 } },
+                                        { { 2, 2, 2, 2, 3 }, { 4 } },
+                                        { { 2, 3, 2, 4 }, { 1, 3 } },
+                                        { { 1, 2, 2, 3 }, { -1 } } };
+    for (const auto& cs : shapes)
+        for (int mode = 0; mode < 6; ++mode) {
+            // 0 training, 1 inference, 2 frozen + training=true, 3 training with a mask,
+            // 4 training with regularizers, 5 renorm (clipped to constants)
+            CAPTURE(shape_str(cs.shape));
+            CAPTURE(mode);
+            BatchNormalizationOptions<double> o;
+            o.axis = cs.axis;
+            if (mode == 4) {
+                o.gamma_regularizer = get_regularizer<double>("l2");
+                o.beta_regularizer = get_regularizer<double>("l1_l2");
+            }
+            if (mode == 5) {
+                // r and d clipped to constants, and renorm statistics that do not move between
+                // the gradient check's evaluations (renorm_momentum 1, d saturated at -dmax).
+                o.renorm = true;
+                o.renorm_clipping = RenormClipping{ 1.7, 1.7, 0.3 };
+                o.renorm_momentum = 1.0;
+            }
+            BN<double> layer(o);
+            Tensor<double> x = random_tensor(cs.shape, 90 + mode, -1.0, 2.0);
+            layer(x, false);
+            auto w = layer.get_weights();
+            w[0] = random_tensor(shape_of(w[0]), 95, 0.5, 1.5).value();
+            w[1] = random_tensor(shape_of(w[1]), 96, -0.5, 0.5).value();
+            w[3] = random_tensor(shape_of(w[3]), 97, 0.5, 1.5).value();
+            if (mode == 5)
+                w[5].fill(100.0);
+            layer.set_weights(w);
+            if (mode == 2)
+                layer.set_trainable(false);
+            Tensor<double> mask;
+            if (mode == 3) {
+                mask = random_tensor(shape_t(cs.shape.begin(), cs.shape.end() - 1), 98, 0.0, 1.0);
+                for (auto& v : mask.mutable_value())
+                    v = v < 0.3 ? 0.0 : 1.0;
+                mask.mutable_value().data()[0] = 1.0;
+            }
+            const bool training = mode != 1;
+            check_gradients(
+                [&](const V&) {
+                    Tensor<double> y = sum(mul(layer(x, training, mask), random_tensor(cs.shape, 99)));
+                    for (const auto& l : layer.losses())
+                        y = add(y, l);
+                    return y;
+                },
+                V{ x, layer.gamma().tensor(), layer.beta().tensor() });
+        }
+    BatchNormalizationOptions<double> o;
+    o.virtual_batch_size = 2;
+    BN<double> ghost(o);
+    Tensor<double> x = random_tensor({ 6, 2, 3 }, 100);
+    ghost(x, true);
+    check_gradients([&](const V&) { return ghost(x, true); }, V{ x, ghost.gamma().tensor(), ghost.beta().tensor() });
+}
+
+TEST_CASE("batch size 1: the output equals beta and gradients are finite")
+{
+    BN<float> layer;
+    Tensor<float> x = random_tensor<float>({ 1, 5 }, 110);
+    layer(x, false);
+    layer.set_weights({ random_tensor<float>({ 5 }, 111).value(), random_tensor<float>({ 5 }, 112).value(),
+                        layer.get_weights()[2], layer.get_weights()[3] });
+    GradientTape<float> tape;
+    tape.watch(x);
+    Tensor<float> y = layer(x, true);
+    CHECK(all_close(y.value(), layer.beta().value()));
+    auto g = tape.gradient(sum(mul(y, random_tensor<float>({ 1, 5 }, 113))), { x, layer.gamma().tensor(), layer.beta().tensor() });
+    for (const auto& t : g)
+        for (float v : t.value())
+            CHECK(std::isfinite(v));
+    // The moving variance moves towards the batch's 0.
+    CHECK(layer.moving_variance().value()(0) == doctest::Approx(0.99f));
+}
