@@ -49,7 +49,7 @@ void walk_rows(const shape_t& out, const std::vector<std::size_t>& sa, const std
     const std::size_t la = nd ? sa[nd - 1] : 0, lb = nd ? sb[nd - 1] : 0;
     for (std::size_t r = row_begin; r < row_end; ++r) {
         std::size_t rem = r, oa = 0, ob = 0;
-        for (std::size_t d = nd - 1; d-- > 0;) {
+        for (std::size_t d = nd ? nd - 1 : 0; d-- > 0;) { // rank 0: no leading dims (nd - 1 would wrap)
             const std::size_t c = rem % out[d];
             rem /= out[d];
             oa += c * sa[d];

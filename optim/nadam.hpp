@@ -1,0 +1,36 @@
+// Keras 3's Nadam (keras/src/optimizers/nadam.py), defaults learning_rate 0.001, beta_1 0.9,
+// beta_2 0.999, epsilon 1e-7. With t = iterations() + 1 and mu(s) = beta_1 * (1 - 0.5 * 0.96^s):
+//
+//   once per step: u_product *= mu(t)          (extra variable "u_product", starts at 1)
+//   m += (g - m) * (1 - beta_1);  v += (g^2 - v) * (1 - beta_2)    (slots "momentum", "velocity")
+//   m_hat = mu(t+1) * m / (1 - u_product * mu(t+1)) + (1 - mu(t)) * g / (1 - u_product)
+//   v_hat = v / (1 - beta_2^t)
+//   w -= m_hat * lr / (sqrt(v_hat) + epsilon)
+#pragma once
+
+#include "optim/optimizer_base.hpp"
+
+namespace xtape {
+
+template <class T>
+class Nadam : public OptimizerBase<T> {
+public:
+    explicit Nadam(LearningRate learning_rate = 0.001, double beta_1 = 0.9, double beta_2 = 0.999,
+                   double epsilon = 1e-7, const OptimizerArgs& args = {});
+    static std::shared_ptr<Nadam> from_config(const json& config);
+
+    std::string class_name() const override { return "Nadam"; }
+    json get_config() const override;
+
+protected:
+    void build_slots() override;
+    void before_update_steps(double lr) override;
+    void update_step(std::size_t index, const T* g, T* w, std::size_t n, double lr) override;
+
+private:
+    double mu(double step) const;
+    double m_beta_1, m_beta_2, m_epsilon;
+    std::size_t m_m_slot = 0, m_v_slot = 0, m_u_product = 0;
+};
+
+} // namespace xtape
