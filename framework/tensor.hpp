@@ -117,7 +117,7 @@ class Variable {
 public:
     Variable() = default;
     Variable(std::string name, array_t<T> value, bool trainable = true)
-        : m_state(std::make_shared<State>(State{ Tensor<T>(std::move(value)), std::move(name) }))
+        : m_state(std::make_shared<State>(State{ Tensor<T>(std::move(value)), std::move(name), nullptr, nullptr }))
     {
         set_trainable(trainable);
     }
