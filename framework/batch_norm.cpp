@@ -6,9 +6,15 @@
 #include "framework/parallel.hpp"
 
 #include <xsimd/xsimd.hpp>
+#include <xtensor/xbroadcast.hpp>
+
+#include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <type_traits>
 #include <functional>
 #include <numeric>
 #include <string>
@@ -80,6 +86,54 @@ void run_threads(int nt, F&& f)
     f(thread_id(), omp_get_num_threads());
 #endif
 }
+
+/// Note [Streaming stores]: outputs larger than this are written with non-temporal stores. A
+/// normal store first reads the line it writes (read-for-ownership) and then evicts input that
+/// the reversed second pass was about to find in cache; a streaming store does neither. Small
+/// outputs stay in cache for the next layer, so they use normal stores.
+std::size_t stream_min_bytes()
+{
+    static const std::size_t bytes = [] {
+        const char* e = std::getenv("XTAPE_BN_STREAM_BYTES");
+        return e ? static_cast<std::size_t>(std::atoll(e)) : std::size_t(8) << 20;
+    }();
+    return bytes;
+}
+
+template <class T>
+inline bool is_aligned(const T* p)
+{
+    return reinterpret_cast<std::uintptr_t>(p) % sizeof(vec<T>) == 0;
+}
+
+/// Non-temporal store of a full vector to an address aligned to the vector size.
+template <class T>
+inline void stream_store(T* p, const vec<T>& v)
+{
+    using R = typename vec<T>::register_type;
+    const R r = v;
+#if defined(__AVX512F__)
+    if constexpr (sizeof(R) == 64) {
+        if constexpr (std::is_same_v<T, float>)
+            _mm512_stream_ps(p, r);
+        else
+            _mm512_stream_pd(p, r);
+        return;
+    }
+#endif
+#if defined(__AVX__)
+    if constexpr (sizeof(R) == 32) {
+        if constexpr (std::is_same_v<T, float>)
+            _mm256_stream_ps(p, r);
+        else
+            _mm256_stream_pd(p, r);
+        return;
+    }
+#endif
+    v.store_aligned(p);
+}
+
+inline void stream_fence() { _mm_sfence(); }
 
 /// Sum of the lanes (xsimd's hadd for double trips GCC 12's -Wmaybe-uninitialized).
 template <class T>
@@ -189,12 +243,21 @@ void run_grad_sums(const T* x, const T* dy, std::size_t n, T m, double& sdy, dou
 
 /// y = (x - m) * a + b over a run.
 template <class T>
-void run_affine(const T* x, std::size_t n, T m, T a, T b, T* y)
+void run_affine(const T* x, std::size_t n, T m, T a, T b, T* y, bool stream)
 {
     using V = vec<T>;
     constexpr std::size_t L = V::size;
     const V vm(m), va(a), vb(b);
     std::size_t i = 0;
+    if (stream) {
+        for (; i < n && !is_aligned(y + i); ++i)
+            y[i] = (x[i] - m) * a + b;
+        for (; i + L <= n; i += L)
+            stream_store(y + i, xsimd::fma(V::load_unaligned(x + i) - vm, va, vb));
+        for (; i < n; ++i)
+            y[i] = (x[i] - m) * a + b;
+        return;
+    }
     for (; i + 2 * L <= n; i += 2 * L) {
         xsimd::fma(V::load_unaligned(x + i) - vm, va, vb).store_unaligned(y + i);
         xsimd::fma(V::load_unaligned(x + i + L) - vm, va, vb).store_unaligned(y + i + L);
@@ -207,12 +270,22 @@ void run_affine(const T* x, std::size_t n, T m, T a, T b, T* y)
 
 /// dx = kx * (x - m) + kdy * dy + k0 over a run (dx += ... when accumulating).
 template <class T>
-void run_dx(const T* x, const T* dy, std::size_t n, T m, T kdy, T kx, T k0, T* dx, bool accumulate)
+void run_dx(const T* x, const T* dy, std::size_t n, T m, T kdy, T kx, T k0, T* dx, bool accumulate, bool stream)
 {
     using V = vec<T>;
     constexpr std::size_t L = V::size;
     const V vm(m), vdy(kdy), vx(kx), v0(k0);
     std::size_t i = 0;
+    if (stream && !accumulate) {
+        for (; i < n && !is_aligned(dx + i); ++i)
+            dx[i] = kx * (x[i] - m) + kdy * dy[i] + k0;
+        for (; i + L <= n; i += L)
+            stream_store(dx + i, xsimd::fma(vx, V::load_unaligned(x + i) - vm,
+                                            xsimd::fma(vdy, V::load_unaligned(dy + i), v0)));
+        for (; i < n; ++i)
+            dx[i] = kx * (x[i] - m) + kdy * dy[i] + k0;
+        return;
+    }
     if (accumulate) {
         for (; i + L <= n; i += L) {
             const V g = xsimd::fma(vx, V::load_unaligned(x + i) - vm, xsimd::fma(vdy, V::load_unaligned(dy + i), v0));
@@ -349,11 +422,19 @@ void tile_grad_sums_scalar(const T* x, const T* dy, std::size_t C, std::size_t n
 
 /// y[r, :] = (x[r, :] - m) * a + b for one row of C channels.
 template <class T>
-void row_affine(const T* x, std::size_t C, const T* m, const T* a, const T* b, T* y)
+void row_affine(const T* x, std::size_t C, const T* m, const T* a, const T* b, T* y, bool stream)
 {
     using V = vec<T>;
     constexpr std::size_t L = V::size;
     std::size_t c = 0;
+    if (stream && is_aligned(y)) {
+        for (; c + L <= C; c += L)
+            stream_store(y + c, xsimd::fma(V::load_unaligned(x + c) - V::load_aligned(m + c), V::load_aligned(a + c),
+                                           V::load_aligned(b + c)));
+        for (; c < C; ++c)
+            y[c] = (x[c] - m[c]) * a[c] + b[c];
+        return;
+    }
     for (; c + L <= C; c += L)
         xsimd::fma(V::load_unaligned(x + c) - V::load_aligned(m + c), V::load_aligned(a + c), V::load_aligned(b + c))
             .store_unaligned(y + c);
@@ -363,11 +444,20 @@ void row_affine(const T* x, std::size_t C, const T* m, const T* a, const T* b, T
 
 template <class T>
 void row_dx(const T* x, const T* dy, std::size_t C, const T* m, const T* kdy, const T* kx, const T* k0, T* dx,
-            bool accumulate)
+            bool accumulate, bool stream)
 {
     using V = vec<T>;
     constexpr std::size_t L = V::size;
     std::size_t c = 0;
+    if (stream && !accumulate && is_aligned(dx)) {
+        for (; c + L <= C; c += L)
+            stream_store(dx + c, xsimd::fma(V::load_aligned(kx + c), V::load_unaligned(x + c) - V::load_aligned(m + c),
+                                            xsimd::fma(V::load_aligned(kdy + c), V::load_unaligned(dy + c),
+                                                       V::load_aligned(k0 + c))));
+        for (; c < C; ++c)
+            dx[c] = kx[c] * (x[c] - m[c]) + kdy[c] * dy[c] + k0[c];
+        return;
+    }
     if (accumulate) {
         for (; c + L <= C; c += L) {
             const V g = xsimd::fma(V::load_aligned(kx + c), V::load_unaligned(x + c) - V::load_aligned(m + c),
@@ -478,18 +568,21 @@ void rows_affine(const Layout& l, const T* x, const T* m, const T* a, const T* b
                  bool reverse)
 {
     const std::size_t C = l.channels, I = l.inner;
+    const bool stream = l.size() * sizeof(T) >= stream_min_bytes();
     for_row_blocks(l, o0, o1, reverse, [&](std::size_t s, std::size_t e) {
         if (I == 1) {
             for (std::size_t r = s; r < e; ++r)
-                row_affine(x + r * C, C, m, a, b, y + r * C);
+                row_affine(x + r * C, C, m, a, b, y + r * C, stream);
         } else {
             for (std::size_t o = s; o < e; ++o)
                 for (std::size_t c = 0; c < C; ++c) {
                     const std::size_t off = (o * C + c) * I;
-                    run_affine(x + off, I, m[c], a[c], b[c], y + off);
+                    run_affine(x + off, I, m[c], a[c], b[c], y + off, stream);
                 }
         }
     });
+    if (stream)
+        stream_fence();
 }
 
 template <class T>
@@ -497,18 +590,21 @@ void rows_dx(const Layout& l, const T* x, const T* dy, const T* m, const T* kdy,
              bool accumulate, std::size_t o0, std::size_t o1, bool reverse)
 {
     const std::size_t C = l.channels, I = l.inner;
+    const bool stream = !accumulate && l.size() * sizeof(T) >= stream_min_bytes();
     for_row_blocks(l, o0, o1, reverse, [&](std::size_t s, std::size_t e) {
         if (I == 1) {
             for (std::size_t r = s; r < e; ++r)
-                row_dx(x + r * C, dy + r * C, C, m, kdy, kx, k0, dx + r * C, accumulate);
+                row_dx(x + r * C, dy + r * C, C, m, kdy, kx, k0, dx + r * C, accumulate, stream);
         } else {
             for (std::size_t o = s; o < e; ++o)
                 for (std::size_t c = 0; c < C; ++c) {
                     const std::size_t off = (o * C + c) * I;
-                    run_dx(x + off, dy + off, I, m[c], kdy[c], kx[c], k0[c], dx + off, accumulate);
+                    run_dx(x + off, dy + off, I, m[c], kdy[c], kx[c], k0[c], dx + off, accumulate, stream);
                 }
         }
     });
+    if (stream)
+        stream_fence();
 }
 
 template <class T>
@@ -980,28 +1076,8 @@ std::vector<T> mask_weights(const shape_t& sx, const Tensor<T>& mask)
             throw ShapeError("BatchNormalization: the mask of shape " + shape_str(sm) +
                              " does not broadcast to the inputs of shape " + shape_str(sx));
     const shape_t target(sx.begin(), sx.end() - 1);
-    std::vector<T> w(shape_size(target));
-    // Broadcast by a zero stride on the mask's size-1 dimensions.
-    const std::size_t rank = target.size();
-    std::vector<std::size_t> stride(rank, 0);
-    std::size_t s = 1;
-    for (std::size_t a = rank; a-- > 0;) {
-        stride[a] = sm[a] == 1 ? 0 : s;
-        s *= sm[a];
-    }
-    const T* mp = mask.data();
-    std::vector<std::size_t> idx(rank, 0);
-    for (std::size_t f = 0; f < w.size(); ++f) {
-        std::size_t off = 0;
-        for (std::size_t a = 0; a < rank; ++a)
-            off += idx[a] * stride[a];
-        w[f] = mp[off];
-        for (std::size_t a = rank; a-- > 0;) {
-            if (++idx[a] < target[a])
-                break;
-            idx[a] = 0;
-        }
-    }
+    const array_t<T> b = xt::broadcast(mask.value(), target);
+    std::vector<T> w(b.begin(), b.end());
     return w;
 }
 

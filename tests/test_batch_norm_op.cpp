@@ -787,3 +787,36 @@ TEST_CASE("batch_norm kernels: the workspace is reused (no growth in steady stat
         worst = std::max(worst, std::abs(v));
     CHECK(worst < 1e-4f);
 }
+
+TEST_CASE("batch_norm kernels: outputs over 8 MB (streaming stores) match the normal-store results")
+{
+    // Note [Streaming stores] in batch_norm.cpp: large outputs bypass the cache; the values must
+    // not change. Channel-last rows, and channel-first runs of 1056 (not a multiple of the vector).
+    for (const bn::Layout l : { bn::Layout{ 8448, 256, 1 }, bn::Layout{ 32, 64, 1056 } }) {
+        CAPTURE(l.inner);
+        bn::Workspace<float> ws;
+        std::vector<float> x(l.size()), dy(l.size()), y(l.size()), dx(l.size()), dx_acc(l.size(), 0.0f);
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            x[i] = static_cast<float>((i * 7919) % 1000) * 0.003f - 1.0f;
+            dy[i] = static_cast<float>((i * 104729) % 997) * 0.002f - 1.0f;
+        }
+        const std::size_t C = l.channels;
+        std::vector<double> mean(C), var(C), inv(C);
+        std::vector<float> gamma(C, 1.5f), beta(C, 0.25f), dg(C, 0.0f), db(C, 0.0f);
+        bn::ChannelStats out{ mean.data(), var.data(), inv.data(), nullptr, nullptr };
+        bn::forward_training<float>(l, x.data(), gamma.data(), beta.data(), 1e-3, nullptr, y.data(), out, ws);
+        double err = 0;
+        for (std::size_t f = 0; f < x.size(); ++f) {
+            const std::size_t c = (f / l.inner) % C;
+            const float m = static_cast<float>(mean[c]);
+            const float a = static_cast<float>(1.5 * inv[c]);
+            err = std::max(err, static_cast<double>(std::abs(y[f] - ((x[f] - m) * a + 0.25f))));
+        }
+        CHECK(err < 1e-5);
+        bn::backward<float>(l, x.data(), dy.data(), gamma.data(), mean.data(), inv.data(), nullptr, nullptr, true,
+                            dx.data(), false, dg.data(), db.data(), ws);
+        bn::backward<float>(l, x.data(), dy.data(), gamma.data(), mean.data(), inv.data(), nullptr, nullptr, true,
+                            dx_acc.data(), true, dg.data(), db.data(), ws);
+        CHECK(std::memcmp(dx.data(), dx_acc.data(), dx.size() * sizeof(float)) == 0);
+    }
+}
