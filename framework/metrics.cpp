@@ -1,0 +1,386 @@
+#include "framework/metrics.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+
+namespace xtape {
+namespace {
+
+std::size_t batch_of(const shape_t& s) { return s.empty() ? 1 : s[0]; }
+
+/// Keras's squeeze_or_expand_to_same_rank for two label/prediction shapes: when the ranks
+/// differ by one and the longer shape ends in 1, drop that axis. Returns the common shape.
+shape_t same_rank_shape(const std::string& metric, const shape_t& a, const shape_t& b)
+{
+    shape_t sa = a, sb = b;
+    if (sa.size() == sb.size() + 1 && sa.back() == 1)
+        sa.pop_back();
+    else if (sb.size() == sa.size() + 1 && sb.back() == 1)
+        sb.pop_back();
+    if (sa != sb)
+        throw ShapeError("metric '" + metric + "': y_true and y_pred have incompatible shapes " + shape_str(a) +
+                         " and " + shape_str(b));
+    return sa;
+}
+
+/// Index of the first largest element of p[0..n) (numpy's argmax).
+template <class T>
+std::size_t argmax(const T* p, std::size_t n)
+{
+    std::size_t best = 0;
+    for (std::size_t j = 1; j < n; ++j)
+        if (p[j] > p[best])
+            best = j;
+    return best;
+}
+
+/// tf.math.in_top_k for one row: fewer than k scores strictly above the target's.
+template <class T>
+bool in_top_k(const T* p, std::size_t n, std::size_t target, int k)
+{
+    if (target >= n || !std::isfinite(static_cast<double>(p[target])))
+        return false;
+    int above = 0;
+    for (std::size_t j = 0; j < n; ++j)
+        above += p[j] > p[target];
+    return above < k;
+}
+
+/// Averages `per_position` (n_pos values, batch-major) into one value per sample.
+void positions_to_samples(std::vector<double>& v, std::size_t batch)
+{
+    if (batch == 0 || v.size() == batch)
+        return;
+    const std::size_t per = v.size() / batch;
+    for (std::size_t i = 0; i < batch; ++i) {
+        double s = 0;
+        for (std::size_t j = 0; j < per; ++j)
+            s += v[i * per + j];
+        v[i] = s / static_cast<double>(per);
+    }
+    v.resize(batch);
+}
+
+/// Integer class index stored as T; -1 when it is not a whole number in range.
+template <class T>
+long class_index(T v, std::size_t classes)
+{
+    const double d = static_cast<double>(v);
+    if (!(d >= 0) || d != std::floor(d) || d >= static_cast<double>(classes))
+        return -1;
+    return static_cast<long>(d);
+}
+
+} // namespace
+
+template <class T>
+json Metric<T>::get_config() const
+{
+    return json{ { "name", m_name }, { "dtype", dtype_name<T>() } };
+}
+
+template <class T>
+void Mean<T>::update_values(const array_t<T>& values, const array_t<T>* sample_weight)
+{
+    const std::size_t batch = values.dimension() == 0 ? 1 : values.shape()[0];
+    const std::size_t per = batch ? values.size() / batch : 0;
+    if (sample_weight && sample_weight->size() != batch)
+        throw ShapeError("metric '" + this->name() + "': sample_weight has shape " +
+                         shape_str(shape_of(*sample_weight)) + " but the values have " + std::to_string(batch) +
+                         " samples (shape " + shape_str(shape_of(values)) + ")");
+    const T* v = values.data();
+    for (std::size_t i = 0; i < batch; ++i) {
+        double s = 0;
+        for (std::size_t j = 0; j < per; ++j)
+            s += static_cast<double>(v[i * per + j]);
+        const double w = sample_weight ? static_cast<double>(sample_weight->data()[i]) : 1.0;
+        m_total += (per ? s / static_cast<double>(per) : 0.0) * w;
+        m_count += w;
+    }
+}
+
+template <class T>
+void Mean<T>::update_state(const array_t<T>&, const array_t<T>&, const array_t<T>*)
+{
+    throw NotImplementedError("metric '" + this->name() +
+                              "' (Mean) averages values, not (y_true, y_pred): call update_values(values, "
+                              "sample_weight) or update(value, weight)");
+}
+
+template <class T>
+void MeanMetricWrapper<T>::update_state(const array_t<T>& y_true, const array_t<T>& y_pred,
+                                        const array_t<T>* sample_weight)
+{
+    const std::size_t batch = batch_of(shape_of(y_pred));
+    if (batch_of(shape_of(y_true)) != batch)
+        throw ShapeError("metric '" + this->name() + "': y_true has shape " + shape_str(shape_of(y_true)) +
+                         " but y_pred has shape " + shape_str(shape_of(y_pred)) + " (different batch sizes)");
+    if (sample_weight && sample_weight->size() != batch)
+        throw ShapeError("metric '" + this->name() + "': sample_weight has shape " +
+                         shape_str(shape_of(*sample_weight)) + ", expected (" + std::to_string(batch) + ",)");
+    m_values.clear();
+    sample_values(y_true, y_pred, m_values);
+    positions_to_samples(m_values, batch);
+    for (std::size_t i = 0; i < m_values.size(); ++i) {
+        const double w = sample_weight ? static_cast<double>(sample_weight->data()[i]) : 1.0;
+        this->m_total += m_values[i] * w;
+        this->m_count += w;
+    }
+}
+
+template <class T>
+void Accuracy<T>::sample_values(const array_t<T>& y_true, const array_t<T>& y_pred, std::vector<double>& out) const
+{
+    same_rank_shape(this->name(), shape_of(y_true), shape_of(y_pred));
+    const T* a = y_true.data();
+    const T* b = y_pred.data();
+    for (std::size_t i = 0; i < y_pred.size(); ++i)
+        out.push_back(a[i] == b[i] ? 1.0 : 0.0);
+}
+
+template <class T>
+BinaryAccuracy<T>::BinaryAccuracy(std::string name, double threshold)
+    : MeanMetricWrapper<T>(std::move(name))
+    , m_threshold(threshold)
+{
+    if (!(threshold > 0 && threshold < 1))
+        throw ValueError("Invalid value for argument `threshold`. Expected a value in interval (0, 1). Received: "
+                         "threshold=" +
+                         std::to_string(threshold));
+}
+
+template <class T>
+json BinaryAccuracy<T>::get_config() const
+{
+    json c = Metric<T>::get_config();
+    c["threshold"] = m_threshold;
+    return c;
+}
+
+template <class T>
+void BinaryAccuracy<T>::sample_values(const array_t<T>& y_true, const array_t<T>& y_pred,
+                                      std::vector<double>& out) const
+{
+    same_rank_shape(this->name(), shape_of(y_true), shape_of(y_pred));
+    const T thr = static_cast<T>(m_threshold);
+    const T* a = y_true.data();
+    const T* b = y_pred.data();
+    for (std::size_t i = 0; i < y_pred.size(); ++i)
+        out.push_back(a[i] == (b[i] > thr ? T(1) : T(0)) ? 1.0 : 0.0);
+}
+
+template <class T>
+void CategoricalAccuracy<T>::sample_values(const array_t<T>& y_true, const array_t<T>& y_pred,
+                                           std::vector<double>& out) const
+{
+    if (shape_of(y_true) != shape_of(y_pred) || y_pred.dimension() == 0)
+        throw ShapeError("metric '" + this->name() + "': expected one-hot y_true of y_pred's shape " +
+                         shape_str(shape_of(y_pred)) + ", got " + shape_str(shape_of(y_true)));
+    const std::size_t c = y_pred.shape().back(), rows = c ? y_pred.size() / c : 0;
+    for (std::size_t r = 0; r < rows; ++r)
+        out.push_back(argmax(y_true.data() + r * c, c) == argmax(y_pred.data() + r * c, c) ? 1.0 : 0.0);
+}
+
+namespace {
+/// Rows of y_pred (..., C) against class indices y_true of shape (...) or (..., 1).
+template <class T>
+std::size_t sparse_rows(const std::string& metric, const array_t<T>& y_true, const array_t<T>& y_pred)
+{
+    shape_t st = shape_of(y_true), sp = shape_of(y_pred);
+    if (sp.empty())
+        throw ShapeError("metric '" + metric + "': y_pred must have a class axis, got shape " + shape_str(sp));
+    if (st.size() == sp.size() && st.back() == 1)
+        st.pop_back();
+    sp.pop_back();
+    if (st != sp)
+        throw ShapeError("metric '" + metric + "': class indices y_true of shape " + shape_str(shape_of(y_true)) +
+                         " do not match y_pred of shape " + shape_str(shape_of(y_pred)));
+    return shape_size(sp);
+}
+} // namespace
+
+template <class T>
+void SparseCategoricalAccuracy<T>::sample_values(const array_t<T>& y_true, const array_t<T>& y_pred,
+                                                 std::vector<double>& out) const
+{
+    const std::size_t rows = sparse_rows(this->name(), y_true, y_pred);
+    const std::size_t c = y_pred.shape().back();
+    for (std::size_t r = 0; r < rows; ++r) {
+        // Keras casts argmax to y_true's dtype and compares: a non-integer label never matches.
+        const double label = static_cast<double>(y_true.data()[r]);
+        out.push_back(label == static_cast<double>(argmax(y_pred.data() + r * c, c)) ? 1.0 : 0.0);
+    }
+}
+
+template <class T>
+TopKCategoricalAccuracy<T>::TopKCategoricalAccuracy(int k, std::string name)
+    : MeanMetricWrapper<T>(std::move(name))
+    , m_k(k)
+{
+}
+
+template <class T>
+json TopKCategoricalAccuracy<T>::get_config() const
+{
+    json c = Metric<T>::get_config();
+    c["k"] = m_k;
+    return c;
+}
+
+template <class T>
+void TopKCategoricalAccuracy<T>::sample_values(const array_t<T>& y_true, const array_t<T>& y_pred,
+                                               std::vector<double>& out) const
+{
+    if (shape_of(y_true) != shape_of(y_pred) || y_pred.dimension() == 0)
+        throw ShapeError("metric '" + this->name() + "': expected one-hot y_true of y_pred's shape " +
+                         shape_str(shape_of(y_pred)) + ", got " + shape_str(shape_of(y_true)));
+    const std::size_t c = y_pred.shape().back(), rows = c ? y_pred.size() / c : 0;
+    for (std::size_t r = 0; r < rows; ++r)
+        out.push_back(in_top_k(y_pred.data() + r * c, c, argmax(y_true.data() + r * c, c), m_k) ? 1.0 : 0.0);
+}
+
+template <class T>
+SparseTopKCategoricalAccuracy<T>::SparseTopKCategoricalAccuracy(int k, std::string name)
+    : MeanMetricWrapper<T>(std::move(name))
+    , m_k(k)
+{
+}
+
+template <class T>
+json SparseTopKCategoricalAccuracy<T>::get_config() const
+{
+    json c = Metric<T>::get_config();
+    c["k"] = m_k;
+    return c;
+}
+
+template <class T>
+void SparseTopKCategoricalAccuracy<T>::sample_values(const array_t<T>& y_true, const array_t<T>& y_pred,
+                                                     std::vector<double>& out) const
+{
+    const std::size_t rows = sparse_rows(this->name(), y_true, y_pred);
+    const std::size_t c = y_pred.shape().back();
+    for (std::size_t r = 0; r < rows; ++r) {
+        const long label = class_index(y_true.data()[r], c);
+        const bool hit = label >= 0 && in_top_k(y_pred.data() + r * c, c, static_cast<std::size_t>(label), m_k);
+        out.push_back(hit ? 1.0 : 0.0);
+    }
+}
+
+template <class T>
+void MeanAbsoluteError<T>::sample_values(const array_t<T>& y_true, const array_t<T>& y_pred,
+                                         std::vector<double>& out) const
+{
+    same_rank_shape(this->name(), shape_of(y_true), shape_of(y_pred));
+    const T* a = y_true.data();
+    const T* b = y_pred.data();
+    for (std::size_t i = 0; i < y_pred.size(); ++i)
+        out.push_back(std::abs(static_cast<double>(a[i]) - static_cast<double>(b[i])));
+}
+
+template <class T>
+void MeanSquaredError<T>::sample_values(const array_t<T>& y_true, const array_t<T>& y_pred,
+                                        std::vector<double>& out) const
+{
+    same_rank_shape(this->name(), shape_of(y_true), shape_of(y_pred));
+    const T* a = y_true.data();
+    const T* b = y_pred.data();
+    for (std::size_t i = 0; i < y_pred.size(); ++i) {
+        const double d = static_cast<double>(a[i]) - static_cast<double>(b[i]);
+        out.push_back(d * d);
+    }
+}
+
+namespace {
+
+template <class T>
+MetricPtr<T> metric_by_name(const std::string& id, const json& config)
+{
+    const std::string name = config_string(config, "name", "");
+    auto named = [&](MetricPtr<T> m) {
+        if (!name.empty())
+            m->set_name(name);
+        return m;
+    };
+    const int k = static_cast<int>(config_number(config, "k", 5));
+    if (id == "accuracy" || id == "acc" || id == "Accuracy")
+        return named(std::make_shared<Accuracy<T>>());
+    if (id == "binary_accuracy" || id == "BinaryAccuracy")
+        return named(std::make_shared<BinaryAccuracy<T>>("binary_accuracy", config_number(config, "threshold", 0.5)));
+    if (id == "categorical_accuracy" || id == "CategoricalAccuracy")
+        return named(std::make_shared<CategoricalAccuracy<T>>());
+    if (id == "sparse_categorical_accuracy" || id == "SparseCategoricalAccuracy")
+        return named(std::make_shared<SparseCategoricalAccuracy<T>>());
+    if (id == "top_k_categorical_accuracy" || id == "TopKCategoricalAccuracy")
+        return named(std::make_shared<TopKCategoricalAccuracy<T>>(k));
+    if (id == "sparse_top_k_categorical_accuracy" || id == "SparseTopKCategoricalAccuracy")
+        return named(std::make_shared<SparseTopKCategoricalAccuracy<T>>(k));
+    if (id == "mae" || id == "MAE" || id == "mean_absolute_error" || id == "MeanAbsoluteError")
+        return named(std::make_shared<MeanAbsoluteError<T>>());
+    if (id == "mse" || id == "MSE" || id == "mean_squared_error" || id == "MeanSquaredError")
+        return named(std::make_shared<MeanSquaredError<T>>());
+    throw KeyError("Could not interpret metric identifier: '" + id +
+                   "'. xtape knows accuracy, binary_accuracy, categorical_accuracy, sparse_categorical_accuracy, "
+                   "top_k_categorical_accuracy, sparse_top_k_categorical_accuracy, mae, mse");
+}
+
+} // namespace
+
+template <class T>
+MetricPtr<T> get_metric(const json& spec)
+{
+    if (spec.is_string()) {
+        const std::string id = spec.get<std::string>();
+        MetricPtr<T> m = metric_by_name<T>(id, json::object());
+        m->set_name(id); // Keras names a metric given as a string by that string
+        return m;
+    }
+    if (spec.is_object() && spec.contains("class_name") && spec["class_name"].is_string()) {
+        const json config = spec.contains("config") && spec["config"].is_object() ? spec["config"] : json::object();
+        return metric_by_name<T>(spec["class_name"].get<std::string>(), config);
+    }
+    throw ValueError("Could not interpret metric identifier: " + spec.dump());
+}
+
+template <class T>
+MetricPtr<T> resolve_compile_metric(const json& spec, const shape_t& y_true_shape, const shape_t& y_pred_shape)
+{
+    if (!spec.is_string())
+        return get_metric<T>(spec);
+    std::string id = spec.get<std::string>();
+    std::string lower = id;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (lower != "accuracy" && lower != "acc")
+        return get_metric<T>(spec);
+    const std::size_t rt = y_true_shape.size(), rp = y_pred_shape.size();
+    const std::size_t lt = rt ? y_true_shape.back() : 1, lp = rp ? y_pred_shape.back() : 1;
+    MetricPtr<T> m;
+    if (lp == 1)
+        m = std::make_shared<BinaryAccuracy<T>>(id);
+    else if (rt < rp || (lt == 1 && lp > 1))
+        m = std::make_shared<SparseCategoricalAccuracy<T>>(id);
+    else
+        m = std::make_shared<CategoricalAccuracy<T>>(id);
+    return m;
+}
+
+#define XTAPE_INSTANTIATE(T)                                                                                 \
+    template class Metric<T>;                                                                                \
+    template class Mean<T>;                                                                                  \
+    template class MeanMetricWrapper<T>;                                                                     \
+    template class Accuracy<T>;                                                                              \
+    template class BinaryAccuracy<T>;                                                                        \
+    template class CategoricalAccuracy<T>;                                                                   \
+    template class SparseCategoricalAccuracy<T>;                                                             \
+    template class TopKCategoricalAccuracy<T>;                                                               \
+    template class SparseTopKCategoricalAccuracy<T>;                                                         \
+    template class MeanAbsoluteError<T>;                                                                     \
+    template class MeanSquaredError<T>;                                                                      \
+    template MetricPtr<T> get_metric<T>(const json&);                                                        \
+    template MetricPtr<T> resolve_compile_metric<T>(const json&, const shape_t&, const shape_t&);
+XTAPE_INSTANTIATE(float)
+XTAPE_INSTANTIATE(double)
+#undef XTAPE_INSTANTIATE
+
+} // namespace xtape

@@ -1,0 +1,244 @@
+// Streaming metrics with Keras's names, formulas and reduction: a metric keeps a running
+// total and count across update_state() calls (batches) and result() is total / count
+// (0 when count is 0, Keras's divide_no_nan).
+//
+//   SparseCategoricalAccuracy<float> m;
+//   m.update_state(y_batch1, pred_batch1);  m.update_state(y_batch2, pred_batch2);
+//   double acc = m.result();                // over both batches, weighted by sample count
+//
+// Per-sample values (MeanMetricWrapper): each sample contributes one value, the mean over its
+// non-batch positions, weighted by its sample weight (1 without weights). Totals are kept in
+// double (Keras keeps float32 variables; the last digits of long runs may differ).
+#pragma once
+
+#include "framework/config.hpp"
+#include "framework/tensor.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace xtape {
+
+template <class T>
+class Metric {
+public:
+    explicit Metric(std::string name)
+        : m_name(std::move(name))
+    {
+    }
+    virtual ~Metric() = default;
+
+    const std::string& name() const { return m_name; }
+    void set_name(std::string n) { m_name = std::move(n); }
+
+    /// requires: y_true and y_pred of one batch (the first axis is the batch); sample_weight
+    ///           null or of shape (batch,). Shape mismatches throw ShapeError naming the metric.
+    virtual void update_state(const array_t<T>& y_true, const array_t<T>& y_pred,
+                              const array_t<T>* sample_weight = nullptr) = 0;
+    virtual double result() const = 0;
+    virtual void reset_state() = 0;
+
+    /// +1 when larger is better (accuracies), -1 when smaller is better (errors), 0 unknown.
+    /// EarlyStopping and ReduceLROnPlateau use it in mode "auto".
+    virtual int direction() const { return 0; }
+    virtual std::string class_name() const = 0;
+    /// Keras's keys: name, dtype (+ the metric's own arguments).
+    virtual json get_config() const;
+
+private:
+    std::string m_name;
+};
+
+template <class T>
+using MetricPtr = std::shared_ptr<Metric<T>>;
+
+/// keras.metrics.Mean: the weighted mean of every value given.
+template <class T>
+class Mean : public Metric<T> {
+public:
+    explicit Mean(std::string name = "mean")
+        : Metric<T>(std::move(name))
+    {
+    }
+    /// Adds `value` with weight `weight` (the training loop adds each batch loss with the batch size).
+    void update(double value, double weight = 1.0)
+    {
+        m_total += value * weight;
+        m_count += weight;
+    }
+    /// Values of any shape (the first axis is the batch): each sample contributes the mean of its
+    /// values, with its weight (sample_weight null or of shape (batch,)).
+    void update_values(const array_t<T>& values, const array_t<T>* sample_weight = nullptr);
+    /// Mean has no (y_true, y_pred) form: throws NotImplementedError pointing to update_values.
+    void update_state(const array_t<T>& y_true, const array_t<T>& y_pred,
+                      const array_t<T>* sample_weight = nullptr) override;
+    double result() const override { return m_count == 0 ? 0.0 : m_total / m_count; }
+    void reset_state() override { m_total = m_count = 0; }
+    std::string class_name() const override { return "Mean"; }
+
+protected:
+    double m_total = 0, m_count = 0;
+};
+
+/// The base of metrics that compute one value per sample (Keras's MeanMetricWrapper).
+template <class T>
+class MeanMetricWrapper : public Mean<T> {
+public:
+    using Mean<T>::Mean;
+    void update_state(const array_t<T>& y_true, const array_t<T>& y_pred,
+                      const array_t<T>* sample_weight = nullptr) override;
+
+protected:
+    /// Writes one value per sample (the mean over the sample's positions) into `out`.
+    virtual void sample_values(const array_t<T>& y_true, const array_t<T>& y_pred, std::vector<double>& out) const = 0;
+
+private:
+    std::vector<double> m_values; // reused between batches
+};
+
+/// How often y_pred equals y_true exactly (keras.metrics.Accuracy).
+template <class T>
+class Accuracy : public MeanMetricWrapper<T> {
+public:
+    explicit Accuracy(std::string name = "accuracy")
+        : MeanMetricWrapper<T>(std::move(name))
+    {
+    }
+    int direction() const override { return 1; }
+    std::string class_name() const override { return "Accuracy"; }
+
+protected:
+    void sample_values(const array_t<T>& y_true, const array_t<T>& y_pred, std::vector<double>& out) const override;
+};
+
+/// (y_pred > threshold) == y_true, averaged over the last axis.
+template <class T>
+class BinaryAccuracy : public MeanMetricWrapper<T> {
+public:
+    /// requires: 0 < threshold < 1 (ValueError otherwise, as Keras).
+    explicit BinaryAccuracy(std::string name = "binary_accuracy", double threshold = 0.5);
+    int direction() const override { return 1; }
+    std::string class_name() const override { return "BinaryAccuracy"; }
+    json get_config() const override;
+    double threshold() const { return m_threshold; }
+
+protected:
+    void sample_values(const array_t<T>& y_true, const array_t<T>& y_pred, std::vector<double>& out) const override;
+
+private:
+    double m_threshold;
+};
+
+/// argmax(y_true) == argmax(y_pred) over the last axis (one-hot labels).
+template <class T>
+class CategoricalAccuracy : public MeanMetricWrapper<T> {
+public:
+    explicit CategoricalAccuracy(std::string name = "categorical_accuracy")
+        : MeanMetricWrapper<T>(std::move(name))
+    {
+    }
+    int direction() const override { return 1; }
+    std::string class_name() const override { return "CategoricalAccuracy"; }
+
+protected:
+    void sample_values(const array_t<T>& y_true, const array_t<T>& y_pred, std::vector<double>& out) const override;
+};
+
+/// y_true (class indices, shape (batch,) or (batch, 1)) == argmax(y_pred).
+template <class T>
+class SparseCategoricalAccuracy : public MeanMetricWrapper<T> {
+public:
+    explicit SparseCategoricalAccuracy(std::string name = "sparse_categorical_accuracy")
+        : MeanMetricWrapper<T>(std::move(name))
+    {
+    }
+    int direction() const override { return 1; }
+    std::string class_name() const override { return "SparseCategoricalAccuracy"; }
+
+protected:
+    void sample_values(const array_t<T>& y_true, const array_t<T>& y_pred, std::vector<double>& out) const override;
+};
+
+/// The true class (argmax of one-hot y_true) is among the k largest predictions. Ties count
+/// in favour of the true class, as tf.math.in_top_k: it is in the top k when fewer than k
+/// classes score strictly higher; a non-finite score is never in the top k.
+template <class T>
+class TopKCategoricalAccuracy : public MeanMetricWrapper<T> {
+public:
+    explicit TopKCategoricalAccuracy(int k = 5, std::string name = "top_k_categorical_accuracy");
+    int direction() const override { return 1; }
+    std::string class_name() const override { return "TopKCategoricalAccuracy"; }
+    json get_config() const override;
+
+protected:
+    void sample_values(const array_t<T>& y_true, const array_t<T>& y_pred, std::vector<double>& out) const override;
+
+private:
+    int m_k;
+};
+
+/// As TopKCategoricalAccuracy with class indices as y_true.
+template <class T>
+class SparseTopKCategoricalAccuracy : public MeanMetricWrapper<T> {
+public:
+    explicit SparseTopKCategoricalAccuracy(int k = 5, std::string name = "sparse_top_k_categorical_accuracy");
+    int direction() const override { return 1; }
+    std::string class_name() const override { return "SparseTopKCategoricalAccuracy"; }
+    json get_config() const override;
+
+protected:
+    void sample_values(const array_t<T>& y_true, const array_t<T>& y_pred, std::vector<double>& out) const override;
+
+private:
+    int m_k;
+};
+
+/// mean(|y_true - y_pred|) over the last axis.
+template <class T>
+class MeanAbsoluteError : public MeanMetricWrapper<T> {
+public:
+    explicit MeanAbsoluteError(std::string name = "mean_absolute_error")
+        : MeanMetricWrapper<T>(std::move(name))
+    {
+    }
+    int direction() const override { return -1; }
+    std::string class_name() const override { return "MeanAbsoluteError"; }
+
+protected:
+    void sample_values(const array_t<T>& y_true, const array_t<T>& y_pred, std::vector<double>& out) const override;
+};
+
+/// mean((y_true - y_pred)^2) over the last axis.
+template <class T>
+class MeanSquaredError : public MeanMetricWrapper<T> {
+public:
+    explicit MeanSquaredError(std::string name = "mean_squared_error")
+        : MeanMetricWrapper<T>(std::move(name))
+    {
+    }
+    int direction() const override { return -1; }
+    std::string class_name() const override { return "MeanSquaredError"; }
+
+protected:
+    void sample_values(const array_t<T>& y_true, const array_t<T>& y_pred, std::vector<double>& out) const override;
+};
+
+/// A metric by Keras name or config. Names: "accuracy"/"acc" (exact-match Accuracy; compile()
+/// resolves these by shapes instead, see resolve_compile_metric), "binary_accuracy",
+/// "categorical_accuracy", "sparse_categorical_accuracy", "top_k_categorical_accuracy",
+/// "sparse_top_k_categorical_accuracy", "mae"/"mean_absolute_error", "mse"/"mean_squared_error";
+/// class names (BinaryAccuracy, ...) and {class_name, config} dicts. The metric is named as
+/// the string given ("mae" logs as "mae"). Unknown names throw KeyError.
+template <class T>
+MetricPtr<T> get_metric(const json& spec);
+
+/// What compile() does with a metric name once it sees the first batch (Keras 3's
+/// compile_utils.get_metric): "accuracy"/"acc" become BinaryAccuracy when y_pred's last axis
+/// is 1, SparseCategoricalAccuracy when y_true has lower rank than y_pred (or a last axis of
+/// 1 against y_pred's > 1), CategoricalAccuracy otherwise; named as given. Other names go
+/// through get_metric.
+template <class T>
+MetricPtr<T> resolve_compile_metric(const json& spec, const shape_t& y_true_shape, const shape_t& y_pred_shape);
+
+} // namespace xtape

@@ -1,0 +1,810 @@
+#include "framework/model.hpp"
+
+#include "framework/ops.hpp"
+#include "framework/random.hpp"
+#include "framework/tape.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <iostream>
+#include <numeric>
+#include <sstream>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+namespace xtape {
+namespace {
+
+/// Rows `idx[0..count)` of a (or rows begin..begin+count when idx is null), as a new array.
+template <class T>
+array_t<T> gather_rows(const array_t<T>& a, const std::size_t* idx, std::size_t begin, std::size_t count)
+{
+    shape_t s = shape_of(a);
+    const std::size_t row = s[0] ? a.size() / s[0] : 0;
+    s[0] = count;
+    array_t<T> out = array_t<T>::from_shape(s);
+    const T* src = a.data();
+    T* dst = out.data();
+    if (!idx) {
+        std::copy(src + begin * row, src + (begin + count) * row, dst);
+        return out;
+    }
+    for (std::size_t i = 0; i < count; ++i)
+        std::copy(src + idx[i] * row, src + (idx[i] + 1) * row, dst + i * row);
+    return out;
+}
+
+/// Keras's check_data_cardinality message.
+void check_cardinality(std::size_t nx, std::size_t ny, const std::size_t* nsw)
+{
+    if (nx == ny && (!nsw || *nsw == nx))
+        return;
+    std::string msg = "Data cardinality is ambiguous. Make sure all arrays contain the same number of samples.'x' "
+                      "sizes: " +
+                      std::to_string(nx) + "\n'y' sizes: " + std::to_string(ny) + "\n";
+    if (nsw)
+        msg += "'sample_weight' sizes: " + std::to_string(*nsw) + "\n";
+    throw ValueError(msg);
+}
+
+template <class T>
+void check_data(const char* what, const array_t<T>& x, const array_t<T>& y, const array_t<T>* sw)
+{
+    if (x.dimension() == 0 || y.dimension() == 0)
+        throw ValueError(std::string(what) + ": x and y need a sample axis, got x of shape " +
+                         shape_str(shape_of(x)) + " and y of shape " + shape_str(shape_of(y)));
+    std::size_t nsw = 0;
+    if (sw) {
+        if (sw->dimension() == 0)
+            throw ValueError(std::string(what) + ": sample_weight needs a sample axis, got shape " +
+                             shape_str(shape_of(*sw)));
+        nsw = sw->shape()[0];
+    }
+    check_cardinality(x.shape()[0], y.shape()[0], sw ? &nsw : nullptr);
+}
+
+/// A permutation of [0, n) drawn serially from the global generator (Fisher-Yates; the modulo
+/// bias of a 64-bit draw is below 2^-40 for any realistic n).
+std::vector<std::size_t> permutation(std::size_t n)
+{
+    std::vector<std::size_t> p(n);
+    std::iota(p.begin(), p.end(), std::size_t(0));
+    rng_t& rng = global_rng();
+    for (std::size_t i = n; i > 1; --i) {
+        const std::size_t j = static_cast<std::size_t>(rng() % i);
+        std::swap(p[i - 1], p[j]);
+    }
+    return p;
+}
+
+int resolve_verbose(int v) { return v < 0 ? 1 : v; }
+
+std::string with_commas(std::size_t n)
+{
+    std::string s = std::to_string(n), out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (i && (s.size() - i) % 3 == 0)
+            out += ',';
+        out += s[i];
+    }
+    return out;
+}
+
+/// Keras's readable_memory_size: "1.55 MB".
+std::string readable_memory(double bytes)
+{
+    const char* units[] = { "B", "KB", "MB", "GB", "TB", "PB" };
+    for (const char* u : units) {
+        if (bytes / 1024 < 1) {
+            char buf[64];
+            std::snprintf(buf, sizeof buf, "%.2f %s", bytes, u);
+            return buf;
+        }
+        bytes /= 1024;
+    }
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.2f PB", bytes);
+    return buf;
+}
+
+/// Python's round(): half to even.
+long py_round(double v) { return static_cast<long>(std::nearbyint(v)); }
+
+/// rich's ratio_reduce: takes `total` away from `values` in proportion to `ratios`.
+std::vector<long> ratio_reduce(long total, const std::vector<long>& ratios, const std::vector<long>& maximums,
+                               const std::vector<long>& values)
+{
+    std::vector<long> r(ratios.size());
+    for (std::size_t i = 0; i < ratios.size(); ++i)
+        r[i] = maximums[i] ? ratios[i] : 0;
+    long total_ratio = std::accumulate(r.begin(), r.end(), 0L);
+    if (!total_ratio)
+        return values;
+    long remaining = total;
+    std::vector<long> out;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+        if (r[i] && total_ratio > 0) {
+            const long d =
+                std::min(maximums[i], py_round(static_cast<double>(r[i]) * static_cast<double>(remaining) /
+                                                   static_cast<double>(total_ratio)));
+            out.push_back(values[i] - d);
+            remaining -= d;
+            total_ratio -= r[i];
+        } else {
+            out.push_back(values[i]);
+        }
+    }
+    return out;
+}
+
+std::size_t utf8_len(const std::string& s)
+{
+    std::size_t n = 0;
+    for (unsigned char c : s)
+        n += (c & 0xC0) != 0x80;
+    return n;
+}
+
+/// Word-wraps `text` to `width` columns as rich does for a cell; words longer than a line are
+/// cut with an ellipsis.
+std::vector<std::string> wrap_cell(const std::string& text, std::size_t width)
+{
+    std::vector<std::string> lines;
+    std::istringstream words(text);
+    std::string w, line;
+    while (words >> w) {
+        if (utf8_len(w) > width) {
+            std::string cut;
+            for (std::size_t i = 0, n = 0; i < w.size() && n + 1 < width; ++i) {
+                cut += w[i];
+                n += (static_cast<unsigned char>(w[i]) & 0xC0) != 0x80;
+            }
+            w = cut + "…";
+        }
+        if (line.empty())
+            line = w;
+        else if (utf8_len(line) + 1 + utf8_len(w) <= width)
+            line += " " + w;
+        else {
+            lines.push_back(line);
+            line = w;
+        }
+    }
+    lines.push_back(line);
+    return lines;
+}
+
+std::string pad_cell(const std::string& s, std::size_t width, bool right)
+{
+    const std::size_t n = utf8_len(s);
+    const std::string pad(n < width ? width - n : 0, ' ');
+    return right ? pad + s : s + pad;
+}
+
+std::string repeat_str(const std::string& s, std::size_t n)
+{
+    std::string out;
+    for (std::size_t i = 0; i < n; ++i)
+        out += s;
+    return out;
+}
+
+int terminal_columns()
+{
+    // As Python's shutil.get_terminal_size: $COLUMNS, then the terminal, then 80.
+    if (const char* c = std::getenv("COLUMNS")) {
+        const int v = std::atoi(c);
+        if (v > 0)
+            return v;
+    }
+    winsize ws{};
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        return ws.ws_col;
+    return 80;
+}
+
+} // namespace
+
+template <class T>
+array_t<T> class_weight_to_sample_weights(const array_t<T>& y, const std::map<int, double>& class_weight)
+{
+    if (y.dimension() == 0)
+        throw ValueError("class_weight: y needs a sample axis, got shape " + shape_str(shape_of(y)));
+    const std::size_t n = y.shape()[0];
+    const std::size_t row = n ? y.size() / n : 0;
+    const bool one_hot = y.dimension() > 1 && y.shape().back() != 1;
+    if (y.dimension() > 2 || (y.dimension() == 2 && !one_hot && row != 1))
+        throw ValueError("class_weight: expected class indices of shape (n,) or (n, 1), or one-hot rows (n, classes); "
+                         "got y of shape " +
+                         shape_str(shape_of(y)));
+    array_t<T> w = array_t<T>::from_shape({ n });
+    for (std::size_t i = 0; i < n; ++i) {
+        const T* r = y.data() + i * row;
+        long cls;
+        if (one_hot)
+            cls = static_cast<long>(std::max_element(r, r + row) - r);
+        else
+            cls = py_round(static_cast<double>(r[0]));
+        auto it = class_weight.find(static_cast<int>(cls));
+        w(i) = static_cast<T>(it == class_weight.end() ? 1.0 : it->second);
+    }
+    return w;
+}
+
+template <class T>
+Model<T>::Model(std::string class_name, std::string name, bool trainable)
+    : Layer<T>(std::move(class_name), std::move(name), trainable)
+{
+}
+
+template <class T>
+LayerPtr<T> Model<T>::get_layer(const std::string& name) const
+{
+    std::string names;
+    for (const auto& l : layers()) {
+        if (l->name() == name)
+            return l;
+        names += (names.empty() ? "" : ", ") + l->name();
+    }
+    throw ValueError("No such layer: " + name + ". Existing layers are: [" + names + "].");
+}
+
+template <class T>
+std::vector<Variable<T>> Model<T>::weights() const
+{
+    std::vector<Variable<T>> w;
+    for (const auto& l : layers())
+        for (auto& v : l->weights())
+            w.push_back(v);
+    return w;
+}
+
+template <class T>
+std::vector<Variable<T>> Model<T>::trainable_weights() const
+{
+    std::vector<Variable<T>> w;
+    if (!this->trainable())
+        return w;
+    for (const auto& l : layers())
+        for (auto& v : l->trainable_weights())
+            w.push_back(v);
+    return w;
+}
+
+template <class T>
+std::vector<Variable<T>> Model<T>::non_trainable_weights() const
+{
+    if (!this->trainable())
+        return weights();
+    std::vector<Variable<T>> w;
+    for (const auto& l : layers())
+        for (auto& v : l->non_trainable_weights())
+            w.push_back(v);
+    return w;
+}
+
+template <class T>
+std::vector<Tensor<T>> Model<T>::losses() const
+{
+    std::vector<Tensor<T>> out = this->added_losses();
+    for (const auto& l : layers())
+        for (auto& t : l->losses())
+            out.push_back(t);
+    return out;
+}
+
+template <class T>
+std::size_t Model<T>::count_params() const
+{
+    std::size_t n = 0;
+    for (const auto& l : layers())
+        n += l->count_params();
+    return n;
+}
+
+template <class T>
+void Model<T>::set_trainable(bool t)
+{
+    Layer<T>::set_trainable(t);
+    for (const auto& l : layers())
+        l->set_trainable(t);
+}
+
+template <class T>
+dims_t Model<T>::compute_output_shape(const dims_t& input_shape) const
+{
+    dims_t s = input_shape;
+    for (const auto& l : layers())
+        s = l->compute_output_shape(s);
+    return s;
+}
+
+template <class T>
+void Model<T>::build(const dims_t& input_shape)
+{
+    dims_t s = input_shape;
+    for (const auto& l : layers()) {
+        l->build_once(s);
+        s = l->compute_output_shape(s);
+    }
+}
+
+template <class T>
+Tensor<T> Model<T>::call(const Tensor<T>& x, bool training, const Tensor<T>& mask_in)
+{
+    Tensor<T> h = x, mask = mask_in;
+    for (const auto& l : layers()) {
+        Tensor<T> in = h;
+        h = (*l)(in, training, mask);
+        mask = l->compute_mask(in, mask);
+    }
+    return h;
+}
+
+// ---- compile -------------------------------------------------------------------------------------------
+
+template <class T>
+void Model<T>::compile(OptimizerSpec<T> optimizer, LossSpec<T> loss, std::vector<MetricSpec<T>> metrics)
+{
+    if (!optimizer.ptr)
+        throw ValueError("compile: the optimizer is null");
+    if (!loss.ptr)
+        throw ValueError("compile: the loss is null");
+    m_optimizer = std::move(optimizer.ptr);
+    m_loss = std::move(loss.ptr);
+    for (const auto& spec : metrics) // unknown names fail here, not at the first batch
+        if (!spec.ptr && !(spec.id.is_string() && (spec.id == "accuracy" || spec.id == "acc")))
+            get_metric<T>(spec.id);
+    m_metric_specs = std::move(metrics);
+    m_metrics.clear();
+    m_loss_tracker.reset_state();
+    m_stop_training = false;
+}
+
+template <class T>
+void Model<T>::assert_compiled(const char*) const
+{
+    if (!compiled())
+        throw RuntimeError("You must call `compile()` before using the model.");
+}
+
+template <class T>
+Tensor<T> Model<T>::compute_loss(const Tensor<T>& y, const Tensor<T>& y_pred, const Tensor<T>& sample_weight)
+{
+    assert_compiled("compute_loss");
+    Tensor<T> total = (*m_loss)(y, y_pred, sample_weight);
+    if (total.size() != 1)
+        throw ValueError("compute_loss: the compiled loss '" + m_loss->name() + "' (reduction '" +
+                         m_loss->reduction() + "') gave shape " + shape_str(total.shape()) +
+                         "; training needs a scalar loss");
+    for (const auto& extra : losses())
+        total = add(total, extra.dim() == 0 ? extra : sum(extra));
+    return total;
+}
+
+template <class T>
+void Model<T>::update_metrics(const Tensor<T>& y, const Tensor<T>& y_pred)
+{
+    if (m_metrics.size() != m_metric_specs.size()) {
+        m_metrics.clear();
+        for (const auto& spec : m_metric_specs)
+            m_metrics.push_back(spec.ptr ? spec.ptr : resolve_compile_metric<T>(spec.id, y.shape(), y_pred.shape()));
+    }
+    for (auto& m : m_metrics)
+        m->update_state(y.value(), y_pred.value(), nullptr);
+}
+
+template <class T>
+std::vector<std::string> Model<T>::metrics_names() const
+{
+    std::vector<std::string> n{ "loss" };
+    for (const auto& m : m_metrics)
+        n.push_back(m->name());
+    return n;
+}
+
+template <class T>
+void Model<T>::reset_metrics()
+{
+    m_loss_tracker.reset_state();
+    for (auto& m : m_metrics)
+        m->reset_state();
+}
+
+template <class T>
+Logs Model<T>::get_metrics_result() const
+{
+    Logs logs{ { "loss", m_loss_tracker.result() } };
+    for (const auto& m : m_metrics)
+        logs[m->name()] = m->result();
+    return logs;
+}
+
+template <class T>
+int Model<T>::metric_direction(const std::string& name) const
+{
+    if (name == "loss")
+        return -1;
+    for (const auto& m : m_metrics)
+        if (m->name() == name)
+            return m->direction();
+    for (const auto& s : m_metric_specs) {
+        if (s.ptr && s.ptr->name() == name)
+            return s.ptr->direction();
+        if (!s.ptr && s.id.is_string() && s.id.template get<std::string>() == name) {
+            // Not resolved yet: "accuracy" is maximized whatever it resolves to.
+            try {
+                return get_metric<T>(s.id)->direction();
+            } catch (const Error&) {
+                return 0;
+            }
+        }
+    }
+    return 0;
+}
+
+// ---- steps ---------------------------------------------------------------------------------------------
+
+template <class T>
+Logs Model<T>::train_step(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& sample_weight)
+{
+    Tensor<T> y_pred, loss;
+    std::vector<Tensor<T>> grads;
+    std::vector<Variable<T>> vars;
+    {
+        GradientTape<T> tape;
+        y_pred = (*this)(x, /*training=*/true);
+        loss = compute_loss(y, y_pred, sample_weight);
+        tape.stop_recording();
+        // Read after the forward pass: the first call builds the layers (and their weights);
+        // the tape watched them anyway, being trainable variables.
+        vars = trainable_weights();
+        if (!vars.empty())
+            grads = tape.gradient(loss, vars);
+    }
+    if (!vars.empty()) {
+        NoGradGuard no_grad;
+        m_optimizer->apply_gradients(grads, vars);
+    } else if (!m_warned_no_weights) {
+        std::cerr << "Warning: The model does not have any trainable weights.\n";
+        m_warned_no_weights = true;
+    }
+    m_loss_tracker.update(static_cast<double>(loss.item()), static_cast<double>(x.shape()[0]));
+    update_metrics(y, y_pred);
+    return get_metrics_result();
+}
+
+template <class T>
+Logs Model<T>::test_step(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& sample_weight)
+{
+    NoGradGuard no_grad;
+    Tensor<T> y_pred = (*this)(x, /*training=*/false);
+    Tensor<T> loss = compute_loss(y, y_pred, sample_weight);
+    m_loss_tracker.update(static_cast<double>(loss.item()), static_cast<double>(x.shape()[0]));
+    update_metrics(y, y_pred);
+    return get_metrics_result();
+}
+
+template <class T>
+Logs Model<T>::train_on_batch(const array_t<T>& x, const array_t<T>& y, const array_t<T>* sample_weight,
+                              const std::map<int, double>* class_weight)
+{
+    assert_compiled("train_on_batch");
+    check_data("train_on_batch", x, y, sample_weight);
+    if (class_weight && !class_weight->empty() && sample_weight)
+        throw ValueError("You cannot `class_weight` and `sample_weight` at the same time.");
+    Tensor<T> sw;
+    if (sample_weight)
+        sw = Tensor<T>(*sample_weight);
+    else if (class_weight && !class_weight->empty())
+        sw = Tensor<T>(class_weight_to_sample_weights(y, *class_weight));
+    return train_step(Tensor<T>(x), Tensor<T>(y), sw);
+}
+
+template <class T>
+Logs Model<T>::test_on_batch(const array_t<T>& x, const array_t<T>& y, const array_t<T>* sample_weight)
+{
+    assert_compiled("test_on_batch");
+    check_data("test_on_batch", x, y, sample_weight);
+    return test_step(Tensor<T>(x), Tensor<T>(y), sample_weight ? Tensor<T>(*sample_weight) : Tensor<T>());
+}
+
+template <class T>
+array_t<T> Model<T>::predict_on_batch(const array_t<T>& x)
+{
+    NoGradGuard no_grad;
+    return (*this)(Tensor<T>(x), false).value();
+}
+
+// ---- fit / evaluate / predict -------------------------------------------------------------------------
+
+template <class T>
+Logs Model<T>::run_evaluation(const array_t<T>& x, const array_t<T>& y, const array_t<T>* sw,
+                              std::size_t batch_size, CallbackList<T>& callbacks)
+{
+    // x, y, sw hold exactly the samples to evaluate.
+    const std::size_t n = x.shape()[0];
+    reset_metrics();
+    Logs logs;
+    callbacks.on_test_begin(logs);
+    const std::size_t steps = (n + batch_size - 1) / batch_size;
+    for (std::size_t step = 0; step < steps; ++step) {
+        const std::size_t b = step * batch_size, c = std::min(batch_size, n - b);
+        Logs begin;
+        callbacks.on_test_batch_begin(static_cast<int>(step), begin);
+        Tensor<T> xb(gather_rows(x, nullptr, b, c)), yb(gather_rows(y, nullptr, b, c));
+        Tensor<T> swb = sw ? Tensor<T>(gather_rows(*sw, nullptr, b, c)) : Tensor<T>();
+        logs = test_step(xb, yb, swb);
+        callbacks.on_test_batch_end(static_cast<int>(step), logs);
+    }
+    logs = get_metrics_result();
+    callbacks.on_test_end(logs);
+    return logs;
+}
+
+template <class T>
+std::shared_ptr<History<T>> Model<T>::fit(const array_t<T>& x_all, const array_t<T>& y_all, const FitOptions<T>& o)
+{
+    assert_compiled("fit");
+    const array_t<T>* sw_all = o.sample_weight ? &*o.sample_weight : nullptr;
+    check_data("fit", x_all, y_all, sw_all);
+    if (o.batch_size == 0)
+        throw ValueError("fit: batch_size must be >= 1");
+    if (!o.class_weight.empty() && sw_all)
+        throw ValueError("You cannot `class_weight` and `sample_weight` at the same time.");
+    if (!(o.validation_split >= 0 && o.validation_split < 1))
+        throw ValueError("fit: validation_split must be in [0, 1), got " + std::to_string(o.validation_split));
+
+    // Validation data: given, or the last samples before any shuffling (Keras's train_validation_split).
+    const std::size_t n_all = x_all.shape()[0];
+    std::size_t n_train = n_all;
+    std::optional<ValidationData<T>> split;
+    if (o.validation_split > 0 && !o.validation_data) {
+        n_train = static_cast<std::size_t>(std::floor(static_cast<double>(n_all) * (1.0 - o.validation_split)));
+        if (n_train == 0 || n_train == n_all)
+            throw ValueError("Training data contains " + std::to_string(n_all) +
+                             " samples, which is not sufficient to split it into a validation and training set as "
+                             "specified by `validation_split=" +
+                             python_float_repr(o.validation_split) +
+                             "`. Either provide more data, or a different value for the `validation_split` argument.");
+        ValidationData<T> v;
+        v.x = gather_rows(x_all, nullptr, n_train, n_all - n_train);
+        v.y = gather_rows(y_all, nullptr, n_train, n_all - n_train);
+        if (sw_all)
+            v.sample_weight = gather_rows(*sw_all, nullptr, n_train, n_all - n_train);
+        split = std::move(v);
+    }
+    const ValidationData<T>* val = o.validation_data ? &*o.validation_data : (split ? &*split : nullptr);
+    if (val)
+        check_data("fit (validation data)", val->x, val->y, val->sample_weight ? &*val->sample_weight : nullptr);
+
+    // class_weight becomes per-sample weights of the training samples (training only).
+    std::optional<array_t<T>> cw;
+    if (!o.class_weight.empty())
+        cw = class_weight_to_sample_weights(y_all, o.class_weight);
+    const array_t<T>* sw_train = cw ? &*cw : sw_all;
+
+    const int verbose = resolve_verbose(o.verbose);
+    const std::size_t steps = (n_train + o.batch_size - 1) / o.batch_size;
+    CallbackParams params{ verbose, o.epochs, static_cast<std::int64_t>(steps) };
+    CallbackList<T> callbacks(o.callbacks, true, verbose != 0, this, params);
+    m_history = callbacks.history();
+
+    m_stop_training = false;
+    Logs train_logs;
+    callbacks.on_train_begin(train_logs);
+    std::vector<std::size_t> order(n_train);
+    std::iota(order.begin(), order.end(), std::size_t(0));
+    for (int epoch = o.initial_epoch; epoch < o.epochs; ++epoch) {
+        reset_metrics();
+        Logs epoch_begin;
+        callbacks.on_epoch_begin(epoch, epoch_begin);
+        if (o.shuffle)
+            order = permutation(n_train);
+        Logs logs;
+        for (std::size_t step = 0; step < steps; ++step) {
+            const std::size_t b = step * o.batch_size, c = std::min(o.batch_size, n_train - b);
+            Logs begin;
+            callbacks.on_train_batch_begin(static_cast<int>(step), begin);
+            Tensor<T> xb(gather_rows(x_all, order.data() + b, 0, c));
+            Tensor<T> yb(gather_rows(y_all, order.data() + b, 0, c));
+            Tensor<T> swb = sw_train ? Tensor<T>(gather_rows(*sw_train, order.data() + b, 0, c)) : Tensor<T>();
+            logs = train_step(xb, yb, swb);
+            callbacks.on_train_batch_end(static_cast<int>(step), logs);
+            if (m_stop_training)
+                break;
+        }
+        Logs epoch_logs = get_metrics_result();
+        if (val) {
+            Logs v = run_evaluation(val->x, val->y, val->sample_weight ? &*val->sample_weight : nullptr, o.batch_size,
+                                    callbacks);
+            for (const auto& kv : v)
+                epoch_logs["val_" + kv.first] = kv.second;
+        }
+        callbacks.on_epoch_end(epoch, epoch_logs);
+        train_logs = epoch_logs;
+        if (m_stop_training)
+            break;
+    }
+    callbacks.on_train_end(train_logs);
+    return m_history;
+}
+
+template <class T>
+Logs Model<T>::evaluate(const array_t<T>& x, const array_t<T>& y, const EvaluateOptions<T>& o)
+{
+    assert_compiled("evaluate");
+    const array_t<T>* sw = o.sample_weight ? &*o.sample_weight : nullptr;
+    check_data("evaluate", x, y, sw);
+    if (o.batch_size == 0)
+        throw ValueError("evaluate: batch_size must be >= 1");
+    const int verbose = resolve_verbose(o.verbose);
+    const std::size_t steps = (x.shape()[0] + o.batch_size - 1) / o.batch_size;
+    CallbackList<T> callbacks(o.callbacks, false, verbose != 0, this,
+                              CallbackParams{ verbose, 1, static_cast<std::int64_t>(steps) });
+    return run_evaluation(x, y, sw, o.batch_size, callbacks);
+}
+
+template <class T>
+array_t<T> Model<T>::predict(const array_t<T>& x, const PredictOptions<T>& o)
+{
+    if (x.dimension() == 0)
+        throw ValueError("predict: x needs a sample axis, got shape " + shape_str(shape_of(x)));
+    if (o.batch_size == 0)
+        throw ValueError("predict: batch_size must be >= 1");
+    const std::size_t n = x.shape()[0];
+    const std::size_t steps = (n + o.batch_size - 1) / o.batch_size;
+    const int verbose = resolve_verbose(o.verbose);
+    CallbackList<T> callbacks(o.callbacks, false, verbose != 0, this,
+                              CallbackParams{ verbose, 1, static_cast<std::int64_t>(steps) });
+    NoGradGuard no_grad;
+    Logs logs;
+    callbacks.on_predict_begin(logs);
+    array_t<T> out;
+    std::size_t row = 0;
+    for (std::size_t step = 0; step < steps; ++step) {
+        const std::size_t b = step * o.batch_size, c = std::min(o.batch_size, n - b);
+        Logs begin;
+        callbacks.on_predict_batch_begin(static_cast<int>(step), begin);
+        Tensor<T> yb = (*this)(Tensor<T>(gather_rows(x, nullptr, b, c)), false);
+        if (step == 0) {
+            shape_t s = yb.shape();
+            if (s.empty() || s[0] != c)
+                throw ShapeError("predict: the model's output of shape " + shape_str(s) +
+                                 " has no batch axis of size " + std::to_string(c));
+            row = yb.size() / c;
+            s[0] = n;
+            out = array_t<T>::from_shape(s);
+        }
+        if (yb.size() != row * c)
+            throw ShapeError("predict: batch " + std::to_string(step) + " gave output shape " +
+                             shape_str(yb.shape()) + ", unlike the first batch");
+        std::copy(yb.data(), yb.data() + row * c, out.data() + b * row);
+        Logs end;
+        callbacks.on_predict_batch_end(static_cast<int>(step), end);
+    }
+    callbacks.on_predict_end(logs);
+    return out;
+}
+
+// ---- summary -------------------------------------------------------------------------------------------
+
+template <class T>
+std::string Model<T>::summary_string(int line_length) const
+{
+    const int L = line_length > 0 ? line_length : std::min(88, terminal_columns() - 4);
+    // Keras: sequential-like models use columns at 45% / 80% / 100% of the line; rich then
+    // shrinks the padded columns evenly to fit the table (borders included) into L.
+    const double positions[3] = { 0.45, 0.80, 1.0 };
+    std::vector<long> widths;
+    long current = 0;
+    for (double p : positions) {
+        const long w = static_cast<long>(p * L) - current;
+        if (w < 4)
+            throw ValueError("Insufficient console width to print summary.");
+        widths.push_back(w + 2); // cell padding
+        current += w;
+    }
+    const long max_width = L - 4;
+    const long total = std::accumulate(widths.begin(), widths.end(), 0L);
+    if (total > max_width)
+        widths = ratio_reduce(total - max_width, { 1, 1, 1 }, widths, widths);
+    std::vector<std::size_t> content;
+    for (long w : widths)
+        content.push_back(static_cast<std::size_t>(std::max(1L, w - 2)));
+
+    auto rule = [&](const char* left, const char* fill, const char* mid, const char* right) {
+        std::string s = left;
+        for (std::size_t i = 0; i < content.size(); ++i) {
+            s += repeat_str(fill, content[i] + 2);
+            s += i + 1 < content.size() ? mid : right;
+        }
+        return s + "\n";
+    };
+    auto row = [&](const std::vector<std::string>& cells, const char* bar) {
+        std::vector<std::vector<std::string>> wrapped;
+        std::size_t height = 1;
+        for (std::size_t i = 0; i < cells.size(); ++i) {
+            wrapped.push_back(wrap_cell(cells[i], content[i]));
+            height = std::max(height, wrapped.back().size());
+        }
+        std::string s;
+        for (std::size_t h = 0; h < height; ++h) {
+            s += bar;
+            for (std::size_t i = 0; i < cells.size(); ++i) {
+                const std::string text = h < wrapped[i].size() ? wrapped[i][h] : "";
+                s += " " + pad_cell(text, content[i], i == 2) + " " + bar;
+            }
+            s += "\n";
+        }
+        return s;
+    };
+
+    std::vector<std::vector<std::string>> rows;
+    dims_t shape = this->built() ? this->build_input_shape() : dims_t{};
+    bool known = this->built();
+    if (summary_shows_input_layer())
+        rows.push_back({ input_layer_name() + " (InputLayer)", known ? dims_str(shape) : "?", "0" });
+    for (const auto& l : layers()) {
+        std::string out = "?";
+        if (known) {
+            try {
+                shape = l->compute_output_shape(shape);
+                out = dims_str(shape);
+            } catch (const Error&) {
+                known = false;
+            }
+        }
+        const std::string params = l->built() ? with_commas(l->count_params()) : "0 (unbuilt)";
+        rows.push_back({ l->name() + " (" + l->class_name() + ")", out, params });
+    }
+
+    std::string s = "Model: \"" + this->name() + "\"\n";
+    s += rule("┏", "━", "┳", "┓");
+    s += row({ "Layer (type)", "Output Shape", "Param #" }, "┃");
+    s += rule("┡", "━", "╇", "┩");
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        if (i)
+            s += rule("├", "─", "┼", "┤");
+        s += row(rows[i], "│");
+    }
+    s += rule("└", "─", "┴", "┘");
+
+    auto count = [](const std::vector<Variable<T>>& vs) {
+        std::size_t n = 0;
+        for (const auto& v : vs)
+            n += v.size();
+        return n;
+    };
+    const std::size_t trainable = count(trainable_weights()), non_trainable = count(non_trainable_weights());
+    std::size_t opt_count = 0;
+    const bool opt_built = m_optimizer && !m_optimizer->variables().empty();
+    if (opt_built)
+        opt_count = count(m_optimizer->variables());
+    const double bytes = static_cast<double>(sizeof(T));
+    const std::size_t total_count = trainable + non_trainable + opt_count;
+    s += " Total params: " + with_commas(total_count) + " (" + readable_memory(static_cast<double>(total_count) * bytes) +
+         ")\n";
+    s += " Trainable params: " + with_commas(trainable) + " (" + readable_memory(static_cast<double>(trainable) * bytes) +
+         ")\n";
+    s += " Non-trainable params: " + with_commas(non_trainable) + " (" +
+         readable_memory(static_cast<double>(non_trainable) * bytes) + ")\n";
+    if (opt_built)
+        s += " Optimizer params: " + with_commas(opt_count) + " (" +
+             readable_memory(static_cast<double>(opt_count) * bytes) + ")\n";
+    return s;
+}
+
+template <class T>
+void Model<T>::summary(std::ostream* os, int line_length) const
+{
+    (os ? *os : std::cout) << summary_string(line_length) << std::flush;
+}
+
+template class Model<float>;
+template class Model<double>;
+template array_t<float> class_weight_to_sample_weights(const array_t<float>&, const std::map<int, double>&);
+template array_t<double> class_weight_to_sample_weights(const array_t<double>&, const std::map<int, double>&);
+
+} // namespace xtape
