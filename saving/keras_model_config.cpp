@@ -300,4 +300,78 @@ ModelSpec parse_model_config(const std::string& json_text, const std::string& so
     return parse_model_config(j, source);
 }
 
+namespace {
+
+void convert_input_layer_config(json& config)
+{
+    auto bs = config.find("batch_shape");
+    if (bs != config.end()) {
+        if (!config.contains("batch_input_shape"))
+            config["batch_input_shape"] = *bs;
+        config.erase("batch_shape");
+    }
+    auto opt = config.find("optional");
+    if (opt != config.end() && opt->is_boolean() && !opt->get<bool>())
+        config.erase("optional");
+}
+
+void convert_layer_entry(json& layer)
+{
+    if (!layer.is_object())
+        return;
+    const std::string cn = layer.value("class_name", "");
+    auto cfg = layer.find("config");
+    if (cfg == layer.end())
+        return;
+    if (cn == "InputLayer" && cfg->is_object())
+        convert_input_layer_config(*cfg);
+    else if (is_model_class(cn))
+        layer = [&] {
+            json converted = to_tf_keras_model_config(layer);
+            // keep the functional entry's own keys (name, inbound_nodes) beside the converted config
+            for (const auto& kv : layer.items())
+                if (!converted.contains(kv.key()))
+                    converted[kv.key()] = kv.value();
+            return converted;
+        }();
+    auto nodes = layer.find("inbound_nodes");
+    if (nodes == layer.end() || !nodes->is_array())
+        return;
+    json converted = json::array();
+    for (const auto& node : *nodes) {
+        if (!node.is_object()) {
+            converted.push_back(node); // already tf.keras's list form
+            continue;
+        }
+        std::vector<TensorRef> refs;
+        auto a = node.find("args");
+        if (a != node.end())
+            collect_keras3_tensors(*a, refs);
+        json list = json::array();
+        for (const auto& r : refs)
+            list.push_back(json::array({ r.layer, r.node_index, r.tensor_index, json::object() }));
+        converted.push_back(list);
+    }
+    *nodes = converted;
+}
+
+} // namespace
+
+json to_tf_keras_model_config(const json& model_config)
+{
+    json out = model_config;
+    auto cfg = out.find("config");
+    if (cfg == out.end())
+        return out;
+    json* layers = nullptr;
+    if (cfg->is_array())
+        layers = &*cfg;
+    else if (cfg->is_object() && cfg->contains("layers") && (*cfg)["layers"].is_array())
+        layers = &(*cfg)["layers"];
+    if (layers)
+        for (auto& l : *layers)
+            convert_layer_entry(l);
+    return out;
+}
+
 } // namespace xtape::keras_h5

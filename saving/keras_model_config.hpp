@@ -51,4 +51,13 @@ ModelSpec parse_model_config(const json& model_config, const std::string& source
 /// The same from JSON text (model.to_json()); ValueError naming `source` for invalid JSON.
 ModelSpec parse_model_config(const std::string& json_text, const std::string& source);
 
+/// A model config (as Model::get_config writes it, Keras 3's form) rewritten into the form
+/// tf.keras 2.x writes and reads, which Keras 3 also reads:
+///   - InputLayer "batch_shape" becomes "batch_input_shape" (Keras 3's InputLayer accepts both;
+///     tf.keras 2.x only the latter), and Keras 3's "optional": false is dropped;
+///   - Functional inbound_nodes [{"args": [__keras_tensor__], "kwargs": {}}] become tf.keras's
+///     [[["prev", 0, 0, {}]]].
+/// Everything else is kept. Nested models are converted recursively.
+json to_tf_keras_model_config(const json& model_config);
+
 } // namespace xtape::keras_h5

@@ -1,0 +1,536 @@
+#include "saving/keras_h5.hpp"
+
+#include "framework/io/atomic_file.hpp"
+#include "framework/io/hdf5.hpp"
+#include "framework/sequential.hpp"
+#include "layers/registry.hpp"
+#include "saving/keras_h5_weights.hpp"
+#include "saving/keras_model_config.hpp"
+
+#include <iostream>
+#include <map>
+#include <mutex>
+
+namespace xtape {
+
+namespace keras_h5::testing {
+namespace {
+std::mutex g_hook_mutex;
+std::function<void(const std::string&)> g_save_hook;
+} // namespace
+
+void set_save_fault_hook(std::function<void(const std::string& stage)> hook)
+{
+    std::lock_guard<std::mutex> lock(g_hook_mutex);
+    g_save_hook = std::move(hook);
+}
+} // namespace keras_h5::testing
+
+namespace {
+
+constexpr const char* xtape_version = "0.1.0";
+
+void save_stage(const std::string& stage)
+{
+    std::function<void(const std::string&)> hook;
+    {
+        std::lock_guard<std::mutex> lock(keras_h5::testing::g_hook_mutex);
+        hook = keras_h5::testing::g_save_hook;
+    }
+    if (hook)
+        hook(stage);
+}
+
+void warn(const std::string& message) { std::cerr << "xtape: warning: " << message << std::endl; }
+
+/// Runs f; an xtape error escaping it is rethrown as the same type with `prefix` in front, so a
+/// layer's own message ("Unknown layer: 'Conv2D' ...") also names the file and the layer.
+template <class F>
+auto with_context(const std::string& prefix, F&& f) -> decltype(f())
+{
+    try {
+        return f();
+    } catch (const ShapeError& e) {
+        throw ShapeError(prefix + e.what());
+    } catch (const ValueError& e) {
+        throw ValueError(prefix + e.what());
+    } catch (const KeyError& e) {
+        throw KeyError(prefix + e.what());
+    } catch (const RuntimeError& e) {
+        throw RuntimeError(prefix + e.what());
+    } catch (const IOError& e) {
+        throw IOError(prefix + e.what());
+    } catch (const NotImplementedError& e) {
+        throw NotImplementedError(prefix + e.what());
+    } catch (const Error& e) {
+        throw Error(prefix + e.what());
+    } catch (const json::exception& e) {
+        throw ValueError(prefix + "malformed JSON value: " + e.what());
+    }
+}
+
+// ---- building a model from its config ------------------------------------------------------------
+
+template <class T>
+std::shared_ptr<Model<T>> build_model(const keras_h5::ModelSpec& spec, const std::string& source)
+{
+    std::vector<LayerPtr<T>> layers;
+    for (const auto& ls : spec.layers) {
+        const std::string prefix = source + ": layer '" + ls.name + "' (" + ls.class_name + "): ";
+        layers.push_back(with_context(prefix, [&] { return layer_from_config<T>(ls.class_name, ls.config); }));
+    }
+    const std::string prefix = source + ": model '" + spec.name + "': ";
+    return with_context(prefix, [&]() -> std::shared_ptr<Model<T>> {
+        if (spec.functional) {
+            if (!spec.input_shape)
+                throw ValueError("the InputLayer '" + spec.input_name + "' declares no input shape");
+            return std::make_shared<Functional<T>>(*spec.input_shape, layers, spec.name, spec.input_name);
+        }
+        auto model = std::make_shared<Sequential<T>>(spec.name);
+        for (auto& l : layers)
+            model->add(l);
+        if (spec.input_shape && !model->built() && !layers.empty())
+            model->build(*spec.input_shape);
+        return model;
+    });
+}
+
+template <class T>
+std::shared_ptr<Model<T>> model_from_spec_json(const json& model_config, const std::string& source)
+{
+    return build_model<T>(keras_h5::parse_model_config(model_config, source), source);
+}
+
+// ---- weights ------------------------------------------------------------------------------------------
+
+/// Keras's _legacy_weights order: trainable weights, then non-trainable ones (Layer::weights()).
+template <class T>
+std::vector<LayerPtr<T>> layers_with_weights(const Model<T>& model)
+{
+    std::vector<LayerPtr<T>> out;
+    for (const auto& l : model.layers())
+        if (!l->weights().empty())
+            out.push_back(l);
+    return out;
+}
+
+template <class T>
+std::string layer_list(const std::vector<LayerPtr<T>>& layers)
+{
+    std::string s;
+    for (const auto& l : layers)
+        s += (s.empty() ? "" : ", ") + l->name();
+    return s;
+}
+
+/// Checks one (model layer, saved layer) pair; returns "" when they fit, else the problem.
+/// `shape_problem` tells a shape mismatch (ShapeError) from a count mismatch (ValueError).
+template <class T>
+std::string check_pair(const Layer<T>& layer, const keras_h5::LayerWeights<T>& saved, bool& shape_problem)
+{
+    const auto vars = layer.weights();
+    shape_problem = false;
+    if (vars.size() != saved.values.size())
+        return "layer '" + layer.name() + "' (" + layer.class_name() + ") expects " + std::to_string(vars.size()) +
+               " weight(s), the file's layer '" + saved.layer_name + "' has " + std::to_string(saved.values.size());
+    for (std::size_t i = 0; i < vars.size(); ++i) {
+        if (shape_of(saved.values[i]) != vars[i].shape()) {
+            shape_problem = true;
+            return "layer '" + layer.name() + "' (" + layer.class_name() + "): weight '" + vars[i].name() +
+                   "' has shape " + shape_str(vars[i].shape()) + ", the file's '" + saved.weight_names[i] +
+                   "' (layer '" + saved.layer_name + "') has shape " + shape_str(shape_of(saved.values[i]));
+        }
+    }
+    return "";
+}
+
+template <class T>
+void apply_weights(Model<T>& model, const keras_h5::WeightsGroup<T>& saved, const std::string& file, bool by_name,
+                   bool skip_mismatch)
+{
+    if (!model.built())
+        throw ValueError(file + ": cannot load weights into model '" + model.name() +
+                         "': it is not built yet (its weights do not exist); build it or call it on data first");
+    std::vector<std::pair<Variable<T>, const array_t<T>*>> assignments;
+    auto fail = [&](bool shape_problem, const std::string& msg) {
+        if (shape_problem)
+            throw ShapeError(file + ": " + msg);
+        throw ValueError(file + ": " + msg);
+    };
+
+    if (by_name) {
+        std::map<std::string, const keras_h5::LayerWeights<T>*> by;
+        for (const auto& l : saved.layers)
+            by[l.layer_name] = &l;
+        for (const auto& layer : model.layers()) {
+            auto it = by.find(layer->name());
+            if (it == by.end() || layer->weights().empty())
+                continue;
+            bool shape_problem = false;
+            const std::string problem = check_pair(*layer, *it->second, shape_problem);
+            if (!problem.empty()) {
+                if (skip_mismatch) {
+                    warn(file + ": skipping " + problem);
+                    continue;
+                }
+                fail(shape_problem, problem);
+            }
+            const auto vars = layer->weights();
+            for (std::size_t i = 0; i < vars.size(); ++i)
+                assignments.emplace_back(vars[i], &it->second->values[i]);
+        }
+    } else {
+        const auto layers = layers_with_weights(model);
+        std::vector<const keras_h5::LayerWeights<T>*> saved_layers;
+        std::string saved_names;
+        for (const auto& l : saved.layers)
+            if (!l.weight_names.empty()) {
+                saved_layers.push_back(&l);
+                saved_names += (saved_names.empty() ? "" : ", ") + l.layer_name;
+            }
+        if (layers.size() != saved_layers.size())
+            throw ValueError(file + ": layer count mismatch when loading weights: the model expects " +
+                             std::to_string(layers.size()) + " layers with weights (" + layer_list(layers) +
+                             "), the file has " + std::to_string(saved_layers.size()) + " (" + saved_names + ")");
+        for (std::size_t k = 0; k < layers.size(); ++k) {
+            bool shape_problem = false;
+            const std::string problem = check_pair(*layers[k], *saved_layers[k], shape_problem);
+            if (!problem.empty())
+                fail(shape_problem, problem);
+            const auto vars = layers[k]->weights();
+            for (std::size_t i = 0; i < vars.size(); ++i)
+                assignments.emplace_back(vars[i], &saved_layers[k]->values[i]);
+        }
+    }
+    // Every check passed: only now does the model change.
+    for (auto& [var, value] : assignments)
+        var.assign(*value);
+}
+
+template <class T>
+std::vector<keras_h5::LayerWeightsRef<T>> weight_refs(const Model<T>& model, const std::string& input_layer,
+                                                      std::vector<std::vector<Variable<T>>>& keep_alive)
+{
+    std::vector<keras_h5::LayerWeightsRef<T>> refs;
+    if (!input_layer.empty())
+        refs.push_back({ input_layer, {}, {} });
+    for (const auto& l : model.layers()) {
+        keep_alive.push_back(l->weights());
+        keras_h5::LayerWeightsRef<T> r{ l->name(), {}, {} };
+        for (const auto& v : keep_alive.back()) {
+            r.weight_names.push_back(l->weight_path(v) + ":0");
+            r.values.push_back(&v.value());
+        }
+        refs.push_back(std::move(r));
+    }
+    return refs;
+}
+
+// ---- optimizer state -------------------------------------------------------------------------------
+
+/// File names for the optimizer's variables, tf.keras 2.x style: "<opt>/iteration:0", then
+/// "<opt>/<layer>/<weight>/<slot kind>:0" for slot j of block b (variables() lists one block per
+/// slot kind, one slot per trainable weight), and "<opt>/<name>:0" for extra state. Keras
+/// restores optimizer state by position, so the names only have to be unique and readable.
+template <class T>
+std::vector<std::string> optimizer_weight_names(const Model<T>& model, const std::vector<Variable<T>>& state)
+{
+    std::vector<std::pair<std::string, Variable<T>>> trainable; // (layer path, variable)
+    for (const auto& l : model.layers())
+        for (const auto& v : l->trainable_weights())
+            trainable.emplace_back(l->weight_path(v), v);
+    std::vector<std::string> names;
+    std::map<std::string, int> used;
+    const std::size_t n = trainable.size();
+    for (std::size_t i = 0; i < state.size(); ++i) {
+        const std::string& full = state[i].name();
+        const auto slash = full.find('/');
+        const std::string opt = slash == std::string::npos ? std::string("optimizer") : full.substr(0, slash);
+        const std::string local = slash == std::string::npos ? full : full.substr(slash + 1);
+        std::string name = full;
+        if (i > 0 && n > 0) {
+            const auto& [path, var] = trainable[(i - 1) % n];
+            const std::string prefix = var.name() + "_";
+            if (local.compare(0, prefix.size(), prefix) == 0)
+                name = opt + "/" + path + "/" + local.substr(prefix.size());
+        }
+        // HDF5 needs unique paths; a clash (never seen with xtape's optimizers) gets a suffix.
+        if (used[name]++ > 0)
+            name += "_" + std::to_string(used[name] - 1);
+        names.push_back(name + ":0");
+    }
+    return names;
+}
+
+template <class T>
+void write_optimizer_weights(io::H5Group& root, const Model<T>& model)
+{
+    const auto& opt = model.optimizer();
+    if (!opt)
+        return;
+    const std::vector<Variable<T>> state = opt->variables();
+    if (state.empty())
+        return; // never stepped: nothing to restore (Keras writes no group either)
+    io::H5Group g = root.create_group("optimizer_weights");
+    const std::vector<std::string> names = optimizer_weight_names(model, state);
+    g.write_string_array_attribute("weight_names", names);
+    for (std::size_t i = 0; i < state.size(); ++i)
+        g.write_dataset<T>(names[i], state[i].value());
+}
+
+template <class T>
+void restore_optimizer_state(Model<T>& model, const io::H5Group& root, const std::string& file)
+{
+    if (!model.optimizer() || !root.has_group("optimizer_weights"))
+        return;
+    try {
+        io::H5Group g = root.group("optimizer_weights");
+        std::vector<array_t<T>> values;
+        for (const auto& name : g.read_string_array_attribute("weight_names"))
+            values.push_back(g.read_dataset<T>(name));
+        if (values.empty())
+            return;
+        model.optimizer()->set_state(model.trainable_weights(), values);
+    } catch (const Error& e) {
+        // Keras: "Error in loading the saved optimizer state ... starting with a freshly
+        // initialized optimizer." A model is still usable without its optimizer state.
+        warn(file + ": could not restore the saved optimizer state (" + e.what() +
+             "); the model starts with a freshly initialized optimizer");
+    }
+}
+
+// ---- training config -------------------------------------------------------------------------------
+
+/// Keras 2.x wrote metrics as names, Keras objects or (functional models) a list per output.
+void collect_metric_specs(const json& j, std::vector<json>& out)
+{
+    if (j.is_null())
+        return;
+    if (j.is_array()) {
+        for (const auto& e : j)
+            collect_metric_specs(e, out);
+        return;
+    }
+    if (j.is_object() && j.value("class_name", "") == "MeanMetricWrapper" && j.contains("config")) {
+        // tf.keras 2.4 wraps compile("accuracy") as MeanMetricWrapper(name="accuracy", fn=...);
+        // the name is what the user passed and what compile() resolves again by shapes.
+        const json& c = j["config"];
+        out.push_back(c.value("name", c.value("fn", "")));
+        return;
+    }
+    if (j.is_object() && !j.contains("class_name")) {
+        for (const auto& kv : j.items()) // {output name: metrics}
+            collect_metric_specs(kv.value(), out);
+        return;
+    }
+    out.push_back(j);
+}
+
+/// A loss spec as the loss registry reads it: tf.keras's "reduction": "auto" is Keras 3's
+/// default reduction and "fn" is a tf.keras LossFunctionWrapper detail.
+json normalize_loss_spec(json loss)
+{
+    if (loss.is_object() && !loss.contains("class_name") && loss.size() == 1)
+        loss = loss.begin().value(); // {output name: loss} of a single-output model
+    if (loss.is_object() && loss.contains("config") && loss["config"].is_object()) {
+        json& c = loss["config"];
+        if (c.value("reduction", "") == "auto")
+            c["reduction"] = "sum_over_batch_size";
+        c.erase("fn");
+    }
+    return loss;
+}
+
+json normalize_optimizer_spec(json opt)
+{
+    // Keras 1 / 2 training_config: {"class_name": "Adam", "config": {...}}; the registry reads it.
+    return opt;
+}
+
+template <class T>
+json config_of_file(const io::H5Group& root, const std::string& attr, const std::string& file)
+{
+    const std::string text = root.read_string_attribute(attr);
+    try {
+        return json::parse(text);
+    } catch (const json::parse_error& e) {
+        throw ValueError(file + ": the '" + attr + "' attribute is not valid JSON: " + e.what());
+    }
+}
+
+} // namespace
+
+// ---- public API ------------------------------------------------------------------------------------
+
+template <class T>
+json training_config_of(const Model<T>& model)
+{
+    if (!model.compiled())
+        return json();
+    json loss{ { "class_name", model.loss()->class_name() }, { "config", model.loss()->get_config() } };
+    json metrics = json::array();
+    for (const auto& n : model.metrics_names())
+        if (n != "loss")
+            metrics.push_back(n);
+    json opt;
+    if (model.optimizer())
+        opt = json{ { "class_name", model.optimizer()->class_name() }, { "config", model.optimizer()->get_config() } };
+    return json{ { "loss", loss },
+                 { "metrics", metrics },
+                 { "weighted_metrics", nullptr },
+                 { "loss_weights", nullptr },
+                 { "optimizer_config", opt } };
+}
+
+template <class T>
+void compile_from_training_config(Model<T>& model, const json& training_config)
+{
+    if (!training_config.is_object())
+        throw ValueError("training_config: expected a JSON object, got " + training_config.dump().substr(0, 200));
+    auto oc = training_config.find("optimizer_config");
+    if (oc == training_config.end() || oc->is_null())
+        throw ValueError("training_config has no optimizer_config");
+    auto lc = training_config.find("loss");
+    if (lc == training_config.end() || lc->is_null())
+        throw ValueError("training_config has no loss");
+    std::vector<json> metric_ids;
+    auto mc = training_config.find("metrics");
+    if (mc != training_config.end())
+        collect_metric_specs(*mc, metric_ids);
+    std::vector<MetricSpec<T>> metrics;
+    for (const auto& m : metric_ids)
+        metrics.emplace_back(m);
+    model.compile(OptimizerSpec<T>(normalize_optimizer_spec(*oc)), LossSpec<T>(normalize_loss_spec(*lc)),
+                  std::move(metrics));
+}
+
+template <class T>
+std::shared_ptr<Model<T>> model_from_json(const std::string& json_text, const std::string& source)
+{
+    json j;
+    try {
+        j = json::parse(json_text);
+    } catch (const json::parse_error& e) {
+        throw ValueError(source + ": not valid JSON: " + e.what());
+    }
+    return model_from_spec_json<T>(j, source);
+}
+
+template <class T>
+std::string model_to_json_string(const Model<T>& model)
+{
+    json j = keras_h5::to_tf_keras_model_config(model_to_json(model));
+    j["keras_version"] = keras_h5_written_keras_version;
+    j["backend"] = keras_h5_written_backend;
+    return j.dump();
+}
+
+template <class T>
+std::shared_ptr<Model<T>> load_model(const std::string& path, bool compile)
+{
+    io::H5File f = io::H5File::open_read(path);
+    io::H5Group root = f.root();
+    if (!root.has_attribute("model_config")) {
+        if (keras_h5::is_weights_only_root(root))
+            throw ValueError(path + ": no model found in this file: it holds only weights (save_weights); "
+                                    "build the model (e.g. model_from_json) and call load_weights");
+        throw ValueError(path + ": no model found in this file: there is no 'model_config' attribute");
+    }
+    const json model_config = config_of_file<T>(root, "model_config", path);
+    std::shared_ptr<Model<T>> model = model_from_spec_json<T>(model_config, path);
+    apply_weights(*model, keras_h5::read_weights_group<T>(keras_h5::weights_group_of(root)), path, false, false);
+
+    if (compile && root.has_attribute("training_config")) {
+        const json tc = config_of_file<T>(root, "training_config", path);
+        try {
+            compile_from_training_config(*model, tc);
+        } catch (const Error& e) {
+            warn(path + ": the model is loaded uncompiled: its training_config cannot be used (" + e.what() + ")");
+            return model;
+        }
+        restore_optimizer_state(*model, root, path);
+    }
+    return model;
+}
+
+template <class T>
+void load_weights(Model<T>& model, const std::string& path, bool by_name, bool skip_mismatch)
+{
+    io::H5File f = io::H5File::open_read(path);
+    io::H5Group root = f.root();
+    apply_weights(model, keras_h5::read_weights_group<T>(keras_h5::weights_group_of(root)), path, by_name,
+                  skip_mismatch);
+}
+
+template <class T>
+void save_model(const Model<T>& model, const std::string& path, bool include_optimizer)
+{
+    if (!model.built())
+        throw ValueError(path + ": cannot save model '" + model.name() +
+                         "': it is not built yet, so its weights do not exist; build it or call it on data first");
+    const json model_config = keras_h5::to_tf_keras_model_config(model_to_json(model));
+    // Functional models list their InputLayer in layer_names (with no weights), as tf.keras does.
+    std::string input_layer;
+    if (model_config.value("class_name", "") == "Functional") {
+        const json& in = model_config["config"]["input_layers"];
+        if (in.is_array() && !in.empty() && in[0].is_array() && !in[0].empty())
+            input_layer = in[0][0].get<std::string>();
+    }
+    const json training_config = training_config_of(model);
+
+    io::write_atomically(path, [&](const std::string& tmp) {
+        io::H5File f = io::H5File::create(tmp);
+        {
+            io::H5Group root = f.root();
+            root.write_string_attribute("keras_version", keras_h5_written_keras_version);
+            root.write_string_attribute("backend", keras_h5_written_backend);
+            root.write_string_attribute("xtape_version", xtape_version);
+            root.write_string_attribute("model_config", model_config.dump());
+            if (!training_config.is_null())
+                root.write_string_attribute("training_config", training_config.dump());
+            io::H5Group mw = root.create_group("model_weights");
+            std::vector<std::vector<Variable<T>>> keep_alive;
+            keras_h5::write_weights_group<T>(mw, weight_refs(model, input_layer, keep_alive),
+                                             keras_h5_written_keras_version, keras_h5_written_backend);
+            save_stage("model_weights");
+            if (include_optimizer) {
+                write_optimizer_weights(root, model);
+                save_stage("optimizer_weights");
+            }
+        }
+        f.close();
+    });
+}
+
+template <class T>
+void save_weights(const Model<T>& model, const std::string& path)
+{
+    if (!model.built())
+        throw ValueError(path + ": cannot save the weights of model '" + model.name() + "': it is not built yet");
+    io::write_atomically(path, [&](const std::string& tmp) {
+        io::H5File f = io::H5File::create(tmp);
+        {
+            io::H5Group root = f.root();
+            std::vector<std::vector<Variable<T>>> keep_alive;
+            keras_h5::write_weights_group<T>(root, weight_refs(model, "", keep_alive), keras_h5_written_keras_version,
+                                             keras_h5_written_backend);
+            save_stage("model_weights");
+        }
+        f.close();
+    });
+}
+
+#define XTAPE_INSTANTIATE(T)                                                                                 \
+    template std::shared_ptr<Model<T>> load_model<T>(const std::string&, bool);                              \
+    template void save_model<T>(const Model<T>&, const std::string&, bool);                                  \
+    template void save_weights<T>(const Model<T>&, const std::string&);                                      \
+    template void load_weights<T>(Model<T>&, const std::string&, bool, bool);                                \
+    template std::shared_ptr<Model<T>> model_from_json<T>(const std::string&, const std::string&);           \
+    template std::string model_to_json_string<T>(const Model<T>&);                                           \
+    template json training_config_of<T>(const Model<T>&);                                                    \
+    template void compile_from_training_config<T>(Model<T>&, const json&);
+XTAPE_INSTANTIATE(float)
+XTAPE_INSTANTIATE(double)
+#undef XTAPE_INSTANTIATE
+
+} // namespace xtape
