@@ -13,18 +13,17 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
-#include <type_traits>
 #include <functional>
 #include <numeric>
 #include <string>
+#include <type_traits>
 
 namespace xtape {
 namespace bn {
 namespace {
 
 /// Rows per channel-last tile and elements per channel-first segment (Note [Batch norm numerics]).
-constexpr std::size_t tile_rows = 16;
+constexpr std::size_t tile_rows_default = 16;
 constexpr std::size_t run_segment = 1024;
 /// Work per chunk and the caps that keep the per-chunk partial sums small.
 constexpr std::size_t chunk_elements = 1 << 15;
@@ -38,7 +37,8 @@ using vec = xsimd::batch<T>;
 std::size_t chunk_count(const Layout& l)
 {
     std::size_t n = std::max<std::size_t>(1, l.size() / chunk_elements);
-    n = std::min({ n, max_chunks, std::max<std::size_t>(1, max_partials / std::max<std::size_t>(l.channels, 1)), l.outer });
+    n = std::min({ n, max_chunks, std::max<std::size_t>(1, max_partials / std::max<std::size_t>(l.channels, 1)),
+                   l.outer });
     return std::max<std::size_t>(n, 1);
 }
 
@@ -91,14 +91,7 @@ void run_threads(int nt, F&& f)
 /// normal store first reads the line it writes (read-for-ownership) and then evicts input that
 /// the reversed second pass was about to find in cache; a streaming store does neither. Small
 /// outputs stay in cache for the next layer, so they use normal stores.
-std::size_t stream_min_bytes()
-{
-    static const std::size_t bytes = [] {
-        const char* e = std::getenv("XTAPE_BN_STREAM_BYTES");
-        return e ? static_cast<std::size_t>(std::atoll(e)) : std::size_t(8) << 20;
-    }();
-    return bytes;
-}
+constexpr std::size_t stream_min_bytes = std::size_t(8) << 20;
 
 template <class T>
 inline bool is_aligned(const T* p)
@@ -135,25 +128,86 @@ inline void stream_store(T* p, const vec<T>& v)
 
 inline void stream_fence() { _mm_sfence(); }
 
-/// Sum of the lanes (xsimd's hadd for double trips GCC 12's -Wmaybe-uninitialized).
+template <class T>
+inline void store(T* p, const vec<T>& v, bool stream)
+{
+    if (stream)
+        stream_store(p, v);
+    else
+        v.store_unaligned(p);
+}
+
+/// Lanes [0, k) of p, the others `fill` (k < lane count); never reads past p + k.
+template <class T>
+inline vec<T> load_partial(const T* p, std::size_t k, T fill)
+{
+#if defined(__AVX512F__)
+    if constexpr (sizeof(typename vec<T>::register_type) == 64) {
+        if constexpr (std::is_same_v<T, float>)
+            return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), static_cast<__mmask16>((1u << k) - 1), p);
+        else
+            return _mm512_mask_loadu_pd(_mm512_set1_pd(fill), static_cast<__mmask8>((1u << k) - 1), p);
+    }
+#endif
+    alignas(64) T b[vec<T>::size];
+    for (std::size_t i = 0; i < vec<T>::size; ++i)
+        b[i] = i < k ? p[i] : fill;
+    return vec<T>::load_aligned(b);
+}
+
+/// Lane j is a for j < k, else b.
+template <class T>
+inline vec<T> blend_lanes(std::size_t k, const vec<T>& a, const vec<T>& b)
+{
+    alignas(64) static const T iota[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+    static_assert(vec<T>::size <= 16, "lane table too short");
+    return xsimd::select(vec<T>::load_aligned(iota) < vec<T>(static_cast<T>(k)), a, b);
+}
+
+/// Sum of the lanes: xsimd's shuffles for float; for double a plain loop, because xsimd's double
+/// hadd trips GCC 12's -Wmaybe-uninitialized.
 template <class T>
 inline T hsum(const vec<T>& v)
 {
-    alignas(64) T b[vec<T>::size];
-    v.store_aligned(b);
-    T s = 0;
-    for (std::size_t i = 0; i < vec<T>::size; ++i)
-        s += b[i];
-    return s;
+    if constexpr (std::is_same_v<T, float>) {
+        return xsimd::hadd(v);
+    } else {
+        alignas(64) T b[vec<T>::size];
+        v.store_aligned(b);
+        T s = 0;
+        for (std::size_t i = 0; i < vec<T>::size; ++i)
+            s += b[i];
+        return s;
+    }
 }
 
-/// Merges (mean_b, m2_b) of n_b elements into (mean, m2) of n_a elements (Chan et al. 1979).
-inline void chan_merge(double& mean, double& m2, double n_a, double mean_b, double m2_b, double n_b)
+/// Chan et al.'s pairwise merge of (mean_b, m2_b) over n_b elements into (mean, m2) over n_a:
+/// the weights depend only on the counts, so a loop over channels computes them once.
+struct MergeWeights {
+    double f1, f2;
+    MergeWeights(double n_a, double n_b)
+        : f1(n_b / (n_a + n_b))
+        , f2(n_a * n_b / (n_a + n_b))
+    {
+    }
+};
+
+inline void chan_merge(double& mean, double& m2, const MergeWeights& w, double mean_b, double m2_b)
 {
-    const double n = n_a + n_b;
     const double delta = mean_b - mean;
-    mean += delta * (n_b / n);
-    m2 += m2_b + delta * delta * (n_a * n_b / n);
+    mean += delta * w.f1;
+    m2 += m2_b + delta * delta * w.f2;
+}
+
+/// Rows wider than this are processed row by row (see cl_rows_affine), and reduced in shorter
+/// tiles: rows 4 KB apart map to the same L1 sets, and 16 of them overflow its 8 ways.
+constexpr std::size_t wide_row_bytes = 2048;
+constexpr std::size_t wide_tile_rows = 8;
+
+template <class T>
+std::size_t tile_rows_for(std::size_t C)
+{
+    return C * sizeof(T) > wide_row_bytes ? wide_tile_rows : tile_rows_default;
 }
 
 // ---- channel-first runs: `n` contiguous elements of one channel -------------------------------
@@ -175,10 +229,9 @@ void run_moments(const T* x, std::size_t n, double& mean, double& m2)
     }
     for (; i + L <= n; i += L)
         s0 += V::load_unaligned(x + i);
-    T sum = hsum<T>((s0 + s1) + (s2 + s3));
-    for (; i < n; ++i)
-        sum += x[i];
-    const T shift = sum / static_cast<T>(n);
+    if (i < n)
+        s1 += load_partial(x + i, n - i, T(0));
+    const T shift = hsum<T>((s0 + s1) + (s2 + s3)) / static_cast<T>(n);
     const V vs(shift);
     V a0(T(0)), a1(T(0)), q0(T(0)), q1(T(0));
     i = 0;
@@ -195,13 +248,14 @@ void run_moments(const T* x, std::size_t n, double& mean, double& m2)
         a0 += d0;
         q0 = xsimd::fma(d0, d0, q0);
     }
-    double s = static_cast<double>(hsum<T>(a0 + a1));
-    double q = static_cast<double>(hsum<T>(q0 + q1));
-    for (; i < n; ++i) {
-        const double d = static_cast<double>(x[i] - shift);
-        s += d;
-        q += d * d;
+    if (i < n) {
+        // Missing lanes read as the shift, so they add 0.
+        const V d1 = load_partial(x + i, n - i, shift) - vs;
+        a1 += d1;
+        q1 = xsimd::fma(d1, d1, q1);
     }
+    const double s = static_cast<double>(hsum<T>(a0 + a1));
+    const double q = static_cast<double>(hsum<T>(q0 + q1));
     const double dn = static_cast<double>(n);
     mean = static_cast<double>(shift) + s / dn;
     m2 = std::max(0.0, q - s * s / dn);
@@ -230,83 +284,121 @@ void run_grad_sums(const T* x, const T* dy, std::size_t n, T m, double& sdy, dou
             g0 += d0;
             h0 = xsimd::fma(d0, V::load_unaligned(x + i) - vm, h0);
         }
-        double a = static_cast<double>(hsum<T>(g0 + g1));
-        double b = static_cast<double>(hsum<T>(h0 + h1));
-        for (; i < e; ++i) {
-            a += dy[i];
-            b += static_cast<double>(dy[i]) * static_cast<double>(x[i] - m);
+        if (i < e) {
+            // Missing lanes: dy 0, so they add 0 to both sums.
+            const V d1 = load_partial(dy + i, e - i, T(0));
+            g1 += d1;
+            h1 = xsimd::fma(d1, load_partial(x + i, e - i, m) - vm, h1);
         }
-        sdy += a;
-        sdyx += b;
+        sdy += static_cast<double>(hsum<T>(g0 + g1));
+        sdyx += static_cast<double>(hsum<T>(h0 + h1));
     }
 }
 
-/// y = (x - m) * a + b over a run.
+/// One outer row of a channel-first layout is C runs of I >= L elements, contiguous: it is
+/// written as one stream of full vectors (aligned, so they can be streaming stores), and a vector
+/// that straddles two runs takes its coefficients lane by lane.
 template <class T>
-void run_affine(const T* x, std::size_t n, T m, T a, T b, T* y, bool stream)
+void cf_row_affine(const T* x, std::size_t C, std::size_t I, const T* m, const T* a, const T* b, T* y, bool stream)
 {
     using V = vec<T>;
     constexpr std::size_t L = V::size;
-    const V vm(m), va(a), vb(b);
-    std::size_t i = 0;
-    if (stream) {
-        for (; i < n && !is_aligned(y + i); ++i)
-            y[i] = (x[i] - m) * a + b;
-        for (; i + L <= n; i += L)
-            stream_store(y + i, xsimd::fma(V::load_unaligned(x + i) - vm, va, vb));
-        for (; i < n; ++i)
-            y[i] = (x[i] - m) * a + b;
-        return;
+    const std::size_t n = C * I;
+    std::size_t k = 0;
+    auto one = [&](std::size_t k) {
+        const std::size_t c = k / I;
+        y[k] = (x[k] - m[c]) * a[c] + b[c];
+    };
+    if (stream)
+        for (; k < n && !is_aligned(y + k); ++k)
+            one(k);
+    for (std::size_t c = k / I; k + L <= n; ++c) {
+        const std::size_t e = (c + 1) * I;
+        const V vm(m[c]), va(a[c]), vb(b[c]);
+        for (; k + L <= e; k += L)
+            store(y + k, xsimd::fma(V::load_unaligned(x + k) - vm, va, vb), stream);
+        if (k + L > n)
+            break;
+        if (k < e) {
+            const std::size_t j = e - k;
+            const V sm = blend_lanes(j, vm, V(m[c + 1])), sa = blend_lanes(j, va, V(a[c + 1]));
+            const V sb = blend_lanes(j, vb, V(b[c + 1]));
+            store(y + k, xsimd::fma(V::load_unaligned(x + k) - sm, sa, sb), stream);
+            k += L;
+        }
     }
-    for (; i + 2 * L <= n; i += 2 * L) {
-        xsimd::fma(V::load_unaligned(x + i) - vm, va, vb).store_unaligned(y + i);
-        xsimd::fma(V::load_unaligned(x + i + L) - vm, va, vb).store_unaligned(y + i + L);
-    }
-    for (; i + L <= n; i += L)
-        xsimd::fma(V::load_unaligned(x + i) - vm, va, vb).store_unaligned(y + i);
-    for (; i < n; ++i)
-        y[i] = (x[i] - m) * a + b;
+    for (; k < n; ++k)
+        one(k);
 }
 
-/// dx = kx * (x - m) + kdy * dy + k0 over a run (dx += ... when accumulating).
 template <class T>
-void run_dx(const T* x, const T* dy, std::size_t n, T m, T kdy, T kx, T k0, T* dx, bool accumulate, bool stream)
+void cf_row_dx(const T* x, const T* dy, std::size_t C, std::size_t I, const T* m, const T* kdy, const T* kx,
+               const T* k0, T* dx, bool accumulate, bool stream)
 {
     using V = vec<T>;
     constexpr std::size_t L = V::size;
-    const V vm(m), vdy(kdy), vx(kx), v0(k0);
-    std::size_t i = 0;
-    if (stream && !accumulate) {
-        for (; i < n && !is_aligned(dx + i); ++i)
-            dx[i] = kx * (x[i] - m) + kdy * dy[i] + k0;
-        for (; i + L <= n; i += L)
-            stream_store(dx + i, xsimd::fma(vx, V::load_unaligned(x + i) - vm,
-                                            xsimd::fma(vdy, V::load_unaligned(dy + i), v0)));
-        for (; i < n; ++i)
-            dx[i] = kx * (x[i] - m) + kdy * dy[i] + k0;
-        return;
-    }
-    if (accumulate) {
-        for (; i + L <= n; i += L) {
-            const V g = xsimd::fma(vx, V::load_unaligned(x + i) - vm, xsimd::fma(vdy, V::load_unaligned(dy + i), v0));
-            (V::load_unaligned(dx + i) + g).store_unaligned(dx + i);
+    const std::size_t n = C * I;
+    std::size_t k = 0;
+    auto one = [&](std::size_t k) {
+        const std::size_t c = k / I;
+        const T v = kx[c] * (x[k] - m[c]) + kdy[c] * dy[k] + k0[c];
+        dx[k] = accumulate ? dx[k] + v : v;
+    };
+    auto put = [&](std::size_t k, const V& v) {
+        if (accumulate)
+            (V::load_unaligned(dx + k) + v).store_unaligned(dx + k);
+        else
+            store(dx + k, v, stream);
+    };
+    if (stream)
+        for (; k < n && !is_aligned(dx + k); ++k)
+            one(k);
+    for (std::size_t c = k / I; k + L <= n; ++c) {
+        const std::size_t e = (c + 1) * I;
+        const V vm(m[c]), vdy(kdy[c]), vx(kx[c]), v0(k0[c]);
+        for (; k + L <= e; k += L)
+            put(k, xsimd::fma(vx, V::load_unaligned(x + k) - vm, xsimd::fma(vdy, V::load_unaligned(dy + k), v0)));
+        if (k + L > n)
+            break;
+        if (k < e) {
+            const std::size_t j = e - k;
+            const V sm = blend_lanes(j, vm, V(m[c + 1])), sdy = blend_lanes(j, vdy, V(kdy[c + 1]));
+            const V sx = blend_lanes(j, vx, V(kx[c + 1])), s0 = blend_lanes(j, v0, V(k0[c + 1]));
+            put(k, xsimd::fma(sx, V::load_unaligned(x + k) - sm, xsimd::fma(sdy, V::load_unaligned(dy + k), s0)));
+            k += L;
         }
-        for (; i < n; ++i)
-            dx[i] += kx * (x[i] - m) + kdy * dy[i] + k0;
-    } else {
-        for (; i + L <= n; i += L)
-            xsimd::fma(vx, V::load_unaligned(x + i) - vm, xsimd::fma(vdy, V::load_unaligned(dy + i), v0))
-                .store_unaligned(dx + i);
-        for (; i < n; ++i)
-            dx[i] = kx * (x[i] - m) + kdy * dy[i] + k0;
     }
+    for (; k < n; ++k)
+        one(k);
+}
+
+/// Runs shorter than a vector (I < L): plain loops.
+template <class T>
+void cf_row_affine_short(const T* x, std::size_t C, std::size_t I, const T* m, const T* a, const T* b, T* y)
+{
+    for (std::size_t c = 0; c < C; ++c)
+        for (std::size_t i = 0; i < I; ++i)
+            y[c * I + i] = (x[c * I + i] - m[c]) * a[c] + b[c];
+}
+
+template <class T>
+void cf_row_dx_short(const T* x, const T* dy, std::size_t C, std::size_t I, const T* m, const T* kdy, const T* kx,
+                     const T* k0, T* dx, bool accumulate)
+{
+    for (std::size_t c = 0; c < C; ++c)
+        for (std::size_t i = 0; i < I; ++i) {
+            const std::size_t k = c * I + i;
+            const T v = kx[c] * (x[k] - m[c]) + kdy[c] * dy[k] + k0[c];
+            dx[k] = accumulate ? dx[k] + v : v;
+        }
 }
 
 // ---- channel-last tiles: nr rows of a (rows, C) matrix, channels [c, c + NV*L) ----------------
 
-/// Tile statistics merged into (mean, m2)[c ...] that already summarize n_prev rows.
+/// Tile statistics merged (weights w) into (mean, m2)[c ...], which summarize the earlier rows.
 template <class T, int NV>
-void tile_moments(const T* x, std::size_t C, std::size_t nr, std::size_t c, double n_prev, double* mean, double* m2)
+void tile_moments(const T* x, std::size_t C, std::size_t nr, std::size_t c, const MergeWeights& w, double* mean,
+                  double* m2)
 {
     using V = vec<T>;
     constexpr std::size_t L = V::size;
@@ -344,17 +436,17 @@ void tile_moments(const T* x, std::size_t C, std::size_t nr, std::size_t c, doub
         a[k].store_aligned(ba + k * L);
         q[k].store_aligned(bq + k * L);
     }
-    const double dn = static_cast<double>(nr);
+    const double inv_dn = 1.0 / static_cast<double>(nr);
     for (std::size_t j = 0; j < NV * L; ++j) {
         const double sj = ba[j];
-        const double mt = static_cast<double>(bs[j]) + sj / dn;
-        const double m2t = std::max(0.0, static_cast<double>(bq[j]) - sj * sj / dn);
-        chan_merge(mean[c + j], m2[c + j], n_prev, mt, m2t, dn);
+        const double mt = static_cast<double>(bs[j]) + sj * inv_dn;
+        const double m2t = std::max(0.0, static_cast<double>(bq[j]) - sj * sj * inv_dn);
+        chan_merge(mean[c + j], m2[c + j], w, mt, m2t);
     }
 }
 
 template <class T>
-void tile_moments_scalar(const T* x, std::size_t C, std::size_t nr, std::size_t c, double n_prev, double* mean,
+void tile_moments_scalar(const T* x, std::size_t C, std::size_t nr, std::size_t c, const MergeWeights& w, double* mean,
                          double* m2)
 {
     T s = 0;
@@ -368,7 +460,7 @@ void tile_moments_scalar(const T* x, std::size_t C, std::size_t nr, std::size_t 
         q += d * d;
     }
     const double dn = static_cast<double>(nr);
-    chan_merge(mean[c], m2[c], n_prev, static_cast<double>(sh) + a / dn, std::max(0.0, q - a * a / dn), dn);
+    chan_merge(mean[c], m2[c], w, static_cast<double>(sh) + a / dn, std::max(0.0, q - a * a / dn));
 }
 
 template <class T, int NV>
@@ -420,60 +512,109 @@ void tile_grad_sums_scalar(const T* x, const T* dy, std::size_t C, std::size_t n
     sdyx[c] += b;
 }
 
-/// y[r, :] = (x[r, :] - m) * a + b for one row of C channels.
-template <class T>
-void row_affine(const T* x, std::size_t C, const T* m, const T* a, const T* b, T* y, bool stream)
+
+/// y = (x - m) * a + b over rows [r0, r1) of a (rows, C) matrix. Channels go in blocks of NV
+/// vectors whose coefficients stay in registers across the rows (one load per data vector, not
+/// four); stores stream when asked and every row is aligned.
+template <class T, int NV>
+void cl_block_affine(const T* x, std::size_t C, std::size_t r0, std::size_t r1, std::size_t c, const T* m, const T* a,
+                     const T* b, T* y, bool stream)
 {
     using V = vec<T>;
     constexpr std::size_t L = V::size;
-    std::size_t c = 0;
-    if (stream && is_aligned(y)) {
-        for (; c + L <= C; c += L)
-            stream_store(y + c, xsimd::fma(V::load_unaligned(x + c) - V::load_aligned(m + c), V::load_aligned(a + c),
-                                           V::load_aligned(b + c)));
-        for (; c < C; ++c)
-            y[c] = (x[c] - m[c]) * a[c] + b[c];
-        return;
+    V vm[NV], va[NV], vb[NV];
+#pragma GCC unroll 8
+    for (int k = 0; k < NV; ++k) {
+        vm[k] = V::load_aligned(m + c + k * L);
+        va[k] = V::load_aligned(a + c + k * L);
+        vb[k] = V::load_aligned(b + c + k * L);
     }
-    for (; c + L <= C; c += L)
-        xsimd::fma(V::load_unaligned(x + c) - V::load_aligned(m + c), V::load_aligned(a + c), V::load_aligned(b + c))
-            .store_unaligned(y + c);
-    for (; c < C; ++c)
-        y[c] = (x[c] - m[c]) * a[c] + b[c];
+    for (std::size_t r = r0; r < r1; ++r) {
+        const T* px = x + r * C + c;
+        T* py = y + r * C + c;
+#pragma GCC unroll 8
+        for (int k = 0; k < NV; ++k)
+            store(py + k * L, xsimd::fma(V::load_unaligned(px + k * L) - vm[k], va[k], vb[k]), stream);
+    }
 }
 
 template <class T>
-void row_dx(const T* x, const T* dy, std::size_t C, const T* m, const T* kdy, const T* kx, const T* k0, T* dx,
-            bool accumulate, bool stream)
+void cl_rows_affine(const T* x, std::size_t C, std::size_t r0, std::size_t r1, const T* m, const T* a, const T* b, T* y,
+                    bool stream)
+{
+    constexpr std::size_t L = vec<T>::size;
+    stream = stream && C % L == 0 && is_aligned(y);
+    std::size_t c = 0;
+    if (C * sizeof(T) > wide_row_bytes) {
+        for (std::size_t r = r0; r < r1; ++r)
+            for (c = 0; c + 4 * L <= C; c += 4 * L)
+                cl_block_affine<T, 4>(x, C, r, r + 1, c, m, a, b, y, stream);
+    } else {
+        for (; c + 4 * L <= C; c += 4 * L)
+            cl_block_affine<T, 4>(x, C, r0, r1, c, m, a, b, y, stream);
+    }
+    for (; c + L <= C; c += L)
+        cl_block_affine<T, 1>(x, C, r0, r1, c, m, a, b, y, stream);
+    if (c < C)
+        for (std::size_t r = r0; r < r1; ++r)
+            for (std::size_t j = c; j < C; ++j)
+                y[r * C + j] = (x[r * C + j] - m[j]) * a[j] + b[j];
+}
+
+template <class T, int NV>
+void cl_block_dx(const T* x, const T* dy, std::size_t C, std::size_t r0, std::size_t r1, std::size_t c, const T* m,
+                 const T* kdy, const T* kx, const T* k0, T* dx, bool accumulate, bool stream)
 {
     using V = vec<T>;
     constexpr std::size_t L = V::size;
-    std::size_t c = 0;
-    if (stream && !accumulate && is_aligned(dx)) {
-        for (; c + L <= C; c += L)
-            stream_store(dx + c, xsimd::fma(V::load_aligned(kx + c), V::load_unaligned(x + c) - V::load_aligned(m + c),
-                                            xsimd::fma(V::load_aligned(kdy + c), V::load_unaligned(dy + c),
-                                                       V::load_aligned(k0 + c))));
-        for (; c < C; ++c)
-            dx[c] = kx[c] * (x[c] - m[c]) + kdy[c] * dy[c] + k0[c];
-        return;
+    V vm[NV], vdy[NV], vx[NV], v0[NV];
+#pragma GCC unroll 8
+    for (int k = 0; k < NV; ++k) {
+        vm[k] = V::load_aligned(m + c + k * L);
+        vdy[k] = V::load_aligned(kdy + c + k * L);
+        vx[k] = V::load_aligned(kx + c + k * L);
+        v0[k] = V::load_aligned(k0 + c + k * L);
     }
-    if (accumulate) {
-        for (; c + L <= C; c += L) {
-            const V g = xsimd::fma(V::load_aligned(kx + c), V::load_unaligned(x + c) - V::load_aligned(m + c),
-                                   xsimd::fma(V::load_aligned(kdy + c), V::load_unaligned(dy + c), V::load_aligned(k0 + c)));
-            (V::load_unaligned(dx + c) + g).store_unaligned(dx + c);
+    for (std::size_t r = r0; r < r1; ++r) {
+        const std::size_t off = r * C + c;
+#pragma GCC unroll 8
+        for (int k = 0; k < NV; ++k) {
+            const std::size_t o = off + k * L;
+            const V g =
+                xsimd::fma(vx[k], V::load_unaligned(x + o) - vm[k], xsimd::fma(vdy[k], V::load_unaligned(dy + o), v0[k]));
+            if (accumulate)
+                (V::load_unaligned(dx + o) + g).store_unaligned(dx + o);
+            else
+                store(dx + o, g, stream);
         }
-        for (; c < C; ++c)
-            dx[c] += kx[c] * (x[c] - m[c]) + kdy[c] * dy[c] + k0[c];
-    } else {
-        for (; c + L <= C; c += L)
-            xsimd::fma(V::load_aligned(kx + c), V::load_unaligned(x + c) - V::load_aligned(m + c),
-                       xsimd::fma(V::load_aligned(kdy + c), V::load_unaligned(dy + c), V::load_aligned(k0 + c)))
-                .store_unaligned(dx + c);
-        for (; c < C; ++c)
-            dx[c] = kx[c] * (x[c] - m[c]) + kdy[c] * dy[c] + k0[c];
     }
+}
+
+template <class T>
+void cl_rows_dx(const T* x, const T* dy, std::size_t C, std::size_t r0, std::size_t r1, const T* m, const T* kdy,
+                const T* kx, const T* k0, T* dx, bool accumulate, bool stream)
+{
+    constexpr std::size_t L = vec<T>::size;
+    stream = stream && !accumulate && C % L == 0 && is_aligned(dx);
+    std::size_t c = 0;
+    if (C * sizeof(T) > wide_row_bytes) {
+        // Wide rows: row by row (a channel block visiting rows 4 KB apart aliases in L1).
+        for (std::size_t r = r0; r < r1; ++r)
+            for (c = 0; c + 4 * L <= C; c += 4 * L)
+                cl_block_dx<T, 4>(x, dy, C, r, r + 1, c, m, kdy, kx, k0, dx, accumulate, stream);
+    } else {
+        for (; c + 4 * L <= C; c += 4 * L)
+            cl_block_dx<T, 4>(x, dy, C, r0, r1, c, m, kdy, kx, k0, dx, accumulate, stream);
+    }
+    for (; c + L <= C; c += L)
+        cl_block_dx<T, 1>(x, dy, C, r0, r1, c, m, kdy, kx, k0, dx, accumulate, stream);
+    if (c < C)
+        for (std::size_t r = r0; r < r1; ++r)
+            for (std::size_t j = c; j < C; ++j) {
+                const std::size_t k = r * C + j;
+                const T v = kx[j] * (x[k] - m[j]) + kdy[j] * dy[k] + k0[j];
+                dx[k] = accumulate ? dx[k] + v : v;
+            }
 }
 
 // ---- phases over a chunk or a range of rows ---------------------------------------------------
@@ -486,30 +627,32 @@ void chunk_moments(const Layout& l, const T* x, std::size_t o0, std::size_t o1, 
     std::fill(mean, mean + C, 0.0);
     std::fill(m2, m2 + C, 0.0);
     constexpr std::size_t L = vec<T>::size;
+    double n_prev = 0;
     if (I == 1) {
-        double n_prev = 0;
+        const std::size_t tile_rows = tile_rows_for<T>(C);
         for (std::size_t r = o0; r < o1; r += tile_rows) {
             const std::size_t nr = std::min(tile_rows, o1 - r);
+            const MergeWeights w(n_prev, static_cast<double>(nr));
             const T* xt = x + r * C;
             std::size_t c = 0;
             for (; c + 4 * L <= C; c += 4 * L)
-                tile_moments<T, 4>(xt, C, nr, c, n_prev, mean, m2);
+                tile_moments<T, 4>(xt, C, nr, c, w, mean, m2);
             for (; c + L <= C; c += L)
-                tile_moments<T, 1>(xt, C, nr, c, n_prev, mean, m2);
+                tile_moments<T, 1>(xt, C, nr, c, w, mean, m2);
             for (; c < C; ++c)
-                tile_moments_scalar(xt, C, nr, c, n_prev, mean, m2);
+                tile_moments_scalar(xt, C, nr, c, w, mean, m2);
             n_prev += static_cast<double>(nr);
         }
         return;
     }
-    double n_prev = 0;
     for (std::size_t o = o0; o < o1; ++o) {
         for (std::size_t s = 0; s < I; s += run_segment) {
             const std::size_t n = std::min(run_segment, I - s);
+            const MergeWeights w(n_prev, static_cast<double>(n));
             for (std::size_t c = 0; c < C; ++c) {
                 double mt, m2t;
                 run_moments(x + (o * C + c) * I + s, n, mt, m2t);
-                chan_merge(mean[c], m2[c], n_prev, mt, m2t, static_cast<double>(n));
+                chan_merge(mean[c], m2[c], w, mt, m2t);
             }
             n_prev += static_cast<double>(n);
         }
@@ -525,6 +668,7 @@ void chunk_grad_sums(const Layout& l, const T* x, const T* dy, const T* m, std::
     std::fill(sdyx, sdyx + C, 0.0);
     constexpr std::size_t L = vec<T>::size;
     if (I == 1) {
+        const std::size_t tile_rows = tile_rows_for<T>(C);
         for (std::size_t r = o0; r < o1; r += tile_rows) {
             const std::size_t nr = std::min(tile_rows, o1 - r);
             const T* xt = x + r * C;
@@ -567,19 +711,17 @@ template <class T>
 void rows_affine(const Layout& l, const T* x, const T* m, const T* a, const T* b, T* y, std::size_t o0, std::size_t o1,
                  bool reverse)
 {
-    const std::size_t C = l.channels, I = l.inner;
-    const bool stream = l.size() * sizeof(T) >= stream_min_bytes();
+    const std::size_t C = l.channels, I = l.inner, row = C * I;
+    const bool stream = l.size() * sizeof(T) >= stream_min_bytes;
     for_row_blocks(l, o0, o1, reverse, [&](std::size_t s, std::size_t e) {
-        if (I == 1) {
-            for (std::size_t r = s; r < e; ++r)
-                row_affine(x + r * C, C, m, a, b, y + r * C, stream);
-        } else {
+        if (I == 1)
+            cl_rows_affine(x, C, s, e, m, a, b, y, stream);
+        else if (I >= vec<T>::size)
             for (std::size_t o = s; o < e; ++o)
-                for (std::size_t c = 0; c < C; ++c) {
-                    const std::size_t off = (o * C + c) * I;
-                    run_affine(x + off, I, m[c], a[c], b[c], y + off, stream);
-                }
-        }
+                cf_row_affine(x + o * row, C, I, m, a, b, y + o * row, stream);
+        else
+            for (std::size_t o = s; o < e; ++o)
+                cf_row_affine_short(x + o * row, C, I, m, a, b, y + o * row);
     });
     if (stream)
         stream_fence();
@@ -589,19 +731,17 @@ template <class T>
 void rows_dx(const Layout& l, const T* x, const T* dy, const T* m, const T* kdy, const T* kx, const T* k0, T* dx,
              bool accumulate, std::size_t o0, std::size_t o1, bool reverse)
 {
-    const std::size_t C = l.channels, I = l.inner;
-    const bool stream = !accumulate && l.size() * sizeof(T) >= stream_min_bytes();
+    const std::size_t C = l.channels, I = l.inner, row = C * I;
+    const bool stream = !accumulate && l.size() * sizeof(T) >= stream_min_bytes;
     for_row_blocks(l, o0, o1, reverse, [&](std::size_t s, std::size_t e) {
-        if (I == 1) {
-            for (std::size_t r = s; r < e; ++r)
-                row_dx(x + r * C, dy + r * C, C, m, kdy, kx, k0, dx + r * C, accumulate, stream);
-        } else {
+        if (I == 1)
+            cl_rows_dx(x, dy, C, s, e, m, kdy, kx, k0, dx, accumulate, stream);
+        else if (I >= vec<T>::size)
             for (std::size_t o = s; o < e; ++o)
-                for (std::size_t c = 0; c < C; ++c) {
-                    const std::size_t off = (o * C + c) * I;
-                    run_dx(x + off, dy + off, I, m[c], kdy[c], kx[c], k0[c], dx + off, accumulate, stream);
-                }
-        }
+                cf_row_dx(x + o * row, dy + o * row, C, I, m, kdy, kx, k0, dx + o * row, accumulate, stream);
+        else
+            for (std::size_t o = s; o < e; ++o)
+                cf_row_dx_short(x + o * row, dy + o * row, C, I, m, kdy, kx, k0, dx + o * row, accumulate);
     });
     if (stream)
         stream_fence();
@@ -639,6 +779,66 @@ inline void renorm_correction(const Renorm& rn, std::size_t c, double mean, doub
     d = std::min(std::max(d, -rn.dmax), rn.dmax);
 }
 
+namespace {
+
+/// The forward's per-channel results and coefficients for channels [c0, c1), in loops without
+/// branches so they vectorize (1/sqrt in xsimd): with 1024 channels a scalar loop cost as much as
+/// the statistics pass itself.
+template <class T>
+void channel_coefficients(std::size_t c0, std::size_t c1, const double* mean, const double* m2, double inv_n,
+                          double epsilon, const Renorm* renorm, const T* gamma, const T* beta, const ChannelStats& out,
+                          Workspace<T>& ws)
+{
+    using D = vec<double>;
+    constexpr std::size_t L = D::size;
+    double* var = out.variance;
+    double* inv = out.inv_std;
+    for (std::size_t c = c0; c < c1; ++c) {
+        var[c] = std::max(0.0, m2[c] * inv_n);
+        out.mean[c] = mean[c];
+    }
+    std::size_t c = c0;
+    for (; c + L <= c1; c += L)
+        (D(1.0) / xsimd::sqrt(D::load_unaligned(var + c) + D(epsilon))).store_unaligned(inv + c);
+    for (; c < c1; ++c)
+        inv[c] = 1.0 / std::sqrt(var[c] + epsilon);
+    // gamma_eff = gamma r inv, beta_eff = beta + gamma d (renorm), in the T the passes use.
+    double* ga = ws.chan_c.data();
+    double* be = ws.chan_d.data();
+    for (c = c0; c < c1; ++c) {
+        ga[c] = gamma ? static_cast<double>(gamma[c]) : 1.0;
+        be[c] = beta ? static_cast<double>(beta[c]) : 0.0;
+    }
+    if (renorm)
+        for (c = c0; c < c1; ++c) {
+            double r, d;
+            renorm_correction(*renorm, c, mean[c], var[c], epsilon, r, d);
+            if (out.r)
+                out.r[c] = r;
+            if (out.d)
+                out.d[c] = d;
+            be[c] += ga[c] * d;
+            ga[c] *= r;
+        }
+    else
+        for (c = c0; c < c1; ++c) {
+            if (out.r)
+                out.r[c] = 1.0;
+            if (out.d)
+                out.d[c] = 0.0;
+        }
+    T* cm = ws.coef_m.data();
+    T* ca = ws.coef_a.data();
+    T* cb = ws.coef_b.data();
+    for (c = c0; c < c1; ++c) {
+        cm[c] = static_cast<T>(mean[c]);
+        ca[c] = static_cast<T>(ga[c] * inv[c]);
+        cb[c] = static_cast<T>(be[c]);
+    }
+}
+
+} // namespace
+
 template <class T>
 void forward_training(const Layout& l, const T* x, const T* gamma, const T* beta, double epsilon,
                       const Renorm* renorm, T* y, const ChannelStats& out, Workspace<T>& ws)
@@ -647,42 +847,32 @@ void forward_training(const Layout& l, const T* x, const T* gamma, const T* beta
     const std::size_t nchunks = chunk_count(l);
     ensure(ws, nchunks, C);
     const int nt = thread_count(l, nchunks);
-    const double per_row = static_cast<double>(C == 0 ? 0 : l.inner);
+    const double per_row = static_cast<double>(l.inner);
     run_threads(nt, [&](int t, int n_threads) {
         const std::size_t ch0 = nchunks * t / n_threads, ch1 = nchunks * (t + 1) / n_threads;
         for (std::size_t ch = ch0; ch < ch1; ++ch)
             chunk_moments(l, x, chunk_begin(l, nchunks, ch), chunk_begin(l, nchunks, ch + 1), ws.part_a.data() + ch * C,
                           ws.part_b.data() + ch * C);
         barrier();
-        // Each channel merges its chunks in chunk order, whoever does it.
+        // Each channel merges its chunks in chunk order, whoever does it; chunk 0 starts the sum.
         const std::size_t c0 = C * t / n_threads, c1 = C * (t + 1) / n_threads;
-        for (std::size_t c = c0; c < c1; ++c) {
-            double mean = 0, m2 = 0, n = 0;
-            for (std::size_t ch = 0; ch < nchunks; ++ch) {
-                const double nb =
-                    static_cast<double>(chunk_begin(l, nchunks, ch + 1) - chunk_begin(l, nchunks, ch)) * per_row;
-                if (nb > 0)
-                    chan_merge(mean, m2, n, ws.part_a[ch * C + c], ws.part_b[ch * C + c], nb);
-                n += nb;
-            }
-            const double var = n > 0 ? std::max(0.0, m2 / n) : 0.0;
-            const double inv = 1.0 / std::sqrt(var + epsilon);
-            double r = 1.0, d = 0.0;
-            if (renorm)
-                renorm_correction(*renorm, c, mean, var, epsilon, r, d);
-            const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
-            const double b = beta ? static_cast<double>(beta[c]) : 0.0;
-            out.mean[c] = mean;
-            out.variance[c] = var;
-            out.inv_std[c] = inv;
-            if (out.r)
-                out.r[c] = r;
-            if (out.d)
-                out.d[c] = d;
-            ws.coef_m[c] = static_cast<T>(mean);
-            ws.coef_a[c] = static_cast<T>(g * r * inv);
-            ws.coef_b[c] = static_cast<T>(b + g * d);
+        double* mean = ws.chan_a.data();
+        double* m2 = ws.chan_b.data();
+        std::copy(ws.part_a.begin() + c0, ws.part_a.begin() + c1, mean + c0);
+        std::copy(ws.part_b.begin() + c0, ws.part_b.begin() + c1, m2 + c0);
+        double n = static_cast<double>(chunk_begin(l, nchunks, 1)) * per_row;
+        for (std::size_t ch = 1; ch < nchunks; ++ch) {
+            const double nb =
+                static_cast<double>(chunk_begin(l, nchunks, ch + 1) - chunk_begin(l, nchunks, ch)) * per_row;
+            const MergeWeights w(n, nb);
+            const double* pa = ws.part_a.data() + ch * C;
+            const double* pb = ws.part_b.data() + ch * C;
+            for (std::size_t c = c0; c < c1; ++c)
+                chan_merge(mean[c], m2[c], w, pa[c], pb[c]);
+            n += nb;
         }
+        const double inv_n = n > 0 ? 1.0 / n : 0.0;
+        channel_coefficients(c0, c1, mean, m2, inv_n, epsilon, renorm, gamma, beta, out, ws);
         if (!y)
             return;
         barrier();
@@ -728,38 +918,45 @@ void backward(const Layout& l, const T* x, const T* dy, const T* gamma, const do
     const double n = static_cast<double>(l.outer * l.inner);
     run_threads(nt, [&](int t, int n_threads) {
         const std::size_t ch0 = nchunks * t / n_threads, ch1 = nchunks * (t + 1) / n_threads;
+        const std::size_t c0 = C * t / n_threads, c1 = C * (t + 1) / n_threads;
+        double* sdy = ws.chan_a.data();
+        double* sdyx = ws.chan_b.data();
+        std::fill(sdy + c0, sdy + c1, 0.0);
+        std::fill(sdyx + c0, sdyx + c1, 0.0);
         if (need_sums) {
             for (std::size_t ch = ch0; ch < ch1; ++ch)
                 chunk_grad_sums(l, x, dy, ws.coef_m.data(), chunk_begin(l, nchunks, ch),
                                 chunk_begin(l, nchunks, ch + 1), ws.part_a.data() + ch * C, ws.part_b.data() + ch * C);
             barrier();
-        }
-        const std::size_t c0 = C * t / n_threads, c1 = C * (t + 1) / n_threads;
-        for (std::size_t c = c0; c < c1; ++c) {
-            double sdy = 0, sdyx = 0;
-            if (need_sums)
-                for (std::size_t ch = 0; ch < nchunks; ++ch) {
-                    sdy += ws.part_a[ch * C + c];
-                    sdyx += ws.part_b[ch * C + c];
+            for (std::size_t ch = 0; ch < nchunks; ++ch) {
+                const double* pa = ws.part_a.data() + ch * C;
+                const double* pb = ws.part_b.data() + ch * C;
+                for (std::size_t c = c0; c < c1; ++c) {
+                    sdy[c] += pa[c];
+                    sdyx[c] += pb[c];
                 }
-            const double rc = r ? r[c] : 1.0, dc = d ? d[c] : 0.0;
-            const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
-            const double inv = inv_std[c];
-            // dgamma = sum(dy * (xhat r + d)), xhat = (x - mean) inv.
-            if (dgamma)
-                dgamma[c] += static_cast<T>(rc * inv * sdyx + dc * sdy);
-            if (dbeta)
-                dbeta[c] += static_cast<T>(sdy);
-            const double a = g * rc * inv;
-            ws.coef_a[c] = static_cast<T>(a);
-            if (training && n > 0) {
-                // dx = a (dy - mean(dy) - xhat mean(dy xhat)) = a dy - a inv^2 mean(dy xc) xc - a mean(dy).
-                ws.coef_b[c] = static_cast<T>(-a * inv * inv * sdyx / n);
-                ws.coef_c[c] = static_cast<T>(-a * sdy / n);
-            } else {
-                ws.coef_b[c] = T(0);
-                ws.coef_c[c] = T(0);
             }
+        }
+        const double inv_n = n > 0 ? 1.0 / n : 0.0;
+        // dgamma = sum(dy * (xhat r + d)) with xhat = (x - mean) inv; dbeta = sum(dy).
+        if (dgamma)
+            for (std::size_t c = c0; c < c1; ++c)
+                dgamma[c] += static_cast<T>((r ? r[c] : 1.0) * inv_std[c] * sdyx[c] + (d ? d[c] * sdy[c] : 0.0));
+        if (dbeta)
+            for (std::size_t c = c0; c < c1; ++c)
+                dbeta[c] += static_cast<T>(sdy[c]);
+        // Training: dx = a (dy - mean(dy) - xhat mean(dy xhat)) = a dy - a inv^2 mean(dy xc) xc - a mean(dy),
+        // a = gamma r inv. Inference: dx = a dy.
+        T* ca = ws.coef_a.data();
+        T* cb = ws.coef_b.data();
+        T* cc = ws.coef_c.data();
+        const double k = training ? inv_n : 0.0;
+        for (std::size_t c = c0; c < c1; ++c) {
+            const double inv = inv_std[c];
+            const double a = (gamma ? static_cast<double>(gamma[c]) : 1.0) * (r ? r[c] : 1.0) * inv;
+            ca[c] = static_cast<T>(a);
+            cb[c] = static_cast<T>(-a * inv * inv * sdyx[c] * k);
+            cc[c] = static_cast<T>(-a * sdy[c] * k);
         }
         if (!dx)
             return;
