@@ -382,6 +382,17 @@ json training_config_of(const Model<T>& model)
                  { "optimizer_config", opt } };
 }
 
+std::vector<json> metrics_from_training_config(const json& training_config)
+{
+    std::vector<json> ids;
+    if (training_config.is_object()) {
+        auto mc = training_config.find("metrics");
+        if (mc != training_config.end())
+            collect_metric_specs(*mc, ids);
+    }
+    return ids;
+}
+
 template <class T>
 void compile_from_training_config(Model<T>& model, const json& training_config)
 {
@@ -393,12 +404,8 @@ void compile_from_training_config(Model<T>& model, const json& training_config)
     auto lc = training_config.find("loss");
     if (lc == training_config.end() || lc->is_null())
         throw ValueError("training_config has no loss");
-    std::vector<json> metric_ids;
-    auto mc = training_config.find("metrics");
-    if (mc != training_config.end())
-        collect_metric_specs(*mc, metric_ids);
     std::vector<MetricSpec<T>> metrics;
-    for (const auto& m : metric_ids)
+    for (const auto& m : metrics_from_training_config(training_config))
         metrics.emplace_back(m);
     model.compile(OptimizerSpec<T>(normalize_optimizer_spec(*oc)), LossSpec<T>(normalize_loss_spec(*lc)),
                   std::move(metrics));

@@ -91,6 +91,10 @@ json training_config_of(const Model<T>& model);
 template <class T>
 void compile_from_training_config(Model<T>& model, const json& training_config);
 
+/// The metrics a training_config names, flattened (Keras 2 nested per-output lists, tf.keras
+/// MeanMetricWrapper dicts become the name the user gave), ready for compile().
+std::vector<json> metrics_from_training_config(const json& training_config);
+
 namespace keras_h5::testing {
 /// Test hook: save_model and save_weights call it with "model_weights" after writing the
 /// weights (and with "optimizer_weights" after the optimizer state). A hook that throws

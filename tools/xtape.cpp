@@ -1,0 +1,498 @@
+// xtape: the command-line tool for Keras HDF5 models.
+//
+//   xtape summary MODEL.h5
+//   xtape predict MODEL.h5 --input IN.h5 [--dataset x] --output OUT.h5 [--batch-size N]
+//   xtape evaluate MODEL.h5 --data D.h5 [--x x] [--y y] [--batch-size N] [--loss NAME]
+//   xtape fit MODEL.h5 --data D.h5 --output OUT.h5 [--x x] [--y y] [--epochs 1] [--batch-size 32]
+//             [--optimizer NAME] [--learning-rate LR] [--loss NAME] [--no-shuffle]
+//             [--validation-split F] [--seed S]
+//   xtape gradcheck MODEL.h5 --data D.h5 [--x x] [--y y] [--loss NAME] [--samples N]
+//
+// Every subcommand has --help. Errors print one line "xtape: error: ..." to stderr; the exit
+// status is 0 on success, 1 on an error (or a failed gradient check), 2 on a usage error.
+#include "framework/gradcheck.hpp"
+#include "framework/io/atomic_file.hpp"
+#include "framework/io/hdf5.hpp"
+#include "framework/io/npy.hpp"
+#include "framework/random.hpp"
+#include "framework/sequential.hpp"
+#include "layers/dropout.hpp"
+#include "saving/keras_h5.hpp"
+
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace xtape;
+
+namespace {
+
+/// A usage error: exit status 2, like argparse.
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+const char* const main_help = R"(usage: xtape <command> [options]
+
+Keras HDF5 (.h5) models from the command line.
+
+commands:
+  summary     print Keras's summary table of a model
+  predict     run a model on an input dataset and write the predictions
+  evaluate    print the loss and metrics of a model on a dataset as JSON
+  fit         train a model and save the trained model
+  gradcheck   check the model's gradients against central differences (float64)
+
+Run "xtape <command> --help" for the options of a command.
+)";
+
+const std::map<std::string, std::string> command_help = {
+    { "summary", R"(usage: xtape summary MODEL.h5
+
+Prints Keras's summary table (layers, output shapes, parameter counts) of a model saved with
+model.save (Keras 1.x, 2.x, tf.keras, Keras 3 legacy .h5, or xtape).
+)" },
+    { "predict", R"(usage: xtape predict MODEL.h5 --input IN.h5 [--dataset x] --output OUT.h5 [--batch-size N]
+
+Runs the model (inference mode) on the input and writes the predictions as the float32
+dataset "y" of OUT.h5 (or OUT.npy when the name ends in .npy).
+
+  --input IN        an HDF5 file (the dataset named by --dataset) or a .npy file; any float
+                    or integer type
+  --dataset NAME    dataset inside IN.h5 (default: x)
+  --output OUT      the file to write; replaced atomically
+  --batch-size N    samples per batch (default: 32)
+)" },
+    { "evaluate", R"(usage: xtape evaluate MODEL.h5 --data D.h5 [--x x] [--y y] [--batch-size N] [--loss NAME]
+
+Prints the loss and the compiled metrics over the data as one JSON object, e.g.
+{"accuracy": 0.91, "loss": 0.27}. The loss and metrics come from the model's training_config;
+--loss overrides the loss (and is required when the file has no training_config).
+
+  --data D.h5       HDF5 file holding the inputs and the targets
+  --x NAME          dataset of inputs (default: x)
+  --y NAME          dataset of targets (default: y)
+  --batch-size N    samples per batch (default: 32)
+  --loss NAME       a Keras loss name (mse, categorical_crossentropy, ...)
+)" },
+    { "fit", R"(usage: xtape fit MODEL.h5 --data D.h5 --output OUT.h5 [--x x] [--y y] [--epochs 1]
+                 [--batch-size 32] [--optimizer NAME] [--learning-rate LR] [--loss NAME]
+                 [--no-shuffle] [--validation-split F] [--seed S]
+
+Trains the model with a progress bar and saves the whole model (weights, moving statistics,
+training_config and optimizer state) to OUT.h5. The model is compiled from its training_config,
+including the saved optimizer state; flags override it: --optimizer starts a fresh optimizer
+(sgd, adam, rmsprop, adagrad, adamw, nadam), --learning-rate sets the learning rate, --loss
+replaces the loss. A file without training_config needs --loss (the optimizer defaults to
+rmsprop, Keras's compile default).
+
+  --data D.h5             HDF5 file holding the inputs and the targets
+  --x NAME / --y NAME     their datasets (default: x, y)
+  --epochs N              epochs to run (default: 1)
+  --batch-size N          samples per batch (default: 32)
+  --no-shuffle            take batches in order, as Keras's fit(shuffle=False)
+  --validation-split F    fraction of the samples, from the end, kept for validation
+  --seed S                seed for shuffling and dropout (keras.utils.set_random_seed)
+)" },
+    { "gradcheck", R"(usage: xtape gradcheck MODEL.h5 --data D.h5 [--x x] [--y y] [--loss NAME] [--samples N]
+
+Loads the model in float64, runs it in training mode on the first N samples and compares the
+tape's gradient of the loss (regularization included) with respect to every trainable weight
+with central differences. Prints the worst relative error per weight; exits with status 1
+when a weight fails. Dropout masks are drawn once and reused by every evaluation, so the
+differences measure the model, not the noise.
+
+  --data D.h5             HDF5 file holding the inputs and the targets
+  --x NAME / --y NAME     their datasets (default: x, y)
+  --loss NAME             the loss (default: the model's training_config)
+  --samples N             samples to use (default: 8)
+  --eps E                 central difference step (default: 1e-6)
+  --max-rel-error R       largest relative error that passes (default: 1e-5)
+)" },
+};
+
+struct Args {
+    std::string command;
+    std::string model;
+    std::map<std::string, std::string> options; // "--name" -> value ("" for flags)
+    bool help = false;
+};
+
+Args parse_args(int argc, char** argv)
+{
+    static const std::map<std::string, std::set<std::string>> allowed = {
+        { "summary", {} },
+        { "predict", { "--input", "--dataset", "--output", "--batch-size" } },
+        { "evaluate", { "--data", "--x", "--y", "--batch-size", "--loss" } },
+        { "fit",
+          { "--data", "--x", "--y", "--output", "--epochs", "--batch-size", "--optimizer", "--learning-rate", "--loss",
+            "--no-shuffle", "--validation-split", "--seed" } },
+        { "gradcheck", { "--data", "--x", "--y", "--loss", "--samples", "--eps", "--max-rel-error" } },
+    };
+    static const std::set<std::string> flags = { "--no-shuffle" };
+    Args a;
+    if (argc < 2)
+        throw UsageError("missing command (summary, predict, evaluate, fit, gradcheck); see xtape --help");
+    a.command = argv[1];
+    if (a.command == "--help" || a.command == "-h") {
+        a.help = true;
+        return a;
+    }
+    auto cmd = allowed.find(a.command);
+    if (cmd == allowed.end())
+        throw UsageError("unknown command '" + a.command + "' (expected summary, predict, evaluate, fit or gradcheck)");
+    for (int i = 2; i < argc; ++i) {
+        std::string arg = argv[i];
+        if (arg == "--help" || arg == "-h") {
+            a.help = true;
+            continue;
+        }
+        if (arg.rfind("--", 0) == 0) {
+            std::string value;
+            const auto eq = arg.find('=');
+            if (eq != std::string::npos) {
+                value = arg.substr(eq + 1);
+                arg.erase(eq);
+            }
+            if (!cmd->second.count(arg))
+                throw UsageError(a.command + ": unknown option " + arg);
+            if (flags.count(arg)) {
+                if (eq != std::string::npos)
+                    throw UsageError(a.command + ": " + arg + " takes no value");
+            } else if (eq == std::string::npos) {
+                if (i + 1 >= argc)
+                    throw UsageError(a.command + ": " + arg + " needs a value");
+                value = argv[++i];
+            }
+            a.options[arg] = value;
+        } else if (a.model.empty()) {
+            a.model = arg;
+        } else {
+            throw UsageError(a.command + ": unexpected argument '" + arg + "'");
+        }
+    }
+    if (!a.help && a.model.empty())
+        throw UsageError(a.command + ": missing MODEL.h5");
+    return a;
+}
+
+std::string opt(const Args& a, const std::string& name, const std::string& fallback)
+{
+    auto it = a.options.find(name);
+    return it == a.options.end() ? fallback : it->second;
+}
+
+std::string required(const Args& a, const std::string& name)
+{
+    auto it = a.options.find(name);
+    if (it == a.options.end())
+        throw UsageError(a.command + ": missing " + name);
+    return it->second;
+}
+
+long long int_opt(const Args& a, const std::string& name, long long fallback, long long min_value)
+{
+    auto it = a.options.find(name);
+    if (it == a.options.end())
+        return fallback;
+    char* end = nullptr;
+    const long long v = std::strtoll(it->second.c_str(), &end, 10);
+    if (it->second.empty() || *end != '\0' || v < min_value)
+        throw UsageError(a.command + ": " + name + " expects an integer >= " + std::to_string(min_value) + ", got '" +
+                         it->second + "'");
+    return v;
+}
+
+std::optional<double> double_opt(const Args& a, const std::string& name)
+{
+    auto it = a.options.find(name);
+    if (it == a.options.end())
+        return std::nullopt;
+    char* end = nullptr;
+    const double v = std::strtod(it->second.c_str(), &end);
+    if (it->second.empty() || *end != '\0')
+        throw UsageError(a.command + ": " + name + " expects a number, got '" + it->second + "'");
+    return v;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix)
+{
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+/// An array from a .npy file or a dataset of an HDF5 file, converted to T.
+template <class T>
+array_t<T> read_array(const std::string& path, const std::string& dataset)
+{
+    if (ends_with(path, ".npy"))
+        return io::read_npy<T>(path);
+    io::H5File f = io::H5File::open_read(path);
+    io::H5Group root = f.root();
+    if (!root.has_dataset(dataset)) {
+        std::string names;
+        for (const auto& n : root.member_names())
+            names += (names.empty() ? "" : ", ") + n;
+        throw IOError(path + ": no dataset '" + dataset + "' (the file's root holds: " +
+                      (names.empty() ? std::string("nothing") : names) + ")");
+    }
+    return root.read_dataset<T>(dataset);
+}
+
+template <class T>
+void check_samples(const array_t<T>& x, const array_t<T>& y, const std::string& data)
+{
+    if (x.dimension() == 0 || y.dimension() == 0 || x.shape()[0] != y.shape()[0])
+        throw ValueError(data + ": the inputs have shape " + shape_str(x.shape()) + " and the targets " +
+                         shape_str(y.shape()) + "; both need the same number of samples on their first axis");
+}
+
+json training_config_of_file(const std::string& path)
+{
+    io::H5File f = io::H5File::open_read(path);
+    io::H5Group root = f.root();
+    if (!root.has_attribute("training_config"))
+        return json();
+    try {
+        return json::parse(root.read_string_attribute("training_config"));
+    } catch (const json::parse_error&) {
+        return json();
+    }
+}
+
+/// Compiles as `fit`/`evaluate`/`gradcheck` need: the file's compile state, with --loss,
+/// --optimizer and --learning-rate overriding it.
+template <class T>
+void compile_for_command(Model<T>& model, const Args& a, bool needs_optimizer_flags)
+{
+    const std::string loss_flag = opt(a, "--loss", "");
+    const std::string optimizer_flag = needs_optimizer_flags ? opt(a, "--optimizer", "") : "";
+    const std::optional<double> lr = needs_optimizer_flags ? double_opt(a, "--learning-rate") : std::nullopt;
+
+    if (model.compiled() && loss_flag.empty() && optimizer_flag.empty()) {
+        if (lr)
+            model.optimizer()->set_learning_rate(*lr);
+        return;
+    }
+    if (loss_flag.empty() && !model.compiled())
+        throw ValueError(a.model + ": the model has no usable training_config, so its loss is unknown; pass --loss");
+    OptimizerPtr<T> optimizer;
+    if (!optimizer_flag.empty())
+        optimizer = get_optimizer<T>(json(optimizer_flag));
+    else if (model.compiled())
+        optimizer = model.optimizer(); // keeps the restored state
+    else
+        optimizer = get_optimizer<T>(json("rmsprop"));
+    if (lr)
+        optimizer->set_learning_rate(*lr);
+    LossSpec<T> loss = loss_flag.empty() ? LossSpec<T>(model.loss()) : LossSpec<T>(loss_flag);
+    std::vector<MetricSpec<T>> metrics;
+    for (const auto& m : metrics_from_training_config(training_config_of_file(a.model)))
+        metrics.emplace_back(m);
+    model.compile(OptimizerSpec<T>(optimizer), std::move(loss), std::move(metrics));
+}
+
+// ---- commands ---------------------------------------------------------------------------------------
+
+int cmd_summary(const Args& a)
+{
+    auto model = load_model<float>(a.model, /*compile=*/false);
+    model->summary();
+    return 0;
+}
+
+int cmd_predict(const Args& a)
+{
+    const std::string input = required(a, "--input");
+    const std::string output = required(a, "--output");
+    const auto batch = static_cast<std::size_t>(int_opt(a, "--batch-size", 32, 1));
+    auto model = load_model<float>(a.model, false);
+    const array_t<float> x = read_array<float>(input, opt(a, "--dataset", "x"));
+    PredictOptions<float> po;
+    po.batch_size = batch;
+    po.verbose = 0;
+    const array_t<float> y = model->predict(x, po);
+    if (ends_with(output, ".npy")) {
+        io::write_npy<float>(output, y);
+    } else {
+        io::write_atomically(output, [&](const std::string& tmp) {
+            io::H5File f = io::H5File::create(tmp);
+            f.root().write_dataset<float>("y", y);
+            f.close();
+        });
+    }
+    std::cerr << "xtape: wrote predictions " << shape_str(y.shape()) << " to " << output << std::endl;
+    return 0;
+}
+
+int cmd_evaluate(const Args& a)
+{
+    const std::string data = required(a, "--data");
+    const auto batch = static_cast<std::size_t>(int_opt(a, "--batch-size", 32, 1));
+    auto model = load_model<float>(a.model, true);
+    compile_for_command(*model, a, false);
+    const array_t<float> x = read_array<float>(data, opt(a, "--x", "x"));
+    const array_t<float> y = read_array<float>(data, opt(a, "--y", "y"));
+    check_samples(x, y, data);
+    EvaluateOptions<float> eo;
+    eo.batch_size = batch;
+    eo.verbose = 0;
+    const Logs logs = model->evaluate(x, y, eo);
+    json out = json::object();
+    for (const auto& kv : logs)
+        out[kv.first] = kv.second;
+    std::cout << out.dump() << std::endl;
+    return 0;
+}
+
+int cmd_fit(const Args& a)
+{
+    const std::string data = required(a, "--data");
+    const std::string output = required(a, "--output");
+    FitOptions<float> fo;
+    fo.epochs = static_cast<int>(int_opt(a, "--epochs", 1, 1));
+    fo.batch_size = static_cast<std::size_t>(int_opt(a, "--batch-size", 32, 1));
+    fo.shuffle = !a.options.count("--no-shuffle");
+    if (auto vs = double_opt(a, "--validation-split")) {
+        if (*vs < 0 || *vs >= 1)
+            throw UsageError("fit: --validation-split expects a number in [0, 1), got " + opt(a, "--validation-split", ""));
+        fo.validation_split = *vs;
+    }
+    // Seed first: dropout layers take their seeds when the model is built.
+    if (a.options.count("--seed"))
+        set_random_seed(static_cast<std::uint64_t>(int_opt(a, "--seed", 0, 0)));
+    auto model = load_model<float>(a.model, true);
+    compile_for_command(*model, a, true);
+    const array_t<float> x = read_array<float>(data, opt(a, "--x", "x"));
+    const array_t<float> y = read_array<float>(data, opt(a, "--y", "y"));
+    check_samples(x, y, data);
+    model->fit(x, y, fo);
+    save_model(*model, output);
+    std::cerr << "xtape: saved the trained model to " << output << std::endl;
+    return 0;
+}
+
+int cmd_gradcheck(const Args& a)
+{
+    const std::string data = required(a, "--data");
+    const auto samples = static_cast<std::size_t>(int_opt(a, "--samples", 8, 1));
+    GradcheckOptions go;
+    if (auto e = double_opt(a, "--eps"))
+        go.eps = *e;
+    if (auto r = double_opt(a, "--max-rel-error"))
+        go.max_rel_error = *r;
+    auto model = load_model<double>(a.model, true);
+    compile_for_command(*model, a, false);
+    array_t<double> x = read_array<double>(data, opt(a, "--x", "x"));
+    array_t<double> y = read_array<double>(data, opt(a, "--y", "y"));
+    check_samples(x, y, data);
+    const std::size_t n = std::min(samples, x.shape()[0]);
+    auto first_rows = [n](const array_t<double>& arr) {
+        shape_t s(arr.shape().begin(), arr.shape().end());
+        const std::size_t row = shape_size(s) / s[0];
+        s[0] = n;
+        array_t<double> out = array_t<double>::from_shape(s);
+        std::copy(arr.data(), arr.data() + n * row, out.data());
+        return out;
+    };
+    const Tensor<double> xt(first_rows(x)), yt(first_rows(y));
+
+    std::vector<Tensor<double>> params;
+    std::vector<std::string> names;
+    for (const auto& l : model->layers())
+        for (const auto& v : l->trainable_weights()) {
+            params.push_back(v.tensor());
+            names.push_back(l->weight_path(v));
+        }
+    if (params.empty())
+        throw ValueError(a.model + ": the model has no trainable weights to check");
+
+    const std::uint64_t mask_seed = 1234;
+    auto loss_fn = [&]() -> Tensor<double> {
+        Tensor<double> h = xt;
+        std::size_t index = 0;
+        for (const auto& l : model->layers()) {
+            ++index;
+            if (l->class_name() == "Dropout") {
+                // The same mask at every evaluation: a generator seeded per layer, per call.
+                const json c = l->get_config();
+                const double rate = c.value("rate", 0.0);
+                shape_t noise;
+                if (c.contains("noise_shape") && c["noise_shape"].is_array()) {
+                    const auto& hs = h.shape();
+                    std::size_t d = 0;
+                    for (const auto& e : c["noise_shape"])
+                        noise.push_back(e.is_null() ? hs[d++] : (++d, e.get<std::size_t>()));
+                }
+                rng_t rng(mask_seed + index);
+                h = dropout(h, rate, noise, rng);
+            } else {
+                h = (*l)(h, /*training=*/true);
+            }
+        }
+        return model->compute_loss(yt, h);
+    };
+    std::cout << "gradcheck: " << a.model << ", " << n << " sample(s), loss " << model->loss()->name()
+              << ", float64, training mode, eps " << go.eps << ", max relative error " << go.max_rel_error << "\n";
+    const GradcheckResult r = gradcheck(loss_fn, params, names, go);
+    std::cout << r.report();
+    std::size_t failed = 0;
+    for (const auto& e : r.entries)
+        failed += e.failed ? 1 : 0;
+    if (!r.passed) {
+        std::cout << "gradcheck FAILED" << std::endl;
+        std::cerr << "xtape: error: gradcheck failed for " << failed << " of " << r.entries.size() << " weights"
+                  << std::endl;
+        return 1;
+    }
+    std::cout << "gradcheck passed: " << r.entries.size() << " weights" << std::endl;
+    return 0;
+}
+
+/// One line: newlines inside a message become spaces.
+std::string one_line(std::string s)
+{
+    for (char& c : s)
+        if (c == '\n' || c == '\r')
+            c = ' ';
+    return s;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    Args args;
+    try {
+        args = parse_args(argc, argv);
+    } catch (const UsageError& e) {
+        std::cerr << "xtape: error: " << one_line(e.what()) << std::endl;
+        return 2;
+    }
+    if (args.help) {
+        auto it = command_help.find(args.command);
+        std::cout << (it == command_help.end() ? main_help : it->second);
+        return 0;
+    }
+    try {
+        if (args.command == "summary")
+            return cmd_summary(args);
+        if (args.command == "predict")
+            return cmd_predict(args);
+        if (args.command == "evaluate")
+            return cmd_evaluate(args);
+        if (args.command == "fit")
+            return cmd_fit(args);
+        return cmd_gradcheck(args);
+    } catch (const UsageError& e) {
+        std::cerr << "xtape: error: " << one_line(e.what()) << std::endl;
+        return 2;
+    } catch (const std::exception& e) {
+        std::cerr << "xtape: error: " << one_line(e.what()) << std::endl;
+        return 1;
+    }
+}
