@@ -639,3 +639,170 @@ TEST_CASE("saving: unbuilt models cannot be saved")
     expect_error<ValueError>([&] { save_model(m, tmp.file("u.h5")); }, { "u.h5", "not built" });
     CHECK_FALSE(fs::exists(tmp.file("u.h5")));
 }
+
+TEST_CASE("saving: a Keras 3 legacy .h5 file (weight paths without :0, dtype policies, top_level_model_weights)")
+{
+    // Written here in the layout of Keras 3's legacy_h5_format.save_model_to_hdf5.
+    TempDir tmp("saving_keras3");
+    const std::string path = tmp.file("k3.h5");
+    const json policy = json::parse(
+      R"({"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": null})");
+    const json init = json::parse(
+      R"({"module": "keras.initializers", "class_name": "GlorotUniform", "config": {"seed": null}, "registered_name": null})");
+    json dense = { { "module", "keras.layers" },
+                   { "class_name", "Dense" },
+                   { "config",
+                     { { "name", "dense" }, { "trainable", true }, { "dtype", policy }, { "units", 3 },
+                       { "activation", "relu" }, { "use_bias", true }, { "kernel_initializer", init },
+                       { "bias_initializer", init }, { "kernel_regularizer", nullptr }, { "bias_regularizer", nullptr },
+                       { "kernel_constraint", nullptr }, { "bias_constraint", nullptr } } },
+                   { "registered_name", nullptr },
+                   { "build_config", { { "input_shape", { nullptr, 4 } } } } };
+    json bn = { { "module", "keras.layers" },
+                { "class_name", "BatchNormalization" },
+                { "config",
+                  { { "name", "batch_normalization" }, { "trainable", true }, { "dtype", policy }, { "axis", -1 },
+                    { "momentum", 0.99 }, { "epsilon", 0.001 }, { "center", true }, { "scale", true },
+                    { "beta_initializer", init }, { "gamma_initializer", init },
+                    { "moving_mean_initializer", init }, { "moving_variance_initializer", init },
+                    { "beta_regularizer", nullptr }, { "gamma_regularizer", nullptr }, { "beta_constraint", nullptr },
+                    { "gamma_constraint", nullptr }, { "synchronized", false } } },
+                { "registered_name", nullptr } };
+    json input = { { "module", "keras.layers" },
+                   { "class_name", "InputLayer" },
+                   { "config", { { "batch_shape", { nullptr, 4 } }, { "dtype", "float32" }, { "sparse", false },
+                                 { "name", "input_layer" } } },
+                   { "registered_name", nullptr } };
+    json model_config = { { "module", "keras" },
+                          { "class_name", "Sequential" },
+                          { "config",
+                            { { "name", "sequential" }, { "trainable", true }, { "dtype", policy },
+                              { "layers", { input, dense, bn } }, { "build_input_shape", { nullptr, 4 } } } },
+                          { "registered_name", nullptr } };
+    json training_config = json::parse(R"({"loss": "mean_squared_error", "loss_weights": null, "metrics": ["mae"],
+        "weighted_metrics": null, "run_eagerly": false, "steps_per_execution": 1, "jit_compile": false,
+        "optimizer_config": {"class_name": "Adam", "config": {"name": "adam", "learning_rate": 0.001,
+        "weight_decay": null, "clipnorm": null, "global_clipnorm": null, "clipvalue": null, "use_ema": false,
+        "ema_momentum": 0.99, "ema_overwrite_frequency": null, "loss_scale_factor": null,
+        "gradient_accumulation_steps": null, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-07, "amsgrad": false}}})");
+    array_t<float> kernel = { { 0.5f, -1.f, 0.25f }, { 1.f, 0.f, -0.5f }, { -0.25f, 0.75f, 1.f }, { 0.f, 0.5f, 0.5f } };
+    array_t<float> bias = { 0.1f, -0.2f, 0.3f };
+    array_t<float> gamma = { 1.5f, 0.5f, 2.f }, beta = { 0.f, 1.f, -1.f }, mean = { 0.2f, 0.1f, 0.4f },
+                   var = { 4.f, 0.25f, 1.f };
+    {
+        io::H5File f = io::H5File::create(path);
+        io::H5Group root = f.root();
+        root.write_string_attribute("keras_version", "3.3.3");
+        root.write_string_attribute("backend", "jax");
+        root.write_string_attribute("model_config", model_config.dump());
+        root.write_string_attribute("training_config", training_config.dump());
+        io::H5Group mw = root.create_group("model_weights");
+        mw.write_string_array_attribute("layer_names", { "dense", "batch_normalization" });
+        mw.write_string_attribute("backend", "jax");
+        mw.write_string_attribute("keras_version", "3.3.3");
+        io::H5Group d = mw.create_group("dense");
+        d.write_string_array_attribute("weight_names", { "dense/kernel", "dense/bias" });
+        d.write_dataset<float>("dense/kernel", kernel);
+        d.write_dataset<float>("dense/bias", bias);
+        io::H5Group b = mw.create_group("batch_normalization");
+        b.write_string_array_attribute("weight_names",
+                                       { "batch_normalization/gamma", "batch_normalization/beta",
+                                         "batch_normalization/moving_mean", "batch_normalization/moving_variance" });
+        b.write_dataset<float>("batch_normalization/gamma", gamma);
+        b.write_dataset<float>("batch_normalization/beta", beta);
+        b.write_dataset<float>("batch_normalization/moving_mean", mean);
+        b.write_dataset<float>("batch_normalization/moving_variance", var);
+        mw.create_group("top_level_model_weights").write_string_array_attribute("weight_names", {});
+        f.close();
+    }
+    auto m = load_model<float>(path);
+    CHECK(m->compiled());
+    CHECK(m->optimizer()->class_name() == "Adam");
+    const array_t<float> x = { { 1.f, 2.f, -1.f, 0.5f }, { -0.5f, 0.f, 1.f, 2.f } };
+    const array_t<float> y = m->predict(x, quiet_predict());
+    for (std::size_t i = 0; i < 2; ++i)
+        for (std::size_t j = 0; j < 3; ++j) {
+            double h = bias(j);
+            for (std::size_t k = 0; k < 4; ++k)
+                h += double(x(i, k)) * kernel(k, j);
+            h = std::max(h, 0.0);
+            const double expected = (h - mean(j)) / std::sqrt(double(var(j)) + 1e-3) * gamma(j) + beta(j);
+            CHECK(y(i, j) == doctest::Approx(expected).epsilon(1e-6));
+        }
+}
+
+TEST_CASE("saving: load_weights finds weights by the stored names, whatever their prefix")
+{
+    TempDir tmp("saving_prefix");
+    const std::string path = tmp.file("w.h5");
+    array_t<float> k = { { 1.f, 2.f }, { 3.f, 4.f } }, b = { 0.5f, -0.5f };
+    {
+        // GAPError.h5-style names: the prefix is not the layer name, and no ':0'.
+        io::H5File f = io::H5File::create(path);
+        io::H5Group root = f.root();
+        root.write_string_array_attribute("layer_names", { "renamed" });
+        io::H5Group g = root.create_group("renamed");
+        g.write_string_array_attribute("weight_names", { "renamed_1/kernel", "some/other/bias:0" });
+        g.write_dataset<float>("renamed_1/kernel", k);
+        g.write_dataset<float>("some/other/bias:0", b);
+        f.close();
+    }
+    reset_layer_names();
+    Sequential<float> m;
+    m.add(std::make_shared<InputLayer<float>>(dims_t{ 2 }));
+    m.add(std::make_shared<Dense<float>>(2));
+    load_weights(m, path);
+    CHECK(m.get_weights()[0] == k);
+    CHECK(m.get_weights()[1] == b);
+}
+
+TEST_CASE("saving: a Keras 1.2.2 file with BatchNormalization: running_std is the variance")
+{
+    // The layout of Keras 1.2.2 + Theano (batch_to_conv2d_theano_1.h5, whose Conv2D xtape lacks):
+    // flat names without ':0', no backend attribute, Keras 1 config keys, BN mode 0.
+    TempDir tmp("saving_keras1");
+    const std::string path = tmp.file("k1.h5");
+    const json model_config = json::parse(R"({"class_name": "Sequential", "config": [
+      {"class_name": "Dense", "config": {"name": "dense_1", "trainable": true, "batch_input_shape": [null, 3],
+       "input_dtype": "float32", "output_dim": 2, "init": "glorot_uniform", "activation": "linear",
+       "W_regularizer": null, "b_regularizer": null, "activity_regularizer": null, "W_constraint": null,
+       "b_constraint": null, "bias": true, "input_dim": 3}},
+      {"class_name": "BatchNormalization", "config": {"name": "batchnormalization_1", "trainable": true,
+       "epsilon": 0.001, "mode": 0, "axis": -1, "gamma_regularizer": null, "beta_regularizer": null,
+       "momentum": 0.99}}]})");
+    array_t<float> W = { { 1.f, 0.f }, { 0.f, 1.f }, { 1.f, -1.f } }, bias = { 0.f, 0.5f };
+    array_t<float> gamma = { 2.f, 1.f }, beta = { 0.f, -1.f }, mean = { 1.f, 0.f }, running_std = { 4.f, 0.25f };
+    {
+        io::H5File f = io::H5File::create(path);
+        io::H5Group root = f.root();
+        root.write_string_attribute("keras_version", "1.2.2");
+        root.write_string_attribute("model_config", model_config.dump());
+        io::H5Group mw = root.create_group("model_weights");
+        mw.write_string_array_attribute("layer_names", { "dense_1", "batchnormalization_1" });
+        io::H5Group d = mw.create_group("dense_1");
+        d.write_string_array_attribute("weight_names", { "dense_1_W", "dense_1_b" });
+        d.write_dataset<float>("dense_1_W", W);
+        d.write_dataset<float>("dense_1_b", bias);
+        io::H5Group b = mw.create_group("batchnormalization_1");
+        const std::vector<std::string> names{ "batchnormalization_1_gamma", "batchnormalization_1_beta",
+                                              "batchnormalization_1_running_mean", "batchnormalization_1_running_std" };
+        b.write_string_array_attribute("weight_names", names);
+        b.write_dataset<float>(names[0], gamma);
+        b.write_dataset<float>(names[1], beta);
+        b.write_dataset<float>(names[2], mean);
+        b.write_dataset<float>(names[3], running_std);
+        f.close();
+    }
+    auto m = load_model<double>(path);
+    const array_t<double> x = { { 1.0, 2.0, 3.0 }, { -1.0, 0.5, 0.0 } };
+    const array_t<double> y = m->predict(x, quiet_predict_t<double>());
+    for (std::size_t i = 0; i < 2; ++i)
+        for (std::size_t j = 0; j < 2; ++j) {
+            double h = bias(j);
+            for (std::size_t k = 0; k < 3; ++k)
+                h += x(i, k) * W(k, j);
+            const double expected = (h - mean(j)) / std::sqrt(double(running_std(j)) + 1e-3) * gamma(j) + beta(j);
+            CHECK(y(i, j) == doctest::Approx(expected).epsilon(1e-12));
+        }
+    CHECK(m->get_layer("batchnormalization_1")->get_weights()[3] == array_t<double>(running_std));
+}
