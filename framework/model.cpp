@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <malloc.h>
+#include <mutex>
 #include <cstdlib>
 #include <iostream>
 #include <numeric>
@@ -79,6 +81,26 @@ std::vector<std::size_t> permutation(std::size_t n)
 }
 
 int resolve_verbose(int v) { return v < 0 ? 1 : v; }
+
+// Note [Allocator settings for training]
+// Every step allocates and frees the same arrays (activations, gradients: 0.1-1 MB each). With
+// glibc's defaults, arrays above the mmap threshold get fresh pages from the kernel each time,
+// and freeing at the top of the heap trims it, so each step pays page faults for memory it just
+// released; measured on the Fashion-MNIST MLP this made a step 3-5x slower. Keeping freed
+// memory in the heap (mmap only above 64 MB, trim only above 512 MB) removes that. Done once,
+// on the first training or test step, and not when the user set glibc's MALLOC_* variables.
+void tune_allocator_once()
+{
+    static std::once_flag once;
+    std::call_once(once, [] {
+        if (std::getenv("MALLOC_MMAP_THRESHOLD_") || std::getenv("MALLOC_TRIM_THRESHOLD_") ||
+            std::getenv("MALLOC_TOP_PAD_") || std::getenv("XTAPE_KEEP_MALLOC_DEFAULTS"))
+            return;
+        mallopt(M_MMAP_THRESHOLD, 64 << 20);
+        mallopt(M_TRIM_THRESHOLD, 512 << 20);
+        mallopt(M_TOP_PAD, 16 << 20);
+    });
+}
 
 std::string with_commas(std::size_t n)
 {
@@ -449,6 +471,7 @@ int Model<T>::metric_direction(const std::string& name) const
 template <class T>
 Logs Model<T>::train_step(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& sample_weight)
 {
+    tune_allocator_once();
     Tensor<T> y_pred, loss;
     std::vector<Tensor<T>> grads;
     std::vector<Variable<T>> vars;
@@ -478,6 +501,7 @@ Logs Model<T>::train_step(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T
 template <class T>
 Logs Model<T>::test_step(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& sample_weight)
 {
+    tune_allocator_once();
     NoGradGuard no_grad;
     Tensor<T> y_pred = (*this)(x, /*training=*/false);
     Tensor<T> loss = compute_loss(y, y_pred, sample_weight);
@@ -653,6 +677,7 @@ array_t<T> Model<T>::predict(const array_t<T>& x, const PredictOptions<T>& o)
         throw ValueError("predict: x needs a sample axis, got shape " + shape_str(shape_of(x)));
     if (o.batch_size == 0)
         throw ValueError("predict: batch_size must be >= 1");
+    tune_allocator_once();
     const std::size_t n = x.shape()[0];
     const std::size_t steps = (n + o.batch_size - 1) / o.batch_size;
     const int verbose = resolve_verbose(o.verbose);
