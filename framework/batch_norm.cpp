@@ -295,6 +295,9 @@ void run_grad_sums(const T* x, const T* dy, std::size_t n, T m, double& sdy, dou
     }
 }
 
+// Scalar tails use std::fma in the vector code's order, so an element's value does not depend on
+// whether a vector or a scalar path computed it (alignment peels differ between calls).
+
 /// One outer row of a channel-first layout is C runs of I >= L elements, contiguous: it is
 /// written as one stream of full vectors (aligned, so they can be streaming stores), and a vector
 /// that straddles two runs takes its coefficients lane by lane.
@@ -307,7 +310,7 @@ void cf_row_affine(const T* x, std::size_t C, std::size_t I, const T* m, const T
     std::size_t k = 0;
     auto one = [&](std::size_t k) {
         const std::size_t c = k / I;
-        y[k] = (x[k] - m[c]) * a[c] + b[c];
+        y[k] = std::fma(x[k] - m[c], a[c], b[c]);
     };
     if (stream)
         for (; k < n && !is_aligned(y + k); ++k)
@@ -341,7 +344,7 @@ void cf_row_dx(const T* x, const T* dy, std::size_t C, std::size_t I, const T* m
     std::size_t k = 0;
     auto one = [&](std::size_t k) {
         const std::size_t c = k / I;
-        const T v = kx[c] * (x[k] - m[c]) + kdy[c] * dy[k] + k0[c];
+        const T v = std::fma(kx[c], x[k] - m[c], std::fma(kdy[c], dy[k], k0[c]));
         dx[k] = accumulate ? dx[k] + v : v;
     };
     auto put = [&](std::size_t k, const V& v) {
@@ -378,7 +381,7 @@ void cf_row_affine_short(const T* x, std::size_t C, std::size_t I, const T* m, c
 {
     for (std::size_t c = 0; c < C; ++c)
         for (std::size_t i = 0; i < I; ++i)
-            y[c * I + i] = (x[c * I + i] - m[c]) * a[c] + b[c];
+            y[c * I + i] = std::fma(x[c * I + i] - m[c], a[c], b[c]);
 }
 
 template <class T>
@@ -388,7 +391,7 @@ void cf_row_dx_short(const T* x, const T* dy, std::size_t C, std::size_t I, cons
     for (std::size_t c = 0; c < C; ++c)
         for (std::size_t i = 0; i < I; ++i) {
             const std::size_t k = c * I + i;
-            const T v = kx[c] * (x[k] - m[c]) + kdy[c] * dy[k] + k0[c];
+            const T v = std::fma(kx[c], x[k] - m[c], std::fma(kdy[c], dy[k], k0[c]));
             dx[k] = accumulate ? dx[k] + v : v;
         }
 }
@@ -558,7 +561,7 @@ void cl_rows_affine(const T* x, std::size_t C, std::size_t r0, std::size_t r1, c
     if (c < C)
         for (std::size_t r = r0; r < r1; ++r)
             for (std::size_t j = c; j < C; ++j)
-                y[r * C + j] = (x[r * C + j] - m[j]) * a[j] + b[j];
+                y[r * C + j] = std::fma(x[r * C + j] - m[j], a[j], b[j]);
 }
 
 template <class T, int NV>
@@ -612,7 +615,7 @@ void cl_rows_dx(const T* x, const T* dy, std::size_t C, std::size_t r0, std::siz
         for (std::size_t r = r0; r < r1; ++r)
             for (std::size_t j = c; j < C; ++j) {
                 const std::size_t k = r * C + j;
-                const T v = kx[j] * (x[k] - m[j]) + kdy[j] * dy[k] + k0[j];
+                const T v = std::fma(kx[j], x[k] - m[j], std::fma(kdy[j], dy[k], k0[j]));
                 dx[k] = accumulate ? dx[k] + v : v;
             }
 }
