@@ -1,3 +1,4 @@
+// ctest-labels: sanitize
 #include "framework/io/atomic_file.hpp"
 #include "framework/io/hdf5.hpp"
 

@@ -1,3 +1,4 @@
+// ctest-labels: sanitize
 #include "framework/io/hdf5.hpp"
 
 #include <doctest/doctest.h>

@@ -1,3 +1,4 @@
+// ctest-labels: sanitize
 #include "framework/io/npy.hpp"
 
 #include <doctest/doctest.h>
