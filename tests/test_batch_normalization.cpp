@@ -7,6 +7,8 @@
 #include "framework/initializer.hpp"
 #include "framework/ops.hpp"
 #include "framework/optimizer.hpp"
+#include "framework/sequential.hpp"
+#include "layers/dense.hpp"
 #include "tests/helpers.hpp"
 
 #include <doctest/doctest.h>
@@ -808,4 +810,139 @@ TEST_CASE("batch size 1: the output equals beta and gradients are finite")
             CHECK(std::isfinite(v));
     // The moving variance moves towards the batch's 0.
     CHECK(layer.moving_variance().value()(0) == doctest::Approx(0.99f));
+}
+
+// ---- inside a model: fit ---------------------------------------------------------------------------
+
+namespace {
+
+/// Keras's Masking layer, enough for these tests (xtape has none yet): zeroes masked time steps
+/// and passes the mask any(x != mask_value, axis=-1) to the next layer.
+class TestMasking : public Layer<float> {
+public:
+    explicit TestMasking(double mask_value)
+        : Layer<float>("Masking")
+        , m_value(mask_value)
+    {
+    }
+    Tensor<float> compute_mask(const Tensor<float>& x, const Tensor<float>&) const override
+    {
+        return masking(x, m_value);
+    }
+
+protected:
+    Tensor<float> call(const Tensor<float>& x, bool, const Tensor<float>&) override
+    {
+        return mul(x, expand_dims(masking(x, m_value), -1));
+    }
+
+private:
+    double m_value;
+};
+
+FitOptions<float> quiet_fit(std::size_t batch_size, int epochs)
+{
+    FitOptions<float> fo;
+    fo.batch_size = batch_size;
+    fo.epochs = epochs;
+    fo.verbose = 0;
+    fo.shuffle = false;
+    return fo;
+}
+
+} // namespace
+
+TEST_CASE("Keras 3 test_bachnorm_ignore_masked_values through Sequential.fit (Masking -> BN, rmsprop, mse)")
+{
+    for (double mask_value : { 0.0, 0.1, 1.0 }) {
+        CAPTURE(mask_value);
+        const float mv = static_cast<float>(mask_value);
+        array_t<float> padded = array_t<float>::from_shape({ 10, 4, 2 });
+        for (std::size_t i = 0; i < 10; ++i) {
+            const float rows[4][2] = { { 1, 5 }, { 2, 5 }, { mv, mv }, { mv, mv } };
+            for (std::size_t t = 0; t < 4; ++t)
+                for (std::size_t f = 0; f < 2; ++f)
+                    padded(i, t, f) = rows[t][f];
+        }
+        BatchNormalizationOptions<float> o;
+        o.momentum = 0.0;
+        auto bn = std::make_shared<BN<float>>(o);
+        Sequential<float> model;
+        model.add_input({ none_dim, none_dim, 2 });
+        model.add(std::make_shared<TestMasking>(mask_value));
+        model.add(bn);
+        model.compile("rmsprop", "mse");
+        model.fit(padded, padded, quiet_fit(10, 5));
+        CHECK(all_close(bn->moving_mean().value(), array_t<float>{ 1.5f, 5.0f }));
+        CHECK(all_close(bn->moving_variance().value(), array_t<float>{ 0.25f, 0.0f }));
+    }
+}
+
+TEST_CASE("fit: the moving statistics move exactly once per step")
+{
+    BatchNormalizationOptions<float> o;
+    o.momentum = 0.5;
+    auto bn = std::make_shared<BN<float>>(o);
+    Sequential<float> model;
+    model.add_input({ none_dim, 3 });
+    model.add(bn);
+    model.compile(json{ { "class_name", "SGD" }, { "config", { { "learning_rate", 0.1 } } } }, "mse");
+    const array_t<float> x = random_tensor<float>({ 12, 3 }, 120, -2.0, 4.0).value();
+    model.fit(x, random_tensor<float>({ 12, 3 }, 121).value(), quiet_fit(4, 2));
+    // 2 epochs of 3 batches (rows 0-3, 4-7, 8-11): 6 updates of m = 0.5 m + 0.5 batch.
+    array_t<double> mm = xt::zeros<double>({ 3 }), mv = xt::ones<double>({ 3 });
+    for (int step = 0; step < 6; ++step) {
+        const array_t<double> b = xt::cast<double>(xt::view(x, xt::range((step % 3) * 4, (step % 3) * 4 + 4), xt::all()));
+        mm = 0.5 * mm + 0.5 * array_t<double>(xt::mean(b, { 0 }));
+        mv = 0.5 * mv + 0.5 * array_t<double>(xt::variance(b, { 0 }));
+    }
+    CHECK(all_close(bn->moving_mean().value(), mm, 1e-5, 1e-5));
+    CHECK(all_close(bn->moving_variance().value(), mv, 1e-5, 1e-5));
+    // evaluate and predict run in inference mode and leave them alone.
+    PredictOptions<float> po;
+    po.verbose = 0;
+    EvaluateOptions<float> eo;
+    eo.verbose = 0;
+    model.predict(x, po);
+    model.evaluate(x, x, eo);
+    CHECK(all_close(bn->moving_mean().value(), mm, 1e-5, 1e-5));
+}
+
+TEST_CASE("fit: constraints are applied after each optimizer step")
+{
+    BatchNormalizationOptions<float> o;
+    o.gamma_constraint = get_constraint<float>("non_neg");
+    auto bn = std::make_shared<BN<float>>(o);
+    Sequential<float> model;
+    model.add_input({ none_dim, 4 });
+    model.add(bn);
+    model.compile(json{ { "class_name", "SGD" }, { "config", { { "learning_rate", 0.5 } } } }, "mse");
+    // The target is the negated input: gamma wants to become negative and is held at 0.
+    const array_t<float> x = random_tensor<float>({ 32, 4 }, 130, -1.0, 1.0).value();
+    model.fit(x, array_t<float>(-x), quiet_fit(8, 3));
+    for (float g : bn->gamma().value())
+        CHECK(g == 0.0f);
+}
+
+TEST_CASE("fit: a frozen BatchNormalization keeps its statistics while the layers before it train")
+{
+    auto dense = std::make_shared<Dense<float>>(3);
+    auto bn = std::make_shared<BN<float>>();
+    Sequential<float> model;
+    model.add_input({ none_dim, 5 });
+    model.add(dense);
+    model.add(bn);
+    model.compile("adam", "mse");
+    const array_t<float> x = random_tensor<float>({ 64, 5 }, 140).value();
+    const array_t<float> y = random_tensor<float>({ 64, 3 }, 141).value();
+    model.fit(x, y, quiet_fit(16, 1));
+    bn->set_trainable(false);
+    const auto frozen = bn->get_weights();
+    const array_t<float> kernel = dense->kernel().value();
+    model.fit(x, y, quiet_fit(16, 2));
+    const auto after = bn->get_weights();
+    for (std::size_t i = 0; i < frozen.size(); ++i)
+        CHECK(after[i] == frozen[i]);
+    CHECK_FALSE(all_close(dense->kernel().value(), kernel, 0, 0)); // gradients reached the Dense layer
+    CHECK(model.trainable_weights().size() == 2);                  // kernel and bias only
 }
