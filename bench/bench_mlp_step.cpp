@@ -7,6 +7,7 @@
 // its best configuration (torch 1 thread + OpenBLAS 2).
 //
 //   bench_mlp_step [--steps N] [--epochs N] [--config omp,blas ...]
+#include "framework/blas_setup.hpp"
 #include "framework/model.hpp"
 #include "framework/parallel.hpp"
 #include "framework/random.hpp"
@@ -26,8 +27,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-extern "C" void openblas_set_num_threads(int num_threads);
 
 using namespace xtape;
 
@@ -104,12 +103,13 @@ int main(int argc, char** argv)
         y(i) = static_cast<float>(i % 10);
     const array_t<float> xb = xt::view(x, xt::range(0, batch), xt::all()), yb = xt::view(y, xt::range(0, batch));
 
-    std::printf("MLP 784-512-BN-ReLU-256-BN-ReLU-10, SGD, batch %zu: %d timed steps, %d epochs of %zu samples\n", batch,
-                steps, epochs, n);
+    std::printf("MLP 784-512-BN-ReLU-256-BN-ReLU-10, SGD, batch %zu: %d timed steps, %d epochs of %zu samples; "
+                "OpenBLAS kernels: %s\n",
+                batch, steps, epochs, n, blas_core_name());
     std::printf("%-14s %28s %32s\n", "omp,blas", "step ms: median [p10, p90]", "epoch s: median (min) ms/step");
     for (auto [omp, blas] : configs) {
         set_num_threads(omp);
-        openblas_set_num_threads(blas);
+        set_blas_threads(blas);
         set_random_seed(42);
         auto m = make_mlp();
         for (int i = 0; i < 20; ++i) // warm-up: page faults, thread pools, allocator

@@ -1,4 +1,5 @@
 // Callbacks: the progress bar's text, History, EarlyStopping, CSVLogger, TerminateOnNaN,
+// ctest-labels: sanitize
 // ReduceLROnPlateau, LearningRateScheduler and a user callback, inside real fit() runs.
 #include "framework/callbacks.hpp"
 #include "framework/sequential.hpp"

@@ -1,4 +1,5 @@
 // Models and the training loop: Keras's loss formula, batching, the train step, Sequential and
+// ctest-labels: sanitize
 // Functional construction and configs, summary text, determinism, errors, gradcheck.
 #include "framework/gradcheck.hpp"
 #include "framework/model.hpp"
