@@ -1,6 +1,6 @@
 // Callbacks: the progress bar's text, History, EarlyStopping, CSVLogger, TerminateOnNaN,
-// ctest-labels: sanitize
 // ReduceLROnPlateau, LearningRateScheduler and a user callback, inside real fit() runs.
+// ctest-labels: sanitize
 #include "framework/callbacks.hpp"
 #include "framework/sequential.hpp"
 #include "tests/model_helpers.hpp"

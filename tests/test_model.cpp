@@ -1,6 +1,6 @@
 // Models and the training loop: Keras's loss formula, batching, the train step, Sequential and
-// ctest-labels: sanitize
 // Functional construction and configs, summary text, determinism, errors, gradcheck.
+// ctest-labels: sanitize
 #include "framework/gradcheck.hpp"
 #include "framework/model.hpp"
 #include "framework/parallel.hpp"
