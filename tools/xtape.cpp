@@ -100,6 +100,7 @@ rmsprop, Keras's compile default).
   --seed S                seed for shuffling and dropout (keras.utils.set_random_seed)
 )" },
     { "gradcheck", R"(usage: xtape gradcheck MODEL.h5 --data D.h5 [--x x] [--y y] [--loss NAME] [--samples N]
+                       [--eps E] [--max-rel-error R] [--min-abs-error A]
 
 Loads the model in float64, runs it in training mode on the first N samples and compares the
 tape's gradient of the loss (regularization included) with respect to every trainable weight
@@ -113,6 +114,9 @@ differences measure the model, not the noise.
   --samples N             samples to use (default: 8)
   --eps E                 central difference step (default: 1e-6)
   --max-rel-error R       largest relative error that passes (default: 1e-5)
+  --min-abs-error A       differences below this are ignored (default: 1e-8); raise it for
+                          models whose loss is large, where central differences carry a
+                          rounding error of about 1e-16 * loss / eps
 )" },
 };
 
@@ -132,7 +136,7 @@ Args parse_args(int argc, char** argv)
         { "fit",
           { "--data", "--x", "--y", "--output", "--epochs", "--batch-size", "--optimizer", "--learning-rate", "--loss",
             "--no-shuffle", "--validation-split", "--seed" } },
-        { "gradcheck", { "--data", "--x", "--y", "--loss", "--samples", "--eps", "--max-rel-error" } },
+        { "gradcheck", { "--data", "--x", "--y", "--loss", "--samples", "--eps", "--max-rel-error", "--min-abs-error" } },
     };
     static const std::set<std::string> flags = { "--no-shuffle" };
     Args a;
@@ -385,6 +389,8 @@ int cmd_gradcheck(const Args& a)
         go.eps = *e;
     if (auto r = double_opt(a, "--max-rel-error"))
         go.max_rel_error = *r;
+    if (auto m = double_opt(a, "--min-abs-error"))
+        go.min_abs_error = *m;
     auto model = load_model<double>(a.model, true);
     compile_for_command(*model, a, false);
     array_t<double> x = read_array<double>(data, opt(a, "--x", "x"));
@@ -437,7 +443,8 @@ int cmd_gradcheck(const Args& a)
         return model->compute_loss(yt, h);
     };
     std::cout << "gradcheck: " << a.model << ", " << n << " sample(s), loss " << model->loss()->name()
-              << ", float64, training mode, eps " << go.eps << ", max relative error " << go.max_rel_error << "\n";
+              << ", float64, training mode, eps " << go.eps << ", max relative error " << go.max_rel_error
+              << ", differences below " << go.min_abs_error << " ignored\n";
     const GradcheckResult r = gradcheck(loss_fn, params, names, go);
     std::cout << r.report();
     std::size_t failed = 0;
