@@ -1,3 +1,4 @@
+// ctest-labels: sanitize
 // The fused batch-norm op: values against a naive double reference written from the formulas,
 // float64 gradient checks over the combinations that change the code path, numerics and
 // determinism across thread counts.
