@@ -247,9 +247,15 @@ std::vector<Tensor<T>> GradientTape<T>::gradient(const Tensor<T>& target, const 
 
     std::vector<Tensor<T>> result;
     result.reserve(sources.size());
-    for (auto& s : sources) {
+    for (std::size_t i = 0; i < sources.size(); ++i) {
+        const Tensor<T>& s = sources[i];
         auto g = grads.find(s.node());
-        if (g != grads.end())
+        bool listed_again = false;
+        for (std::size_t j = i + 1; j < sources.size() && !listed_again; ++j)
+            listed_again = sources[j].node() == s.node();
+        if (g != grads.end() && !listed_again)
+            result.emplace_back(std::move(g->second)); // the map is local: hand the array over
+        else if (g != grads.end())
             result.emplace_back(g->second);
         else if (unconnected == Unconnected::zero)
             result.push_back(Tensor<T>::zeros(s.shape()));

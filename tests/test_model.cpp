@@ -595,3 +595,16 @@ TEST_CASE("losses: Loss objects by Keras names and configs")
     const Tensor<double> b1(arr<double>({ 1, 0 }, { 2, 1 })), bpred(arr<double>({ 0.7, 0.2 }, { 2, 1 }));
     CHECK(bs(b1, bpred).item() == doctest::Approx(bp(Tensor<double>(arr<double>({ 0.75, 0.25 }, { 2, 1 })), bpred).item()));
 }
+
+TEST_CASE("tape: gradient hands its arrays over, and a source listed twice gets the gradient twice")
+{
+    // The train step relies on GradientTape::gradient moving its accumulators out (no copy of
+    // each weight's gradient); a repeated source must still get a full copy each time.
+    Variable<double> w("w", arr<double>({ 1, 2, 3 }, { 3 }));
+    GradientTape<double> tape;
+    Tensor<double> loss = sum(square(w.tensor()));
+    const auto g = tape.gradient(loss, std::vector<Tensor<double>>{ w.tensor(), w.tensor() });
+    REQUIRE(g.size() == 2);
+    CHECK(g[0].value() == arr<double>({ 2, 4, 6 }, { 3 }));
+    CHECK(g[1].value() == arr<double>({ 2, 4, 6 }, { 3 }));
+}
