@@ -93,7 +93,7 @@ int main(int argc, char** argv)
     }
 
     // Random data of Fashion-MNIST's shape: timings do not depend on the values.
-    const std::size_t n = 60000, batch = 128;
+    const std::size_t batch = 128, n = epochs > 0 ? 60000 : batch;
     std::mt19937 gen(1);
     std::uniform_real_distribution<float> u(0.f, 1.f);
     array_t<float> x = array_t<float>::from_shape({ n, 784 }), y = array_t<float>::from_shape({ n });

@@ -341,13 +341,6 @@ json normalize_loss_spec(json loss)
     return loss;
 }
 
-json normalize_optimizer_spec(json opt)
-{
-    // Keras 1 / 2 training_config: {"class_name": "Adam", "config": {...}}; the registry reads it.
-    return opt;
-}
-
-template <class T>
 json config_of_file(const io::H5Group& root, const std::string& attr, const std::string& file)
 {
     const std::string text = root.read_string_attribute(attr);
@@ -407,7 +400,7 @@ void compile_from_training_config(Model<T>& model, const json& training_config)
     std::vector<MetricSpec<T>> metrics;
     for (const auto& m : metrics_from_training_config(training_config))
         metrics.emplace_back(m);
-    model.compile(OptimizerSpec<T>(normalize_optimizer_spec(*oc)), LossSpec<T>(normalize_loss_spec(*lc)),
+    model.compile(OptimizerSpec<T>(*oc), LossSpec<T>(normalize_loss_spec(*lc)),
                   std::move(metrics));
 }
 
@@ -443,14 +436,13 @@ std::shared_ptr<Model<T>> load_model(const std::string& path, bool compile)
                                     "build the model (e.g. model_from_json) and call load_weights");
         throw ValueError(path + ": no model found in this file: there is no 'model_config' attribute");
     }
-    const json model_config = config_of_file<T>(root, "model_config", path);
+    const json model_config = config_of_file(root, "model_config", path);
     std::shared_ptr<Model<T>> model = model_from_spec_json<T>(model_config, path);
     apply_weights(*model, keras_h5::read_weights_group<T>(keras_h5::weights_group_of(root)), path, false, false);
 
     if (compile && root.has_attribute("training_config")) {
-        const json tc = config_of_file<T>(root, "training_config", path);
         try {
-            compile_from_training_config(*model, tc);
+            compile_from_training_config(*model, config_of_file(root, "training_config", path));
         } catch (const Error& e) {
             warn(path + ": the model is loaded uncompiled: its training_config cannot be used (" + e.what() + ")");
             return model;

@@ -83,6 +83,9 @@ std::string model_to_json_string(const Model<T>& model);
 
 /// The training_config save_model stores for a compiled model: {"loss", "metrics",
 /// "weighted_metrics", "loss_weights", "optimizer_config"}; null json when not compiled.
+/// The metrics are the model's metrics_names(): a metric given to compile() by name appears
+/// once the model has seen a batch (Model resolves names like "accuracy" by the data's shapes),
+/// so a model compiled but never run is saved without its metrics.
 template <class T>
 json training_config_of(const Model<T>& model);
 

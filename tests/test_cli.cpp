@@ -1,3 +1,4 @@
+// ctest-labels: sanitize
 // The xtape command-line tool, run as a separate process on real Keras files.
 #include "framework/io/hdf5.hpp"
 #include "framework/io/npy.hpp"

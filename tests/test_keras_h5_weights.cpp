@@ -1,3 +1,4 @@
+// ctest-labels: sanitize
 // Keras's HDF5 weights layout: reading every real variant, writing tf.keras's layout.
 #include "saving/keras_h5_weights.hpp"
 

@@ -1,3 +1,4 @@
+// ctest-labels: sanitize
 // Keras model_config JSON in every form: Sequential (list / dict), Model / Functional chains
 // in Keras 1/2 and Keras 3 node forms, and the graphs that are refused.
 #include "saving/keras_model_config.hpp"

@@ -1,3 +1,4 @@
+// ctest-labels: sanitize
 // ModelCheckpoint: Python-style file name formatting, save_best_only, weights only, save_freq.
 #include "saving/model_checkpoint.hpp"
 

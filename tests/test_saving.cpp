@@ -1,3 +1,4 @@
+// ctest-labels: sanitize
 // Keras HDF5 models: real Keras files load and reproduce their stored predictions; files with
 // unsupported layers fail with clear typed errors; save -> load round trips; interrupted saves.
 #include "saving/keras_h5.hpp"
