@@ -1,7 +1,9 @@
 // Times one training step of the Fashion-MNIST MLP (784 -> Dense 512 -> BN -> ReLU -> Dense 256
 // -> BN -> ReLU -> Dense 10 softmax, sparse categorical cross-entropy, SGD, batch 128) and one
 // full epoch of 60,000 samples (469 steps, model.fit), for each split of the 2 cores between
-// xtape's OpenMP kernels and OpenBLAS's own threads.
+// xtape's OpenMP kernels and OpenBLAS's own threads. "omp,blas" = "2,1" is xtape's default
+// (Note [OpenBLAS threads and kernels]): OpenBLAS single-threaded, each product split over the
+// OpenMP team; "1,2" leaves the products to OpenBLAS's threads.
 //
 // Reference on this machine (Debian's libtorch 1.13.1, same model): about 2.7 ms per step in
 // its best configuration (torch 1 thread + OpenBLAS 2).

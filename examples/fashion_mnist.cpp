@@ -10,7 +10,7 @@
 // Data: the IDX files of Debian's dataset-fashion-mnist package (/usr/share/datasets/fashion-mnist),
 // pixels scaled to [0, 1].
 //
-//   fashion_mnist [--epochs 10] [--batch-size 128] [--threads 1] [--seed 42]
+//   fashion_mnist [--epochs 10] [--batch-size 128] [--threads CORES] [--seed 42]
 //                 [--csv fashion_mnist_log.csv] [--data /usr/share/datasets/fashion-mnist] [--verbose 1]
 #include "framework/blas_setup.hpp"
 #include "framework/callbacks.hpp"
@@ -39,7 +39,7 @@ namespace {
 struct Args {
     int epochs = 10;
     std::size_t batch_size = 128;
-    int threads = 1; // OpenMP and OpenBLAS threads
+    int threads = 0; // xtape's OpenMP threads; 0: one per core
     std::uint64_t seed = 42;
     std::string csv = "fashion_mnist_log.csv";
     std::string data = "/usr/share/datasets/fashion-mnist";
@@ -123,11 +123,10 @@ int main(int argc, char** argv)
 {
     const Args args = parse(argc, argv);
     try {
-        // Thread split measured with bench_mlp_step on this 2-core machine: one OpenMP thread and
-        // one OpenBLAS thread per step was the fastest and the only split that stays fast when
-        // other processes compete for the cores (spinning OpenMP/OpenBLAS workers then stall).
-        set_num_threads(args.threads);
-        set_blas_threads(args.threads);
+        // One thread pool (Note [OpenBLAS threads and kernels]): xtape's OpenMP threads, OpenBLAS
+        // single-threaded inside them. bench_mlp_step measures this split against the others.
+        if (args.threads > 0)
+            set_num_threads(args.threads);
         set_random_seed(args.seed);
 
         const auto t_load = std::chrono::steady_clock::now();
@@ -138,7 +137,7 @@ int main(int argc, char** argv)
         std::printf("Fashion-MNIST: %zu training and %zu test images of %zu pixels (loaded in %.1f s); "
                     "%d thread(s), OpenBLAS kernels: %s\n",
                     x_train.shape()[0], x_test.shape()[0], x_train.shape()[1],
-                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count(), args.threads,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count(), max_threads(),
                     blas_core_name());
 
         Sequential<float> model;

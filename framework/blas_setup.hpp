@@ -1,30 +1,38 @@
-// OpenBLAS set-up for programs (examples, benchmarks, tools).
+// OpenBLAS set-up: who owns the cores during a matrix product.
 //
 // Note [OpenBLAS threads and kernels]
-// xtape's kernels use OpenMP (set_num_threads); OpenBLAS has its own thread pool. On 2 cores the
-// two pools compete, so programs set the split deliberately (bench_mlp_step measures every
-// split). OpenBLAS picks its kernels for the CPU when it is loaded (on this Zen 5 machine
-// Debian's OpenBLAS picks "Cooperlake", AVX-512); OPENBLAS_CORETYPE overrides that choice, and
-// OPENBLAS_CORETYPE=Haswell (AVX2) measured about 1.5-2x slower for the Fashion-MNIST MLP.
+// xtape's kernels run on OpenMP threads; OpenBLAS (Debian's pthread build) has a thread pool of
+// its own. On a 2-core machine the two pools fight: libgomp's workers spin after each parallel
+// region while OpenBLAS's workers want the same cores, and bench_mlp_step measured the
+// Fashion-MNIST MLP at 17.6 ms per step with both pools at 2 threads against 3.3 ms with one
+// thread each. So xtape keeps one pool: by default OpenBLAS runs single-threaded and
+// kernels::gemm splits each large product into column or row blocks shared out over the OpenMP team
+// (the OpenMP team calls OpenBLAS concurrently; how C is cut depends only on its shape, see
+// kernels::gemm). On this machine that split measured faster than
+// OpenBLAS's own threading for every product of the MLP (e.g. x^T·dy of 784x128·128x512:
+// 0.55 ms against 0.75 ms; bench/bench_mlp_step prints the whole step), and with the cut fixed by
+// the shape the results do not depend on the thread count. OpenBLAS's own threading does not give
+// that guarantee. A program that wants OpenBLAS's own threads calls set_blas_threads(n > 1) (or
+// sets OPENBLAS_NUM_THREADS); xtape then leaves every product to OpenBLAS whole.
+//
+// OpenBLAS picks its kernel family when it is loaded; OPENBLAS_CORETYPE overrides the choice
+// (on this Zen 5 machine Debian's OpenBLAS picks "Cooperlake", AVX-512, when the variable is unset).
 #pragma once
-
-extern "C" void openblas_set_num_threads(int num_threads);
-extern "C" char* openblas_get_corename(void);
 
 namespace xtape {
 
-/// Threads OpenBLAS uses for one call (n >= 1; other values are ignored).
-inline void set_blas_threads(int n)
-{
-    if (n > 0)
-        openblas_set_num_threads(n);
-}
+/// Threads OpenBLAS itself uses for one call (n >= 1; other values are ignored). n == 1 lets
+/// xtape split products over its OpenMP threads; n > 1 leaves threading to OpenBLAS.
+void set_blas_threads(int n);
+
+/// Threads OpenBLAS itself uses for one call, after xtape's default (see the Note).
+int blas_threads();
 
 /// The kernel family OpenBLAS runs ("Cooperlake", "Haswell", ...).
-inline const char* blas_core_name()
-{
-    const char* c = openblas_get_corename();
-    return c ? c : "unknown";
-}
+const char* blas_core_name();
+
+/// Applies the default of Note [OpenBLAS threads and kernels] once (OpenBLAS single-threaded
+/// unless the program or OPENBLAS_NUM_THREADS chose otherwise); kernels::gemm calls it.
+void ensure_blas_setup();
 
 } // namespace xtape

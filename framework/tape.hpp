@@ -10,8 +10,10 @@
 #pragma once
 
 #include "framework/errors.hpp"
+#include "framework/parallel.hpp"
 #include "framework/tensor.hpp"
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <string>
@@ -237,8 +239,14 @@ std::vector<Tensor<T>> GradientTape<T>::gradient(const Tensor<T>& target, const 
             if (!needs.count(in))
                 continue;
             auto slot = grads.find(in);
-            if (slot == grads.end())
-                slot = grads.emplace(in, array_t<T>(xt::zeros<T>(r.inputs[i]->value.shape()))).first;
+            if (slot == grads.end()) {
+                // Backward functions add into dx, so a new accumulator starts at zero; the fill is
+                // parallel because weight gradients are large (784x512 floats in the MLP).
+                array_t<T> zero = array_t<T>::from_shape(r.inputs[i]->value.shape());
+                T* zp = zero.data();
+                parallel_for(zero.size(), [zp](std::size_t b, std::size_t e) { std::fill(zp + b, zp + e, T(0)); });
+                slot = grads.emplace(in, std::move(zero)).first;
+            }
             dx[i] = &slot->second;
         }
         // References into an unordered_map survive rehashing, so dy stays valid.

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > build.log 2>&1 || { cat build.log; exit 1; }
+# Options are explicit: a build/ configured earlier with other options must not drop the example.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DXTAPE_BUILD_EXAMPLES=ON > build.log 2>&1 || { cat build.log; exit 1; }
 cmake --build build -j"$(nproc)" --target fashion_mnist >> build.log 2>&1 || { tail -n 80 build.log; exit 1; }
 ./build/examples/fashion_mnist "$@"

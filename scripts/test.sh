@@ -6,12 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 jobs=$(nproc)
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > build.log 2>&1 || { cat build.log; exit 1; }
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DXTAPE_BUILD_TESTS=ON -DXTAPE_BUILD_EXAMPLES=ON \
+    -DXTAPE_BUILD_BENCH=ON -DXTAPE_BUILD_TOOLS=ON > build.log 2>&1 || { cat build.log; exit 1; }
 cmake --build build -j"$jobs" >> build.log 2>&1 || { tail -n 80 build.log; exit 1; }
 (cd build && ctest --output-on-failure -j1)
 if [ "${XTAPE_SKIP_SANITIZE:-0}" != "1" ]; then
     cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXTAPE_SANITIZE=ON -DXTAPE_NATIVE=OFF \
-        -DXTAPE_BUILD_EXAMPLES=OFF -DXTAPE_BUILD_BENCH=OFF -DXTAPE_BUILD_TOOLS=OFF > build-asan.log 2>&1 \
+        -DXTAPE_BUILD_EXAMPLES=OFF -DXTAPE_BUILD_BENCH=OFF -DXTAPE_BUILD_TOOLS=ON > build-asan.log 2>&1 \
         || { cat build-asan.log; exit 1; }
     sanitized="$(cd build && ctest -N -L sanitize | awk '/Test +#/{print $3}' | tr '\n' ' ')"
     if [ -n "$sanitized" ]; then
