@@ -151,6 +151,8 @@ int main(int argc, char** argv)
         model_a->fit(xa, ya, fo);
         std::printf("   head A test accuracy on classes 0-4: %.4f\n", model_a->evaluate(xa_test, ya_test, eo).at("accuracy"));
         const std::vector<array_t<float>> before = base_weights(base);
+        // BatchNormalization weights in Keras's order: gamma, beta, moving_mean, moving_variance.
+        const std::vector<array_t<float>> bn1_before = bn1->get_weights(), bn2_before = bn2->get_weights();
 
         if (args.freeze) {
             std::printf("2. Freezing the base (trainable=false on its layers; BatchNormalization now runs "
@@ -177,11 +179,13 @@ int main(int argc, char** argv)
                 worst = std::max(worst, std::abs(double(a.data()[i]) - double(b.data()[i])));
             return worst;
         };
-        // BatchNormalization weights: gamma, beta, moving_mean, moving_variance (Keras's order).
-        std::printf("4. %s moving_mean: max change %.3g; moving_variance: max change %.3g\n", bn1->name().c_str(),
-                    moved(bn1->get_weights()[2], before[2]), moved(bn1->get_weights()[3], before[3]));
-        std::printf("   %s moving_mean: max change %.3g; moving_variance: max change %.3g\n", bn2->name().c_str(),
-                    moved(bn2->get_weights()[2], before[8]), moved(bn2->get_weights()[3], before[9]));
+        const char* step = "4.";
+        for (const auto& [bn, was] : { std::make_pair(bn1, bn1_before), std::make_pair(bn2, bn2_before) }) {
+            const std::vector<array_t<float>> now = bn->get_weights();
+            std::printf("%s %s: moving_mean max change %.3g, moving_variance max change %.3g\n", step,
+                        bn->name().c_str(), moved(now[2], was[2]), moved(now[3], was[3]));
+            step = "  ";
+        }
         std::printf("   base weights bit-for-bit unchanged: %zu of %zu\n", unchanged, before.size());
         std::printf("   head B test accuracy on classes 5-9: %.4f\n", acc_b);
         if (args.freeze && unchanged != before.size()) {
