@@ -55,7 +55,11 @@ RegularizerPtr<T> get_regularizer(const json& spec)
         return std::make_shared<L2<T>>(config_number(c, "l2", 0.01));
     if (n == "l1_l2" && bare)
         return std::make_shared<L1L2<T>>(0.01, 0.01);
-    if (n == "L1L2" || n == "l1_l2" || n == "l1l2" || n == "L1L2Regularizer")
+    // Keras 1.0/1.1 serialized every regularizer as WeightRegularizer or ActivityRegularizer
+    // {"name", "l1", "l2"} (defaults 0): the penalty l1 * sum|w| + l2 * sum w^2 of L1L2. Which
+    // tensor it applies to is told by the layer config key (W_regularizer, activity_regularizer).
+    if (n == "L1L2" || n == "l1_l2" || n == "l1l2" || n == "L1L2Regularizer" || n == "WeightRegularizer" ||
+        n == "ActivityRegularizer")
         return std::make_shared<L1L2<T>>(config_number(c, "l1", 0.0), config_number(c, "l2", 0.0));
     if (n == "OrthogonalRegularizer" || n == "orthogonal_regularizer")
         throw NotImplementedError("regularizer '" + n + "' is not implemented in xtape (L1, L2 and L1L2 are)");

@@ -86,6 +86,17 @@ TEST_CASE("get_regularizer: names, shortcut defaults and every config form")
     // Keras 1 layer configs: {"name": "L1L2Regularizer", "l1": ..., "l2": ...}
     auto k1 = get_regularizer<double>(json::parse(R"({"l2": 0.01, "name": "L1L2Regularizer", "l1": 0.0})"));
     CHECK(k1->get_config() == json{ { "l1", 0.0 }, { "l2", 0.01 } });
+    // Keras 1.0/1.1 wrote every regularizer as WeightRegularizer / ActivityRegularizer.
+    auto w1 = get_regularizer<double>(json::parse(R"({"name": "WeightRegularizer", "l1": 0.25, "l2": 0.5})"));
+    REQUIRE(w1);
+    CHECK(w1->class_name() == "L1L2");
+    CHECK(w1->get_config() == json{ { "l1", 0.25 }, { "l2", 0.5 } });
+    Tensor<double> w(array_t<double>{ { 1, -2 }, { 3, -4 } }); // sum |w| = 10, sum w^2 = 30
+    CHECK((*w1)(w).item() == doctest::Approx(0.25 * 10 + 0.5 * 30));
+    auto a1 = get_regularizer<double>(json::parse(R"({"name": "ActivityRegularizer", "l2": 0.01})"));
+    REQUIRE(a1);
+    CHECK(a1->get_config() == json{ { "l1", 0.0 }, { "l2", 0.01 } });
+    CHECK_THROWS_AS(get_regularizer<double>(json::parse(R"({"name": "WeightRegularizer", "l1": -1})")), ValueError);
 
     CHECK(get_regularizer<double>(json(nullptr)) == nullptr);
     try {
