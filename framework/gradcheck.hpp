@@ -4,8 +4,9 @@
 //
 // requires: f computes its result from the given tensors only through xtape ops (so the tape
 //           sees every dependency) and is deterministic (no dropout noise between calls).
-// ensures:  every element of every checked tensor is perturbed by +-eps; the report holds
-//           the worst element per tensor; the tensors hold their original values afterwards.
+// ensures:  every element of every checked tensor is perturbed by +-eps (or, with max_elements,
+//           a seeded random subset of that many elements per tensor); the report holds the worst
+//           element per tensor; the tensors hold their original values afterwards.
 #pragma once
 
 #include "framework/tensor.hpp"
@@ -23,13 +24,18 @@ struct GradcheckOptions {
     /// Non-scalar outputs are contracted with fixed pseudo-random weights (from this seed), which
     /// checks a random direction of the full Jacobian instead of only the sum of outputs.
     unsigned seed = 12345;
+    /// 0: check every element. Otherwise a tensor with more elements is checked on this many
+    /// distinct elements drawn from `seed` (two function calls per element, so a whole model's
+    /// weights would cost two forward passes per weight element).
+    std::size_t max_elements = 0;
 };
 
 struct GradcheckEntry {
     std::string name;
     shape_t shape;
-    std::size_t checked = 0;   ///< elements compared
+    std::size_t checked = 0;   ///< elements compared (all of them unless max_elements)
     std::size_t failed = 0;    ///< elements over max_rel_error (and over min_abs_error)
+    std::size_t ignored = 0;   ///< elements whose difference is below min_abs_error
     double max_rel_error = 0;  ///< the worst relative error among elements not ignored
     std::size_t worst_index = 0;
     double analytic = 0, numeric = 0; ///< the two gradients at worst_index

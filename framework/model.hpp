@@ -186,6 +186,8 @@ public:
     bool compiled() const { return static_cast<bool>(m_loss); }
     const OptimizerPtr<T>& optimizer() const { return m_optimizer; }
     const LossPtr<T>& loss() const { return m_loss; }
+    /// The metrics as given to compile() (names unresolved), e.g. for a saved training_config.
+    const std::vector<MetricSpec<T>>& metric_specs() const { return m_metric_specs; }
 
     // ---- training loop -----------------------------------------------------------------------------
     /// requires: compile() called (RuntimeError otherwise); x and y (and sample weights) with the

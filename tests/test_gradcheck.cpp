@@ -136,3 +136,56 @@ TEST_CASE("gradcheck: a 2-layer MLP loss")
         },
         V{ w1, b1, w2, b2 });
 }
+
+TEST_CASE("gradcheck: max_elements checks a seeded subset of distinct elements")
+{
+    Tensor<double> x = random_tensor({ 10, 30 }, 4), small = random_tensor({ 5 }, 5);
+    // Count the function calls: two per checked element, plus one for the tape.
+    int calls = 0;
+    auto f = [&]() {
+        ++calls;
+        return add(sum(wrong_square(x)), sum(mul(small, small)));
+    };
+    GradcheckOptions opt;
+    opt.max_elements = 7;
+    GradcheckResult r = gradcheck(f, { x, small }, { "x", "small" }, opt);
+    CHECK(calls == 1 + 2 * (7 + 5)); // `small` has fewer than 7 elements: all of them
+    REQUIRE(r.entries.size() == 2);
+    CHECK(r.entries[0].checked == 7);
+    CHECK(r.entries[0].failed == 7); // every sampled element of the wrong op is caught
+    CHECK_FALSE(r.passed);
+    CHECK(r.entries[1].checked == 5);
+    CHECK(r.entries[1].failed == 0);
+    CHECK(r.report().find("7/7 failed (7 of 300 elements sampled)") != std::string::npos);
+    CHECK(r.report().find("0/5 failed") != std::string::npos);
+    CHECK(r.report().find("of 5 elements sampled") == std::string::npos);
+
+    // Which elements: perturbing an element changes f, so record the indices touched by
+    // comparing x with its original value at every call.
+    const array_t<double> x0 = x.value();
+    std::vector<std::size_t> touched;
+    auto g = [&]() {
+        for (std::size_t i = 0; i < x0.size(); ++i)
+            if (x.value().data()[i] != x0.data()[i] && (touched.empty() || touched.back() != i))
+                touched.push_back(i);
+        return sum(mul(x, x));
+    };
+    gradcheck(g, { x }, { "x" }, opt);
+    REQUIRE(touched.size() == 7); // 7 distinct elements, each perturbed up then down
+    CHECK(std::is_sorted(touched.begin(), touched.end()));
+    CHECK(std::adjacent_find(touched.begin(), touched.end()) == touched.end());
+    CHECK(x.value() == x0);
+    const auto first = touched;
+    touched.clear();
+    gradcheck(g, { x }, { "x" }, opt);
+    CHECK(touched == first); // the same seed, the same elements
+    touched.clear();
+    opt.seed = 999;
+    gradcheck(g, { x }, { "x" }, opt);
+    CHECK(touched.size() == 7);
+    CHECK(touched != first);
+    // 0 (the default) checks everything.
+    touched.clear();
+    gradcheck(g, { x }, { "x" });
+    CHECK(touched.size() == 300);
+}
