@@ -4,6 +4,7 @@
 #include "framework/io/hdf5.hpp"
 #include "framework/sequential.hpp"
 #include "layers/registry.hpp"
+#include "optim/optimizer_base.hpp"
 #include "saving/keras_h5_weights.hpp"
 #include "saving/keras_model_config.hpp"
 
@@ -207,6 +208,20 @@ void apply_weights(Model<T>& model, const keras_h5::WeightsGroup<T>& saved, cons
         var.assign(*value);
 }
 
+/// The InputLayer's name when `model_config` (tf.keras form) is a Functional model, else "".
+/// tf.keras's layer_names list every layer of model.layers, and a Functional model's layers
+/// start with its InputLayer (a Sequential model hides it), so both save_model and
+/// save_weights list it, with no weights.
+std::string functional_input_layer(const json& model_config)
+{
+    if (model_config.value("class_name", "") != "Functional")
+        return {};
+    const json& in = model_config["config"]["input_layers"];
+    if (in.is_array() && !in.empty() && in[0].is_array() && !in[0].empty())
+        return in[0][0].get<std::string>();
+    return {};
+}
+
 template <class T>
 std::vector<keras_h5::LayerWeightsRef<T>> weight_refs(const Model<T>& model, const std::string& input_layer,
                                                       std::vector<std::vector<Variable<T>>>& keep_alive)
@@ -231,7 +246,8 @@ std::vector<keras_h5::LayerWeightsRef<T>> weight_refs(const Model<T>& model, con
 /// File names for the optimizer's variables, tf.keras 2.x style: "<opt>/iteration:0", then
 /// "<opt>/<layer>/<weight>/<slot kind>:0" for slot j of block b (variables() lists one block per
 /// slot kind, one slot per trainable weight), and "<opt>/<name>:0" for extra state. Keras
-/// restores optimizer state by position, so the names only have to be unique and readable.
+/// restores optimizer state by position; xtape reads these names back (Note [Optimizer state by
+/// name]), so they must say the slot kind and the layer/weight.
 template <class T>
 std::vector<std::string> optimizer_weight_names(const Model<T>& model, const std::vector<Variable<T>>& state)
 {
@@ -278,6 +294,83 @@ void write_optimizer_weights(io::H5Group& root, const Model<T>& model)
         g.write_dataset<T>(names[i], state[i].value());
 }
 
+// Note [Optimizer state by name]
+// Keras restores optimizer state by position, but the positions changed between versions:
+// tf.keras 2.x (OptimizerV2, e.g. ad01 2.4.0, issue_9560 2.2.4-tf) lists [iter, m..., v...]
+// with names "<prefix>/<layer>/<weight>/<slot>:0", the optimizer of Keras 2.11+ (e.g.
+// str_ww_ref_model 2.14) lists [iteration, m0, v0, m1, v1, ...] with names
+// "<Opt>/<slot>/<layer>/<weight>:0", and xtape's optimizers keep [iteration, one block per slot
+// kind]. The names say which value is which in every one of these forms, so the state is matched
+// by (slot kind, layer/weight) when every slot finds its name, and by position otherwise (names
+// xtape cannot read, weight names whose prefixes differ from the layer names).
+
+/// Canonical slot kind for a stored name's slot component ("" when it is not one).
+std::string slot_kind_of(const std::string& s)
+{
+    static const std::map<std::string, std::string> aliases = {
+        { "m", "momentum" },          { "momentum", "momentum" },         { "v", "velocity" },
+        { "velocity", "velocity" },   { "vhat", "velocity_hat" },         { "velocity_hat", "velocity_hat" },
+        { "rms", "velocity" },        { "mg", "average_gradient" },       { "average_gradient", "average_gradient" },
+        { "accumulator", "accumulator" } };
+    auto it = aliases.find(s);
+    return it == aliases.end() ? std::string() : it->second;
+}
+
+/// "<slot kind>|<layer>/<weight>" for a slot's stored name, "iteration" for the step counter,
+/// "" for anything else.
+std::string optimizer_state_key(const std::string& stored)
+{
+    std::string n = stored;
+    if (n.size() > 2 && n.compare(n.size() - 2, 2, ":0") == 0)
+        n.erase(n.size() - 2);
+    std::vector<std::string> parts;
+    for (std::size_t start = 0;;) {
+        const auto slash = n.find('/', start);
+        parts.push_back(n.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
+        if (slash == std::string::npos)
+            break;
+        start = slash + 1;
+    }
+    const std::string& last = parts.back();
+    if (last == "iter" || last == "iteration" || last == "iterations")
+        return "iteration";
+    if (parts.size() >= 4 && !slot_kind_of(last).empty()) // <prefix...>/<layer>/<weight>/<slot>
+        return slot_kind_of(last) + "|" + parts[parts.size() - 3] + "/" + parts[parts.size() - 2];
+    if (parts.size() == 4 && !slot_kind_of(parts[1]).empty()) // <Opt>/<slot>/<layer>/<weight>
+        return slot_kind_of(parts[1]) + "|" + parts[2] + "/" + parts[3];
+    return {};
+}
+
+/// The saved values in the order of the optimizer's variables() when every one of them is found
+/// by name (Note [Optimizer state by name]); `values` unchanged otherwise.
+template <class T>
+std::vector<array_t<T>> order_optimizer_state(const Model<T>& model, const std::vector<std::string>& stored_names,
+                                              std::vector<array_t<T>> values)
+{
+    auto* base = dynamic_cast<OptimizerBase<T>*>(model.optimizer().get());
+    if (!base)
+        return values;
+    if (!base->built())
+        base->build(model.trainable_weights()); // creates the slots, so their layout is known
+    const std::vector<Variable<T>> state = base->variables();
+    if (state.size() != values.size())
+        return values; // set_state reports the count mismatch
+    std::map<std::string, std::size_t> stored;
+    for (std::size_t i = 0; i < stored_names.size(); ++i) {
+        const std::string key = optimizer_state_key(stored_names[i]);
+        if (key.empty() || !stored.emplace(key, i).second)
+            return values;
+    }
+    std::vector<array_t<T>> ordered;
+    for (const auto& name : optimizer_weight_names(model, state)) {
+        auto it = stored.find(optimizer_state_key(name));
+        if (it == stored.end())
+            return values;
+        ordered.push_back(values[it->second]);
+    }
+    return ordered;
+}
+
 template <class T>
 void restore_optimizer_state(Model<T>& model, const io::H5Group& root, const std::string& file)
 {
@@ -286,10 +379,12 @@ void restore_optimizer_state(Model<T>& model, const io::H5Group& root, const std
     try {
         io::H5Group g = root.group("optimizer_weights");
         std::vector<array_t<T>> values;
-        for (const auto& name : g.read_string_array_attribute("weight_names"))
+        const std::vector<std::string> names = g.read_string_array_attribute("weight_names");
+        for (const auto& name : names)
             values.push_back(g.read_dataset<T>(name));
         if (values.empty())
             return;
+        values = order_optimizer_state(model, names, std::move(values));
         model.optimizer()->set_state(model.trainable_weights(), values);
     } catch (const Error& e) {
         // Keras: "Error in loading the saved optimizer state ... starting with a freshly
@@ -361,10 +456,15 @@ json training_config_of(const Model<T>& model)
     if (!model.compiled())
         return json();
     json loss{ { "class_name", model.loss()->class_name() }, { "config", model.loss()->get_config() } };
+    // What compile() was given, as tf.keras stores it: "accuracy" stays "accuracy" (compile
+    // resolves it again from the data's shapes), an instance is stored as {class_name, config}.
     json metrics = json::array();
-    for (const auto& n : model.metrics_names())
-        if (n != "loss")
-            metrics.push_back(n);
+    for (const auto& spec : model.metric_specs()) {
+        if (spec.ptr)
+            metrics.push_back(json{ { "class_name", spec.ptr->class_name() }, { "config", spec.ptr->get_config() } });
+        else
+            metrics.push_back(spec.id);
+    }
     json opt;
     if (model.optimizer())
         opt = json{ { "class_name", model.optimizer()->class_name() }, { "config", model.optimizer()->get_config() } };
@@ -468,13 +568,7 @@ void save_model(const Model<T>& model, const std::string& path, bool include_opt
         throw ValueError(path + ": cannot save model '" + model.name() +
                          "': it is not built yet, so its weights do not exist; build it or call it on data first");
     const json model_config = keras_h5::to_tf_keras_model_config(model_to_json(model));
-    // Functional models list their InputLayer in layer_names (with no weights), as tf.keras does.
-    std::string input_layer;
-    if (model_config.value("class_name", "") == "Functional") {
-        const json& in = model_config["config"]["input_layers"];
-        if (in.is_array() && !in.empty() && in[0].is_array() && !in[0].empty())
-            input_layer = in[0][0].get<std::string>();
-    }
+    const std::string input_layer = functional_input_layer(model_config);
     const json training_config = training_config_of(model);
 
     io::write_atomically(path, [&](const std::string& tmp) {
@@ -506,13 +600,15 @@ void save_weights(const Model<T>& model, const std::string& path)
 {
     if (!model.built())
         throw ValueError(path + ": cannot save the weights of model '" + model.name() + "': it is not built yet");
+    const std::string input_layer =
+        functional_input_layer(keras_h5::to_tf_keras_model_config(model_to_json(model)));
     io::write_atomically(path, [&](const std::string& tmp) {
         io::H5File f = io::H5File::create(tmp);
         {
             io::H5Group root = f.root();
             std::vector<std::vector<Variable<T>>> keep_alive;
-            keras_h5::write_weights_group<T>(root, weight_refs(model, "", keep_alive), keras_h5_written_keras_version,
-                                             keras_h5_written_backend);
+            keras_h5::write_weights_group<T>(root, weight_refs(model, input_layer, keep_alive),
+                                             keras_h5_written_keras_version, keras_h5_written_backend);
             save_stage("model_weights");
         }
         f.close();

@@ -47,8 +47,10 @@ inline constexpr const char* keras_h5_written_backend = "tensorflow";
 ///             `compile` and the file has a training_config, the model is compiled from it (a
 ///             training_config xtape cannot read is reported on stderr and the model is returned
 ///             uncompiled, as a loaded model is still useful for predict); the optimizer state in
-///             /optimizer_weights is restored so that fit(initial_epoch=...) continues the run
-///             (a state that does not fit is reported on stderr and skipped, as Keras does).
+///             /optimizer_weights is restored so that fit(initial_epoch=...) continues the run,
+///             each slot found by its name (tf.keras 2.x and Keras 2.11+ names) or, when the
+///             names cannot be read, by position as Keras does (a state that does not fit is
+///             reported on stderr and skipped, as Keras does).
 template <class T>
 std::shared_ptr<Model<T>> load_model(const std::string& path, bool compile = true);
 
@@ -83,9 +85,9 @@ std::string model_to_json_string(const Model<T>& model);
 
 /// The training_config save_model stores for a compiled model: {"loss", "metrics",
 /// "weighted_metrics", "loss_weights", "optimizer_config"}; null json when not compiled.
-/// The metrics are the model's metrics_names(): a metric given to compile() by name appears
-/// once the model has seen a batch (Model resolves names like "accuracy" by the data's shapes),
-/// so a model compiled but never run is saved without its metrics.
+/// The metrics are those given to compile(), before they are resolved: a name or config as
+/// given, a metric instance as {class_name, config}; a model saved right after compile() keeps
+/// them.
 template <class T>
 json training_config_of(const Model<T>& model);
 

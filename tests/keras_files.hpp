@@ -6,6 +6,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <initializer_list>
@@ -33,17 +34,66 @@ struct TempDir {
     std::string file(const std::string& name) const { return (dir / name).string(); }
 };
 
+// Note [Visible skips]
+// A test case that reads the real Keras files carries the decorator `* real_files()` and starts
+// with `if (!have_keras_models()) return;`. tests/CMakeLists.txt registers a test file that has
+// such cases twice with ctest: "<name>" runs the other cases (--test-suite-exclude), and
+// "<name>_real_files" runs these (--test-suite). When the folder is absent, the skip message
+// below makes ctest report "<name>_real_files" as Skipped (SKIP_REGULAR_EXPRESSION), so the skip
+// shows in ctest's summary while the cases that need no files still run, and fail, as usual.
+// have_keras_models() fails a case that is not in the suite, so a forgotten decorator cannot
+// bring back a silent skip.
+inline constexpr const char* real_files_suite = "keras_models";
+inline constexpr const char* real_files_skip_message = "SKIPPED: real Keras files not found at ";
+
+inline doctest::test_suite real_files() { return doctest::test_suite(real_files_suite); }
+
+/// The test suite of the running test case, kept by the listener below.
+inline std::string& current_test_suite()
+{
+    static std::string suite;
+    return suite;
+}
+
+struct TestSuiteListener : doctest::IReporter {
+    explicit TestSuiteListener(const doctest::ContextOptions&) {}
+    void report_query(const doctest::QueryData&) override {}
+    void test_run_start() override {}
+    void test_run_end(const doctest::TestRunStats&) override {}
+    void test_case_start(const doctest::TestCaseData& tc) override
+    {
+        current_test_suite() = tc.m_test_suite ? tc.m_test_suite : "";
+    }
+    void test_case_reenter(const doctest::TestCaseData&) override {}
+    void test_case_end(const doctest::CurrentTestCaseStats&) override {}
+    void test_case_exception(const doctest::TestCaseException&) override {}
+    void subcase_start(const doctest::SubcaseSignature&) override {}
+    void subcase_end() override {}
+    void log_assert(const doctest::AssertData&) override {}
+    void log_message(const doctest::MessageData&) override {}
+    void test_case_skipped(const doctest::TestCaseData&) override {}
+};
+DOCTEST_REGISTER_LISTENER("xtape_test_suite", 1, TestSuiteListener);
+
+/// ../shared/keras-models from the project root; the environment variable
+/// XTAPE_KERAS_MODELS_DIR overrides it (e.g. to check that a missing folder is reported).
 inline std::filesystem::path keras_models_dir()
 {
+    if (const char* dir = std::getenv("XTAPE_KERAS_MODELS_DIR"))
+        return std::filesystem::path(dir);
     return std::filesystem::path(XTAPE_SOURCE_DIR) / ".." / "shared" / "keras-models";
 }
 
-/// False, with a visible message, when the real Keras files are not there.
+/// False, with the skip message of Note [Visible skips], when the real Keras files are not there.
 inline bool have_keras_models()
 {
+    if (current_test_suite() != real_files_suite)
+        FAIL_CHECK("this test case reads the real Keras files: add the decorator * real_files() so that "
+                   "ctest can report it as skipped when the folder is absent (Note [Visible skips])");
     if (std::filesystem::exists(keras_models_dir() / "dl4j-test-resources"))
         return true;
-    MESSAGE("SKIPPED: real Keras files not found at " << keras_models_dir().string());
+    const std::string skip = real_files_skip_message + keras_models_dir().string();
+    MESSAGE(skip);
     return false;
 }
 

@@ -13,7 +13,9 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <sys/wait.h>
@@ -111,6 +113,36 @@ std::string mnist_data_file(const TempDir& tmp)
     return path;
 }
 
+const std::string ad01_path = "mlcommons-tiny/benchmark/training/anomaly_detection/trained_models/ad01.h5";
+
+/// Autoencoder data for ad01 (640 inputs, targets = inputs): `rows` rows in [0, 1) from `seed`.
+std::string ad01_data_file(const TempDir& tmp, std::size_t rows, unsigned seed = 21)
+{
+    const std::string path = tmp.file("ad01_data_" + std::to_string(rows) + ".h5");
+    std::mt19937 gen(seed);
+    std::uniform_real_distribution<float> u(0, 1);
+    array_t<float> x = array_t<float>::from_shape({ rows, 640 });
+    for (auto& v : x)
+        v = u(gen);
+    io::H5File f = io::H5File::create(path);
+    f.root().write_dataset<float>("x", x);
+    f.root().write_dataset<float>("y", x);
+    f.close();
+    return path;
+}
+
+double max_weights_diff(const std::vector<array_t<float>>& a, const std::vector<array_t<float>>& b)
+{
+    REQUIRE(a.size() == b.size());
+    double d = 0;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        d = std::max(d, max_abs_diff(a[i], b[i]));
+    return d;
+}
+
+/// The weights of a model file, as loaded.
+std::vector<array_t<float>> weights_of(const std::string& path) { return load_model<float>(path, false)->get_weights(); }
+
 } // namespace
 
 TEST_CASE("cli: help, usage errors and typed errors")
@@ -140,8 +172,13 @@ TEST_CASE("cli: help, usage errors and typed errors")
     CHECK(missing.status == 1);
     check_one_error_line(missing);
     CHECK(missing.err.find("absent.h5") != std::string::npos);
-    if (!have_keras_models())
+}
+
+TEST_CASE("cli: errors on real files name the file and the layer" * xtape::testing::real_files())
+{
+    if (!have_cli() || !have_keras_models())
         return;
+    TempDir tmp("cli_errors_real");
     Run conv = run(tmp, { "summary", keras_file("dl4j-test-resources/fullconfigs/cnn/cnn_batch_norm.h5") });
     CHECK(conv.status == 1);
     check_one_error_line(conv);
@@ -152,7 +189,7 @@ TEST_CASE("cli: help, usage errors and typed errors")
     CHECK(no_output.err.find("--output") != std::string::npos);
 }
 
-TEST_CASE("cli: summary of ad01.h5")
+TEST_CASE("cli: summary of ad01.h5" * xtape::testing::real_files())
 {
     if (!have_cli() || !have_keras_models())
         return;
@@ -168,7 +205,7 @@ TEST_CASE("cli: summary of ad01.h5")
     CHECK(r.out.find("269,992") != std::string::npos);
 }
 
-TEST_CASE("cli: predict reproduces Keras's stored predictions")
+TEST_CASE("cli: predict reproduces Keras's stored predictions" * xtape::testing::real_files())
 {
     if (!have_cli() || !have_keras_models())
         return;
@@ -207,7 +244,7 @@ TEST_CASE("cli: predict reproduces Keras's stored predictions")
     CHECK(bad.err.find("inputs") != std::string::npos);
 }
 
-TEST_CASE("cli: evaluate prints one JSON object")
+TEST_CASE("cli: evaluate prints one JSON object" * xtape::testing::real_files())
 {
     if (!have_cli() || !have_keras_models())
         return;
@@ -248,7 +285,7 @@ TEST_CASE("cli: evaluate prints one JSON object")
     CHECK(k.at("mae").get<double>() < 1e-5);
 }
 
-TEST_CASE("cli: fit --no-shuffle writes a model that loads and equals the same training in-process")
+TEST_CASE("cli: fit --no-shuffle writes a model that loads and equals the same training in-process" * xtape::testing::real_files())
 {
     if (!have_cli() || !have_keras_models())
         return;
@@ -349,4 +386,359 @@ TEST_CASE("cli: gradcheck passes on a small model and fails when it should")
     CHECK(bad.out.find("FAIL") != std::string::npos);
     check_one_error_line(bad);
     CHECK(bad.err.find("gradcheck failed") != std::string::npos);
+}
+
+TEST_CASE("cli: fit ad01.h5 compiles from its training_config, trains BN statistics, reproduces with --no-shuffle" * xtape::testing::real_files())
+{
+    if (!have_cli() || !have_keras_models())
+        return;
+    TempDir tmp("cli_fit_ad01");
+    const std::string model = keras_file(ad01_path);
+    const std::string data = ad01_data_file(tmp, 48);
+    auto original = load_model<float>(model);
+    REQUIRE(original->compiled());
+    const std::int64_t iterations = original->optimizer()->iterations();
+    REQUIRE(original->optimizer()->variables().size() == 77);
+
+    // No --optimizer/--loss: Adam and mse from the file, with its optimizer state.
+    const std::string out = tmp.file("ad01_fit.h5"), again = tmp.file("ad01_fit_again.h5");
+    const std::vector<std::string> args{ "fit", model, "--data", data, "--batch-size", "16", "--epochs", "1",
+                                         "--no-shuffle", "--seed", "5" };
+    auto with_output = [&](const std::string& o) {
+        std::vector<std::string> v = args;
+        v.insert(v.end(), { "--output", o });
+        return v;
+    };
+    Run r = run(tmp, with_output(out));
+    INFO(r.out << r.err);
+    REQUIRE(r.status == 0);
+    CHECK(r.out.find("3/3") != std::string::npos); // the progress bar: 48 rows / 16
+    CHECK(r.out.find("loss") != std::string::npos);
+
+    auto trained = load_model<float>(out);
+    REQUIRE(trained->compiled());
+    CHECK(trained->optimizer()->class_name() == "Adam");
+    CHECK(trained->loss()->class_name() == "MeanSquaredError");
+    CHECK(trained->optimizer()->iterations() == iterations + 3); // continued, not restarted
+    CHECK(trained->optimizer()->variables().size() == 77);
+    CHECK(trained->optimizer()->get_config() == original->optimizer()->get_config());
+
+    // Every BN layer's moving statistics moved (training mode with momentum 0.99).
+    int bn_layers = 0;
+    for (const auto& l : original->layers()) {
+        if (l->class_name() != "BatchNormalization")
+            continue;
+        ++bn_layers;
+        INFO(l->name());
+        const auto before = l->get_weights(), after = trained->get_layer(l->name())->get_weights();
+        CHECK(max_abs_diff(before[2], after[2]) > 0); // moving_mean
+        CHECK(max_abs_diff(before[3], after[3]) > 0); // moving_variance
+    }
+    CHECK(bn_layers == 9);
+    CHECK(max_abs_diff(original->get_weights()[0], trained->get_weights()[0]) > 0);
+
+    // The same run gives the same weights and optimizer state.
+    Run r2 = run(tmp, with_output(again));
+    INFO(r2.err);
+    REQUIRE(r2.status == 0);
+    CHECK(max_weights_diff(weights_of(out), weights_of(again)) == 0.0);
+    auto trained2 = load_model<float>(again);
+    const auto s1 = trained->optimizer()->variables(), s2 = trained2->optimizer()->variables();
+    REQUIRE(s1.size() == s2.size());
+    double state_diff = 0;
+    for (std::size_t i = 0; i < s1.size(); ++i)
+        state_diff = std::max(state_diff, max_abs_diff(s1[i].value(), s2[i].value()));
+    CHECK(state_diff == 0.0);
+
+    // The written file predicts as the trained model would: finite and loadable in float64 too.
+    auto back64 = load_model<double>(out);
+    io::H5File df = io::H5File::open_read(data);
+    PredictOptions<double> po;
+    po.verbose = 0;
+    const array_t<double> y = back64->predict(df.root().read_dataset<double>("x"), po);
+    CHECK(std::all_of(y.begin(), y.end(), [](double v) { return std::isfinite(v); }));
+}
+
+TEST_CASE("cli: fit with shuffling is reproducible for a fixed --seed" * xtape::testing::real_files())
+{
+    if (!have_cli() || !have_keras_models())
+        return;
+    TempDir tmp("cli_fit_seed");
+    const std::string model = keras_file(ad01_path);
+    const std::string data = ad01_data_file(tmp, 40);
+    auto fit = [&](const std::string& seed, const std::string& out) {
+        Run r = run(tmp, { "fit", model, "--data", data, "--output", out, "--batch-size", "8", "--seed", seed });
+        INFO(r.err);
+        CHECK(r.status == 0);
+        return weights_of(out);
+    };
+    const auto a = fit("3", tmp.file("a.h5")), b = fit("3", tmp.file("b.h5")), c = fit("4", tmp.file("c.h5"));
+    CHECK(max_weights_diff(a, b) == 0.0);
+    CHECK(max_weights_diff(a, c) > 0); // another seed, another order of batches
+    // And neither equals the unshuffled run.
+    Run ns = run(tmp, { "fit", model, "--data", data, "--output", tmp.file("n.h5"), "--batch-size", "8", "--seed", "3",
+                        "--no-shuffle" });
+    REQUIRE(ns.status == 0);
+    CHECK(max_weights_diff(a, weights_of(tmp.file("n.h5"))) > 0);
+}
+
+TEST_CASE("cli: gradcheck on real files checks a seeded subset of each weight" * xtape::testing::real_files())
+{
+    if (!have_cli() || !have_keras_models())
+        return;
+    TempDir tmp("cli_gradcheck_real");
+    // ad01: Functional, 9 Dense/BN/relu blocks (38 trainable weights), Adam/mse from the file.
+    const std::string data = ad01_data_file(tmp, 6);
+    const std::string model = keras_file(ad01_path);
+    Run r = run(tmp, { "gradcheck", model, "--data", data, "--samples", "3", "--max-elements", "8" });
+    INFO(r.out << r.err);
+    CHECK(r.status == 0);
+    CHECK(r.out.find("gradcheck passed: 38 weights") != std::string::npos);
+    CHECK(r.out.find("mean_squared_error") != std::string::npos);
+    CHECK(r.out.find("ok   dense/kernel (640, 128)") != std::string::npos);
+    CHECK(r.out.find("0/8 failed (8 of 81920 elements sampled)") != std::string::npos);
+    CHECK(r.out.find("ok   batch_normalization_8/beta (128,)") != std::string::npos);
+    CHECK(r.out.find("FAIL") == std::string::npos);
+    // One line per weight, each with its worst relative error.
+    std::size_t lines = 0;
+    for (std::size_t p = r.out.find("max rel error"); p != std::string::npos; p = r.out.find("max rel error", p + 1))
+        ++lines;
+    CHECK(lines == 38);
+    // The same seed picks the same elements: the report is identical; another seed differs.
+    Run same = run(tmp, { "gradcheck", model, "--data", data, "--samples", "3", "--max-elements", "8" });
+    CHECK(same.out == r.out);
+    Run other = run(tmp, { "gradcheck", model, "--data", data, "--samples", "3", "--max-elements", "8", "--seed", "9" });
+    CHECK(other.status == 0);
+    CHECK(other.out != r.out);
+
+    // mnist_mlp (Keras 2.0.6, with Dropout): softmax + categorical crossentropy given by --loss.
+    const std::string mnist_model = mnist_model_file(tmp), mnist_data = mnist_data_file(tmp);
+    Run m = run(tmp, { "gradcheck", mnist_model, "--data", mnist_data, "--y", "labels", "--loss",
+                       "categorical_crossentropy", "--samples", "3", "--max-elements", "10" });
+    INFO(m.out << m.err);
+    CHECK(m.status == 0);
+    CHECK(m.out.find("gradcheck passed: 6 weights") != std::string::npos);
+    CHECK(m.out.find("ok   dense_1/kernel (784, 512)") != std::string::npos);
+    CHECK(m.out.find("ok   dense_3/bias (10,): max rel error") != std::string::npos);
+    CHECK(m.out.find("0/10 failed (10 of 401408 elements sampled)") != std::string::npos);
+    // A weight no larger than --max-elements is checked whole (dense_3/bias has 10 elements).
+    const auto bias_line = m.out.find("ok   dense_3/bias (10,)");
+    REQUIRE(bias_line != std::string::npos);
+    const std::string line = m.out.substr(bias_line, m.out.find('\n', bias_line) - bias_line);
+    CHECK(line.find("0/10 failed") != std::string::npos);
+    CHECK(line.find("sampled") == std::string::npos);
+}
+
+TEST_CASE("cli: data with no samples is a one-line error for gradcheck, fit and evaluate")
+{
+    if (!have_cli())
+        return;
+    TempDir tmp("cli_empty");
+    reset_layer_names();
+    Sequential<float> m("tiny");
+    m.add(std::make_shared<InputLayer<float>>(dims_t{ 3 }));
+    m.add(std::make_shared<Dense<float>>(2));
+    m.compile("sgd", "mse");
+    const std::string model = tmp.file("tiny.h5");
+    save_model(m, model);
+    const std::string data = tmp.file("empty.h5");
+    {
+        io::H5File f = io::H5File::create(data);
+        f.root().write_dataset<float>("x", array_t<float>::from_shape({ 0, 3 }));
+        f.root().write_dataset<float>("y", array_t<float>::from_shape({ 0, 2 }));
+        f.close();
+    }
+    for (const std::vector<std::string>& args :
+         { std::vector<std::string>{ "gradcheck", model, "--data", data },
+           std::vector<std::string>{ "fit", model, "--data", data, "--output", tmp.file("out.h5") },
+           std::vector<std::string>{ "evaluate", model, "--data", data } }) {
+        Run r = run(tmp, args);
+        INFO(args[0] << ": " << r.out << r.err);
+        CHECK(r.status == 1);
+        check_one_error_line(r);
+        CHECK(r.err.find("empty.h5") != std::string::npos);
+        CHECK(r.err.find("(0, 3)") != std::string::npos);
+        CHECK(r.err.find("no samples") != std::string::npos);
+    }
+    CHECK_FALSE(std::filesystem::exists(tmp.file("out.h5")));
+}
+
+namespace {
+
+/// A small compiled model file (Adam, lr 0.001) and its data: x (20, 4) with targets y (20, 2).
+struct SmallFiles {
+    std::string model, data;
+    array_t<float> x, y;
+};
+
+SmallFiles small_files(const TempDir& tmp)
+{
+    SmallFiles s;
+    reset_layer_names();
+    set_random_seed(8);
+    Sequential<float> m("small");
+    m.add(std::make_shared<InputLayer<float>>(dims_t{ 4 }));
+    m.add(std::make_shared<Dense<float>>(5, "tanh"));
+    m.add(std::make_shared<Dense<float>>(2));
+    m.compile("adam", "mse", { "mae" });
+    s.model = tmp.file("small.h5");
+    save_model(m, s.model);
+    std::mt19937 gen(9);
+    std::uniform_real_distribution<float> u(-1, 1);
+    s.x = array_t<float>::from_shape({ 20, 4 });
+    s.y = array_t<float>::from_shape({ 20, 2 });
+    for (auto& v : s.x)
+        v = u(gen);
+    for (std::size_t i = 0; i < 20; ++i) {
+        s.y(i, 0) = s.x(i, 0) - s.x(i, 1);
+        s.y(i, 1) = 0.5f * s.x(i, 2) * s.x(i, 3);
+    }
+    s.data = tmp.file("small_data.h5");
+    io::H5File f = io::H5File::create(s.data);
+    f.root().write_dataset<float>("features", s.x);
+    f.root().write_dataset<float>("targets", s.y);
+    f.close();
+    return s;
+}
+
+} // namespace
+
+TEST_CASE("cli: predict takes integer inputs from .h5 and .npy")
+{
+    if (!have_cli())
+        return;
+    TempDir tmp("cli_predict_int");
+    const SmallFiles s = small_files(tmp);
+    array_t<std::int32_t> xi = array_t<std::int32_t>::from_shape({ 6, 4 });
+    for (std::size_t i = 0; i < xi.size(); ++i)
+        xi.data()[i] = static_cast<std::int32_t>(i % 7) - 3;
+    const std::string h5_in = tmp.file("ints.h5"), npy_in = tmp.file("ints.npy");
+    {
+        io::H5File f = io::H5File::create(h5_in);
+        f.root().write_dataset<std::int32_t>("x", xi);
+        f.root().write_dataset<std::uint8_t>("bytes", array_t<std::uint8_t>(xi + 3));
+        f.close();
+    }
+    io::write_npy<std::int64_t>(npy_in, array_t<std::int64_t>(xi));
+    auto model = load_model<float>(s.model);
+    PredictOptions<float> po;
+    po.verbose = 0;
+    const array_t<float> expected = model->predict(array_t<float>(xi), po);
+    const array_t<float> expected_bytes = model->predict(array_t<float>(xi + 3), po);
+
+    Run a = run(tmp, { "predict", s.model, "--input", h5_in, "--output", tmp.file("a.h5") });
+    INFO(a.err);
+    REQUIRE(a.status == 0);
+    io::H5File af = io::H5File::open_read(tmp.file("a.h5"));
+    CHECK(af.root().dataset_dtype("y") == "float32");
+    CHECK(max_abs_diff(af.root().read_dataset<float>("y"), expected) == 0.0);
+    Run b = run(tmp, { "predict", s.model, "--input", h5_in, "--dataset", "bytes", "--output", tmp.file("b.h5") });
+    REQUIRE(b.status == 0);
+    io::H5File bf = io::H5File::open_read(tmp.file("b.h5"));
+    CHECK(max_abs_diff(bf.root().read_dataset<float>("y"), expected_bytes) == 0.0);
+    Run c = run(tmp, { "predict", s.model, "--input", npy_in, "--output", tmp.file("c.npy"), "--batch-size", "4" });
+    INFO(c.err);
+    REQUIRE(c.status == 0);
+    CHECK(max_abs_diff(io::read_npy<float>(tmp.file("c.npy")), expected) == 0.0);
+}
+
+TEST_CASE("cli: evaluate with --x, --y and --batch-size")
+{
+    if (!have_cli())
+        return;
+    TempDir tmp("cli_evaluate_opts");
+    const SmallFiles s = small_files(tmp);
+    auto model = load_model<float>(s.model);
+    EvaluateOptions<float> eo;
+    eo.verbose = 0;
+    eo.batch_size = 20;
+    const Logs ref = model->evaluate(s.x, s.y, eo);
+    for (const char* batch : { "3", "20", "64" }) {
+        INFO("batch size " << batch);
+        Run r = run(tmp, { "evaluate", s.model, "--data", s.data, "--x", "features", "--y", "targets", "--batch-size",
+                           batch });
+        INFO(r.err);
+        REQUIRE(r.status == 0);
+        const json j = json::parse(r.out);
+        CHECK(j.size() == 2);
+        // The batch losses are averaged weighted by batch size: the same figure for any batch size.
+        CHECK(j.at("loss").get<double>() == doctest::Approx(ref.at("loss")).epsilon(1e-6));
+        CHECK(j.at("mae").get<double>() == doctest::Approx(ref.at("mae")).epsilon(1e-6));
+    }
+    Run bad = run(tmp, { "evaluate", s.model, "--data", s.data, "--x", "features", "--y", "targets", "--batch-size", "0" });
+    CHECK(bad.status == 2);
+    check_one_error_line(bad);
+    CHECK(bad.err.find("--batch-size") != std::string::npos);
+    Run no_x = run(tmp, { "evaluate", s.model, "--data", s.data, "--y", "targets" });
+    CHECK(no_x.status == 1);
+    check_one_error_line(no_x);
+    CHECK(no_x.err.find("no dataset 'x'") != std::string::npos);
+    CHECK(no_x.err.find("features") != std::string::npos);
+}
+
+TEST_CASE("cli: fit --x, every --optimizer, and --learning-rate alone keeps the file's optimizer")
+{
+    if (!have_cli())
+        return;
+    TempDir tmp("cli_fit_opts");
+    const SmallFiles s = small_files(tmp);
+    const std::vector<std::string> base{ "fit", s.model, "--data", s.data, "--x", "features", "--y", "targets",
+                                         "--batch-size", "5", "--no-shuffle" };
+    auto fit = [&](std::vector<std::string> extra, const std::string& out) {
+        std::vector<std::string> args = base;
+        args.insert(args.end(), extra.begin(), extra.end());
+        args.insert(args.end(), { "--output", out });
+        Run r = run(tmp, args);
+        INFO(r.out << r.err);
+        REQUIRE(r.status == 0);
+        return load_model<float>(out);
+    };
+    const std::map<std::string, std::string> classes{ { "sgd", "SGD" },         { "adam", "Adam" },
+                                                      { "rmsprop", "RMSprop" }, { "adagrad", "Adagrad" },
+                                                      { "adamw", "AdamW" },     { "nadam", "Nadam" } };
+    auto original = load_model<float>(s.model);
+    for (const auto& [flag, cls] : classes) {
+        INFO(flag);
+        auto m = fit({ "--optimizer", flag, "--learning-rate", "0.02" }, tmp.file(flag + ".h5"));
+        CHECK(m->optimizer()->class_name() == cls);
+        CHECK(m->optimizer()->get_config().at("learning_rate").get<double>() == doctest::Approx(0.02));
+        CHECK(m->optimizer()->iterations() == 4); // a fresh optimizer, 20 rows / 5
+        CHECK(m->loss()->class_name() == "MeanSquaredError"); // the file's loss is kept
+        CHECK(max_abs_diff(m->get_weights()[0], original->get_weights()[0]) > 0);
+    }
+    // The in-process equivalent of "--optimizer rmsprop --learning-rate 0.02".
+    {
+        auto ref = load_model<float>(s.model);
+        auto opt = get_optimizer<float>(json("rmsprop"));
+        opt->set_learning_rate(0.02);
+        ref->compile(OptimizerSpec<float>(opt), "mse", { "mae" });
+        FitOptions<float> fo;
+        fo.batch_size = 5;
+        fo.shuffle = false;
+        fo.verbose = 0;
+        ref->fit(s.x, s.y, fo);
+        CHECK(max_weights_diff(ref->get_weights(), weights_of(tmp.file("rmsprop.h5"))) == 0.0);
+    }
+    Run unknown = run(tmp, { "fit", s.model, "--data", s.data, "--x", "features", "--y", "targets", "--optimizer",
+                             "lbfgs", "--output", tmp.file("x.h5") });
+    CHECK(unknown.status == 1);
+    check_one_error_line(unknown);
+    CHECK(unknown.err.find("lbfgs") != std::string::npos);
+
+    // --learning-rate alone: the file's Adam (trained once already, so with state) at a new rate.
+    auto once = fit({}, tmp.file("once.h5"));
+    CHECK(once->optimizer()->class_name() == "Adam");
+    CHECK(once->optimizer()->get_config().at("learning_rate").get<double>() == doctest::Approx(0.001));
+    CHECK(once->optimizer()->iterations() == 4);
+    std::vector<std::string> args{ "fit", tmp.file("once.h5"), "--data", s.data, "--x", "features", "--y", "targets",
+                                   "--batch-size", "5", "--no-shuffle", "--learning-rate", "0.05", "--output",
+                                   tmp.file("cont.h5") };
+    Run r = run(tmp, args);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    auto cont = load_model<float>(tmp.file("cont.h5"));
+    CHECK(cont->optimizer()->class_name() == "Adam");
+    CHECK(cont->optimizer()->get_config().at("learning_rate").get<double>() == doctest::Approx(0.05));
+    CHECK(cont->optimizer()->iterations() == 8); // the saved state continued: 4 + 4
+    CHECK(cont->metric_specs().size() == 1);     // the file's metrics too
 }

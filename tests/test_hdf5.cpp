@@ -1,5 +1,6 @@
 // ctest-labels: sanitize
 #include "framework/io/hdf5.hpp"
+#include "keras_files.hpp"
 
 #include <doctest/doctest.h>
 #include <hdf5.h>
@@ -30,18 +31,11 @@ struct TempDir {
     std::string file(const std::string& name) const { return (dir / name).string(); }
 };
 
-// Real Keras files live beside the project (see ../shared/keras-models/README.md).
-fs::path keras_models_dir() { return fs::path(XTAPE_SOURCE_DIR) / ".." / "shared" / "keras-models"; }
-
-bool have_keras_models()
-{
-    if (fs::exists(keras_models_dir() / "dl4j-test-resources"))
-        return true;
-    MESSAGE("SKIPPED: real Keras files not found at " << keras_models_dir().string());
-    return false;
-}
-
-std::string keras_file(const std::string& rel) { return (keras_models_dir() / rel).string(); }
+// Real Keras files live beside the project (see ../shared/keras-models/README.md), found and
+// skipped visibly as tests/keras_files.hpp says.
+using xtape::testing::have_keras_models;
+using xtape::testing::keras_file;
+using xtape::testing::keras_models_dir;
 
 // Runs f, which must throw IOError whose message contains every one of `parts`.
 void expect_io_error(const std::function<void()>& f, std::initializer_list<std::string> parts)
@@ -453,7 +447,7 @@ TEST_CASE("hdf5: a group keeps working after its file object is gone; close is i
 
 // ---- the real Keras files ----------------------------------------------------------------------
 
-TEST_CASE("hdf5 real files: model_config and version attributes of cnn_batch_norm.h5")
+TEST_CASE("hdf5 real files: model_config and version attributes of cnn_batch_norm.h5" * xtape::testing::real_files())
 {
     if (!have_keras_models())
         return;
@@ -483,7 +477,7 @@ TEST_CASE("hdf5 real files: model_config and version attributes of cnn_batch_nor
     CHECK(open_hdf5_objects() > 0); // `root` is still open
 }
 
-TEST_CASE("hdf5 real files: fixed-length layer_names and weight_names (dense_tensorflow_2.h5)")
+TEST_CASE("hdf5 real files: fixed-length layer_names and weight_names (dense_tensorflow_2.h5)" * xtape::testing::real_files())
 {
     if (!have_keras_models())
         return;
@@ -500,7 +494,7 @@ TEST_CASE("hdf5 real files: fixed-length layer_names and weight_names (dense_ten
           std::vector<std::string>{ "dense_1/kernel:0", "dense_1/bias:0" });
 }
 
-TEST_CASE("hdf5 real files: variable-length names (batchNormError.h5, str_ww_ref_model.h5)")
+TEST_CASE("hdf5 real files: variable-length names (batchNormError.h5, str_ww_ref_model.h5)" * xtape::testing::real_files())
 {
     if (!have_keras_models())
         return;
@@ -546,7 +540,7 @@ TEST_CASE("hdf5 real files: variable-length names (batchNormError.h5, str_ww_ref
     }
 }
 
-TEST_CASE("hdf5 real files: Dense weights arange(24).reshape(4,6) and arange(6), found through weight_names")
+TEST_CASE("hdf5 real files: Dense weights arange(24).reshape(4,6) and arange(6), found through weight_names" * xtape::testing::real_files())
 {
     if (!have_keras_models())
         return;
@@ -571,7 +565,7 @@ TEST_CASE("hdf5 real files: Dense weights arange(24).reshape(4,6) and arange(6),
     }
 }
 
-TEST_CASE("hdf5 real files: weights-only file has layer_names on the root")
+TEST_CASE("hdf5 real files: weights-only file has layer_names on the root" * xtape::testing::real_files())
 {
     if (!have_keras_models())
         return;
@@ -586,7 +580,7 @@ TEST_CASE("hdf5 real files: weights-only file has layer_names on the root")
         CHECK(root.has_group(l));
 }
 
-TEST_CASE("hdf5 real files: inputs/ and predictions/ of simple_sparse_xent inputs_and_outputs")
+TEST_CASE("hdf5 real files: inputs/ and predictions/ of simple_sparse_xent inputs_and_outputs" * xtape::testing::real_files())
 {
     if (!have_keras_models())
         return;
@@ -613,7 +607,7 @@ TEST_CASE("hdf5 real files: inputs/ and predictions/ of simple_sparse_xent input
     CHECK(root.group("scores/activation_1").member_names().empty());
 }
 
-TEST_CASE("hdf5 real files: every file opens and all weight_names resolve; damaged copies fail cleanly")
+TEST_CASE("hdf5 real files: every file opens and all weight_names resolve; damaged copies fail cleanly" * xtape::testing::real_files())
 {
     if (!have_keras_models())
         return;

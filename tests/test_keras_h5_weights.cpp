@@ -66,7 +66,7 @@ TEST_CASE("keras_h5_weights: short_weight_name covers every naming scheme")
     CHECK(short_weight_name("kernel", "dense") == "kernel");
 }
 
-TEST_CASE("keras_h5_weights: the four Dense files with known weights (Keras 1/2, TF/Theano)")
+TEST_CASE("keras_h5_weights: the four Dense files with known weights (Keras 1/2, TF/Theano)" * xtape::testing::real_files())
 {
     if (!have_keras_models())
         return;
@@ -101,7 +101,7 @@ TEST_CASE("keras_h5_weights: the four Dense files with known weights (Keras 1/2,
     }
 }
 
-TEST_CASE("keras_h5_weights: weights-only files put layer_names on the root")
+TEST_CASE("keras_h5_weights: weights-only files put layer_names on the root" * xtape::testing::real_files())
 {
     if (!have_keras_models())
         return;
@@ -128,7 +128,7 @@ TEST_CASE("keras_h5_weights: weights-only files put layer_names on the root")
     CHECK(k2.layers[4].values[0].shape() == std::vector<std::size_t>{ 512, 10 });
 }
 
-TEST_CASE("keras_h5_weights: BatchNormalization names in every version")
+TEST_CASE("keras_h5_weights: BatchNormalization names in every version" * xtape::testing::real_files())
 {
     if (!have_keras_models())
         return;
@@ -155,7 +155,7 @@ TEST_CASE("keras_h5_weights: BatchNormalization names in every version")
     CHECK(th1.layers[2].weight_names[3] == "batchnormalization_1_running_std");
 }
 
-TEST_CASE("keras_h5_weights: variable-length names and prefixes that differ from the layer name")
+TEST_CASE("keras_h5_weights: variable-length names and prefixes that differ from the layer name" * xtape::testing::real_files())
 {
     if (!have_keras_models())
         return;
@@ -187,7 +187,7 @@ TEST_CASE("keras_h5_weights: variable-length names and prefixes that differ from
             CHECK(short_names(l) == std::vector<std::string>{ "depthwise_kernel" });
 }
 
-TEST_CASE("keras_h5_weights: every real model file reads (weights only, no layers involved)")
+TEST_CASE("keras_h5_weights: every real model file reads (weights only, no layers involved)" * xtape::testing::real_files())
 {
     if (!have_keras_models())
         return;
@@ -289,16 +289,6 @@ TEST_CASE("keras_h5_weights: clear errors for broken files")
     expect_error<IOError>([&] { read_weights_file<float>(text); }, { text });
     expect_error<IOError>([&] { read_weights_file<float>(tmp.file("absent.h5")); }, { "absent.h5" });
 
-    // A real file cut short (a crash while copying it): an IOError, never a crash.
-    if (have_keras_models()) {
-        const std::string src = keras_file("dl4j-test-resources/weights/dense_tensorflow_2.h5");
-        const std::string cut = tmp.file("cut.h5");
-        std::ifstream in(src, std::ios::binary);
-        std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        std::ofstream(cut, std::ios::binary).write(data.data(), static_cast<std::streamsize>(data.size() / 2));
-        expect_error<IOError>([&] { read_weights_file<float>(cut); }, { cut });
-    }
-
     // Duplicate layer names cannot be written.
     const std::string dup = tmp.file("dup.h5");
     io::H5File f = io::H5File::create(dup);
@@ -308,4 +298,17 @@ TEST_CASE("keras_h5_weights: clear errors for broken files")
           write_weights_group<float>(root, { { "d", {}, {} }, { "d", {}, {} } }, "2.4.0", "tensorflow");
       },
       { "'d'", "unique" });
+}
+
+TEST_CASE("keras_h5_weights: a real file cut short (a crash while copying it) is an IOError, never a crash" * xtape::testing::real_files())
+{
+    if (!have_keras_models())
+        return;
+    TempDir tmp("keras_h5_weights_cut");
+    const std::string src = keras_file("dl4j-test-resources/weights/dense_tensorflow_2.h5");
+    const std::string cut = tmp.file("cut.h5");
+    std::ifstream in(src, std::ios::binary);
+    std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream(cut, std::ios::binary).write(data.data(), static_cast<std::streamsize>(data.size() / 2));
+    expect_error<IOError>([&] { read_weights_file<float>(cut); }, { cut });
 }

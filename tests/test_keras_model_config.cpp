@@ -72,7 +72,7 @@ json keras3_layer(const std::string& cls, const std::string& name, const std::ve
 
 } // namespace
 
-TEST_CASE("keras_model_config: Sequential as a list (Keras 1 and 2.0) and as a dict (2.2+)")
+TEST_CASE("keras_model_config: Sequential as a list (Keras 1 and 2.0) and as a dict (2.2+)" * xtape::testing::real_files())
 {
     if (!have_keras_models())
         return;
@@ -111,7 +111,7 @@ TEST_CASE("keras_model_config: Sequential as a list (Keras 1 and 2.0) and as a d
     CHECK(mlp1.input_shape->size() == 2);
 }
 
-TEST_CASE("keras_model_config: Functional chains (tf.keras 2.2.4 to 2.14)")
+TEST_CASE("keras_model_config: Functional chains (tf.keras 2.2.4 to 2.14)" * xtape::testing::real_files())
 {
     if (!have_keras_models())
         return;
@@ -141,7 +141,7 @@ TEST_CASE("keras_model_config: Functional chains (tf.keras 2.2.4 to 2.14)")
     CHECK(classes(bne) == std::vector<std::string>{ "Conv1D", "BatchNormalization" });
 }
 
-TEST_CASE("keras_model_config: graphs with merges name the file and the layer")
+TEST_CASE("keras_model_config: graphs with merges name the file and the layer" * xtape::testing::real_files())
 {
     if (!have_keras_models())
         return;

@@ -10,6 +10,9 @@
 
 #include <doctest/doctest.h>
 
+#include <fstream>
+#include <functional>
+#include <iterator>
 #include <random>
 #include <set>
 
@@ -164,4 +167,109 @@ TEST_CASE("model_checkpoint: mode max for accuracy-like monitors, save_freq in b
     Logs none;
     acc.on_train_begin(none);
     CHECK(acc.best() == -std::numeric_limits<double>::infinity());
+}
+
+namespace {
+
+std::string file_bytes(const std::string& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+/// Drives a checkpoint by hand through epochs whose monitored value is given, with one training
+/// step before each epoch end so that every epoch has other weights. Returns the model's
+/// weights at each epoch end.
+std::vector<std::vector<array_t<float>>> run_epochs(Fixture& f, ModelCheckpoint<float>& ckpt,
+                                                    const std::string& monitor, const std::vector<double>& values,
+                                                    const std::function<void(int)>& after_epoch = {})
+{
+    ckpt.set_model(f.model.get());
+    Logs none;
+    ckpt.on_train_begin(none);
+    std::vector<std::vector<array_t<float>>> weights;
+    for (int epoch = 0; epoch < static_cast<int>(values.size()); ++epoch) {
+        ckpt.on_epoch_begin(epoch, none);
+        f.model->train_on_batch(f.x, f.y);
+        weights.push_back(f.model->get_weights());
+        Logs logs{ { "loss", 1.0 }, { monitor, values[epoch] } };
+        ckpt.on_epoch_end(epoch, logs);
+        if (after_epoch)
+            after_epoch(epoch);
+    }
+    return weights;
+}
+
+} // namespace
+
+TEST_CASE("model_checkpoint: save_best_only keeps the best epoch's weights; a worse epoch leaves the file untouched")
+{
+    TempDir tmp("ckpt_best_bytes");
+    Fixture f;
+    ModelCheckpointOptions o;
+    o.save_best_only = true;
+    o.save_weights_only = true;
+    o.monitor = "val_loss";
+    ModelCheckpoint<float> ckpt(tmp.file("best.h5"), o);
+    const std::string path = tmp.file("best.h5");
+    std::vector<std::string> bytes;
+    std::vector<fs::file_time_type> mtimes;
+    auto weights = run_epochs(f, ckpt, "val_loss", { 0.5, 0.7, 0.5, 0.3, 0.9 }, [&](int) {
+        bytes.push_back(file_bytes(path));
+        mtimes.push_back(fs::last_write_time(path));
+    });
+    // Saved at epochs 1 and 4 only: 0.7 and 0.9 are worse, 0.5 again is not an improvement.
+    CHECK(bytes[1] == bytes[0]);
+    CHECK(mtimes[1] == mtimes[0]);
+    CHECK(bytes[2] == bytes[0]);
+    CHECK(mtimes[2] == mtimes[0]);
+    CHECK(bytes[3] != bytes[0]);
+    CHECK(bytes[4] == bytes[3]);
+    CHECK(mtimes[4] == mtimes[3]);
+    CHECK(ckpt.best() == 0.3);
+    CHECK(files_in(tmp.dir) == std::set<std::string>{ "best.h5" });
+
+    // The file holds epoch 4's weights (index 3), not the last epoch's.
+    Fixture g; // same architecture, fresh weights
+    load_weights(*g.model, path);
+    const auto loaded = g.model->get_weights();
+    REQUIRE(loaded.size() == weights[3].size());
+    for (std::size_t i = 0; i < loaded.size(); ++i) {
+        CHECK(loaded[i] == weights[3][i]);
+        CHECK(loaded[i] != weights[4][i]);
+    }
+}
+
+TEST_CASE("model_checkpoint: mode max and save_best_only with full models")
+{
+    TempDir tmp("ckpt_best_max");
+    Fixture f;
+    ModelCheckpointOptions o;
+    o.save_best_only = true;
+    o.monitor = "val_score"; // no "acc" in the name: "auto" would minimize it
+    o.mode = "max";
+    ModelCheckpoint<float> ckpt(tmp.file("best-{epoch}.h5"), o);
+    std::vector<std::int64_t> iterations;
+    auto weights = run_epochs(f, ckpt, "val_score", { 0.2, 0.6, 0.4, 0.6, 0.1 },
+                              [&](int) { iterations.push_back(f.model->optimizer()->iterations()); });
+    // Epochs 1 and 2 improved (a higher score); 3, 4 (equal) and 5 did not.
+    CHECK(files_in(tmp.dir) == std::set<std::string>{ "best-1.h5", "best-2.h5" });
+    CHECK(ckpt.best() == 0.6);
+    CHECK(ckpt.last_saved() == tmp.file("best-2.h5"));
+    auto best = load_model<float>(tmp.file("best-2.h5"));
+    REQUIRE(best->compiled());
+    CHECK(best->optimizer()->iterations() == iterations[1]); // the model as it was at epoch 2
+    const auto loaded = best->get_weights();
+    for (std::size_t i = 0; i < loaded.size(); ++i)
+        CHECK(loaded[i] == weights[1][i]);
+
+    // The same values with mode "min" keep epochs 1 and 5.
+    TempDir tmp2("ckpt_best_min");
+    Fixture g;
+    ModelCheckpointOptions mn = o;
+    mn.mode = "min";
+    ModelCheckpoint<float> low(tmp2.file("best-{epoch}.h5"), mn);
+    run_epochs(g, low, "val_score", { 0.2, 0.6, 0.4, 0.6, 0.1 });
+    CHECK(files_in(tmp2.dir) == std::set<std::string>{ "best-1.h5", "best-5.h5" });
+    CHECK(low.best() == 0.1);
 }
