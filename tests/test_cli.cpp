@@ -529,7 +529,7 @@ TEST_CASE("cli: gradcheck on real files checks a seeded subset of each weight" *
     CHECK(line.find("sampled") == std::string::npos);
 }
 
-TEST_CASE("cli: data with no samples is a one-line error for gradcheck, fit and evaluate")
+TEST_CASE("cli: data with no samples is a one-line error for gradcheck, fit, evaluate and predict")
 {
     if (!have_cli())
         return;
@@ -551,7 +551,8 @@ TEST_CASE("cli: data with no samples is a one-line error for gradcheck, fit and 
     for (const std::vector<std::string>& args :
          { std::vector<std::string>{ "gradcheck", model, "--data", data },
            std::vector<std::string>{ "fit", model, "--data", data, "--output", tmp.file("out.h5") },
-           std::vector<std::string>{ "evaluate", model, "--data", data } }) {
+           std::vector<std::string>{ "evaluate", model, "--data", data },
+           std::vector<std::string>{ "predict", model, "--input", data, "--output", tmp.file("out.h5") } }) {
         Run r = run(tmp, args);
         INFO(args[0] << ": " << r.out << r.err);
         CHECK(r.status == 1);

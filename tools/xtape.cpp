@@ -328,6 +328,8 @@ int cmd_predict(const Args& a)
     const auto batch = static_cast<std::size_t>(int_opt(a, "--batch-size", 32, 1));
     auto model = load_model<float>(a.model, false);
     const array_t<float> x = read_array<float>(input, opt(a, "--dataset", "x"));
+    if (x.dimension() == 0 || x.shape()[0] == 0) // Keras: "Expected input data to be non-empty."
+        throw ValueError(input + ": the input " + shape_str(x.shape()) + " holds no samples; at least one is needed");
     PredictOptions<float> po;
     po.batch_size = batch;
     po.verbose = 0;
