@@ -1,15 +1,25 @@
 // Batch normalization speed: training forward (statistics + normalization) and backward
-// (dx, dgamma, dbeta) in float32, at 1 and 2 threads, for the six cases of issue 4. Buffers are
-// allocated once and reused, as in a training loop's steady state, and the fused kernels are
-// called directly (bn::forward_training / bn::backward, dx written, not accumulated - the work
-// oneDNN's and libtorch's kernels do).
+// (dx, dgamma, dbeta) in float32, at 1 and 2 threads, for the six cases of issue 4, on two paths:
+//
+//   "kernel": the fused kernels called directly (bn::forward_training / bn::backward, dx written,
+//             not accumulated) on buffers allocated once - the work oneDNN's and libtorch's
+//             kernels do.
+//   "op":     what training pays: batch_norm_train under a GradientTape that watches x (gamma and
+//             beta are trainable variables), with a reused workspace and statistics object as the
+//             layer passes them, and tape.gradient(y, {x, gamma, beta}, dy) for the backward - the
+//             recording, the output and gradient arrays the tape allocates, and its bookkeeping.
+//             Glibc's allocator is set as Model::fit sets it (Note [Allocator settings for
+//             training] in framework/model.cpp) unless MALLOC_* variables are set.
 //
 // Prints one JSON object per line:
-//   {"case": "32x56x56x64/axis-1", "phase": "forward", "threads": 2, "median_us": ..., "min_us": ..., "max_us": ...}
+//   {"case": "32x56x56x64/axis-1", "path": "kernel", "phase": "forward", "threads": 2, "median_us": ..., "min_us": ..., "max_us": ...}
 //
-//   bench_batch_norm [--min-time SECONDS] [--case SUBSTRING]
+//   bench_batch_norm [--min-time SECONDS] [--case SUBSTRING] [--path kernel|op]
 #include "framework/batch_norm.hpp"
 #include "framework/parallel.hpp"
+#include "framework/tape.hpp"
+
+#include <malloc.h>
 
 #include <algorithm>
 #include <chrono>
@@ -56,18 +66,24 @@ struct Timing {
     double median, min, max;
 };
 
-/// Runs f until both `min_reps` repetitions and `min_time` seconds are reached (after warm-up).
-template <class F>
-Timing time_it(F&& f, double min_time, int min_reps)
+/// Runs setup(), f(), teardown() until both `min_reps` repetitions and `min_time` seconds of f are
+/// reached (after warm-up); only f is timed.
+template <class S, class F, class D>
+Timing time_it(S&& setup, F&& f, D&& teardown, double min_time, int min_reps)
 {
-    for (int i = 0; i < 3; ++i)
+    for (int i = 0; i < 3; ++i) {
+        setup();
         f();
+        teardown();
+    }
     std::vector<double> us;
     double total = 0;
     while (static_cast<int>(us.size()) < min_reps || total < min_time) {
+        setup();
         const auto t0 = std::chrono::steady_clock::now();
         f();
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        teardown();
         us.push_back(s * 1e6);
         total += s;
         if (us.size() >= 100000)
@@ -79,12 +95,29 @@ Timing time_it(F&& f, double min_time, int min_reps)
     return { median, us.front(), us.back() };
 }
 
-void print(const std::string& name, const char* phase, int threads, const Timing& t)
+template <class F>
+Timing time_it(F&& f, double min_time, int min_reps)
 {
-    std::printf("{\"case\": \"%s\", \"phase\": \"%s\", \"threads\": %d, \"median_us\": %.1f, \"min_us\": %.1f, "
-                "\"max_us\": %.1f}\n",
-                name.c_str(), phase, threads, t.median, t.min, t.max);
+    return time_it([] {}, std::forward<F>(f), [] {}, min_time, min_reps);
+}
+
+void print(const std::string& name, const char* path, const char* phase, int threads, const Timing& t)
+{
+    std::printf("{\"case\": \"%s\", \"path\": \"%s\", \"phase\": \"%s\", \"threads\": %d, \"median_us\": %.1f, "
+                "\"min_us\": %.1f, \"max_us\": %.1f}\n",
+                name.c_str(), path, phase, threads, t.median, t.min, t.max);
     std::fflush(stdout);
+}
+
+/// Model::fit's allocator settings (see the header comment).
+void tune_allocator_like_fit()
+{
+    if (std::getenv("MALLOC_MMAP_THRESHOLD_") || std::getenv("MALLOC_TRIM_THRESHOLD_") || std::getenv("MALLOC_TOP_PAD_") ||
+        std::getenv("XTAPE_KEEP_MALLOC_DEFAULTS"))
+        return;
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
+    mallopt(M_TOP_PAD, 16 << 20);
 }
 
 } // namespace
@@ -92,17 +125,25 @@ void print(const std::string& name, const char* phase, int threads, const Timing
 int main(int argc, char** argv)
 {
     double min_time = 1.0;
-    std::string only;
+    std::string only, path = "all";
     for (int i = 1; i < argc; ++i) {
         if (!std::strcmp(argv[i], "--min-time") && i + 1 < argc)
             min_time = std::atof(argv[++i]);
         else if (!std::strcmp(argv[i], "--case") && i + 1 < argc)
             only = argv[++i];
+        else if (!std::strcmp(argv[i], "--path") && i + 1 < argc)
+            path = argv[++i];
         else {
-            std::fprintf(stderr, "usage: %s [--min-time SECONDS] [--case SUBSTRING]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--min-time SECONDS] [--case SUBSTRING] [--path kernel|op]\n", argv[0]);
             return 2;
         }
     }
+    if (path != "all" && path != "kernel" && path != "op") {
+        std::fprintf(stderr, "bench_batch_norm: --path must be kernel or op, got '%s'\n", path.c_str());
+        return 2;
+    }
+    tune_allocator_like_fit();
+    const bool run_kernel = path != "op", run_op = path != "kernel";
     const std::vector<Case> cases = { { { 256, 1024 }, -1 },     { { 4096, 256 }, -1 },   { { 32, 56, 56, 64 }, -1 },
                                       { { 64, 14, 14, 256 }, -1 }, { { 32, 64, 56, 56 }, 1 }, { { 64, 256, 14, 14 }, 1 } };
     for (const Case& c : cases) {
@@ -126,19 +167,63 @@ int main(int argc, char** argv)
         std::vector<double> mean(C), var(C), inv(C);
         const bn::ChannelStats stats{ mean.data(), var.data(), inv.data(), nullptr, nullptr };
         bn::Workspace<float> ws;
+
+        // The op path's tensors hold the same values.
+        auto to_array = [](const buffer& b, const shape_t& shape) {
+            array_t<float> a = array_t<float>::from_shape(shape);
+            std::copy(b.begin(), b.end(), a.begin());
+            return a;
+        };
+        const shape_t shape(c.shape.begin(), c.shape.end());
+        const Tensor<float> tx(to_array(x, shape)), tdy(to_array(dy, shape));
+        const Variable<float> vgamma("gamma", to_array(gamma, { C })), vbeta("beta", to_array(beta, { C }));
+        BatchNormSpec spec;
+        spec.axes = { c.axis };
+        auto op_ws = std::make_shared<bn::Workspace<float>>();
+        BatchNormStats<float> op_stats;
+
         for (int threads : { 1, 2 }) {
             set_num_threads(threads);
-            const Timing fw = time_it(
-                [&] { bn::forward_training(l, x.data(), gamma.data(), beta.data(), 1e-3, nullptr, y.data(), stats, ws); },
-                min_time, 20);
-            print(name, "forward", threads, fw);
-            const Timing bw = time_it(
-                [&] {
-                    bn::backward(l, x.data(), dy.data(), gamma.data(), mean.data(), inv.data(), nullptr, nullptr, true,
-                                 dx.data(), false, dgamma.data(), dbeta.data(), ws);
-                },
-                min_time, 20);
-            print(name, "backward", threads, bw);
+            if (run_kernel) {
+                const Timing fw = time_it(
+                    [&] {
+                        bn::forward_training(l, x.data(), gamma.data(), beta.data(), 1e-3, nullptr, y.data(), stats, ws);
+                    },
+                    min_time, 20);
+                print(name, "kernel", "forward", threads, fw);
+                const Timing bw = time_it(
+                    [&] {
+                        bn::backward(l, x.data(), dy.data(), gamma.data(), mean.data(), inv.data(), nullptr, nullptr,
+                                     true, dx.data(), false, dgamma.data(), dbeta.data(), ws);
+                    },
+                    min_time, 20);
+                print(name, "kernel", "backward", threads, bw);
+            }
+            if (run_op) {
+                std::unique_ptr<GradientTape<float>> tape;
+                Tensor<float> ty;
+                std::vector<Tensor<float>> grads;
+                auto start_tape = [&] {
+                    tape = std::make_unique<GradientTape<float>>();
+                    tape->watch(tx);
+                };
+                auto forward = [&] { ty = batch_norm_train(tx, vgamma.tensor(), vbeta.tensor(), spec, &op_stats, {}, nullptr, op_ws); };
+                auto finish = [&] {
+                    grads.clear();
+                    ty = Tensor<float>();
+                    tape.reset();
+                };
+                const Timing fw = time_it(start_tape, forward, finish, min_time, 20);
+                print(name, "op", "forward", threads, fw);
+                const Timing bw = time_it(
+                    [&] {
+                        start_tape();
+                        forward();
+                    },
+                    [&] { grads = tape->gradient(ty, { tx, vgamma.tensor(), vbeta.tensor() }, tdy); }, finish, min_time,
+                    20);
+                print(name, "op", "backward", threads, bw);
+            }
         }
     }
     return 0;

@@ -1120,15 +1120,22 @@ std::string axes_str(const std::vector<std::size_t>& axes)
     return shape_str(axes);
 }
 
+} // namespace
+
+namespace bn {
 /// How x is laid out for the kernels (Note [Batch norm layouts]).
 struct Plan {
     std::size_t channels = 1;
     std::size_t groups = 1; ///< ghost batches, each its own problem
     bool direct = true;     ///< the kernels read x in place
-    bn::Layout layout;      ///< of one group
+    Layout layout;          ///< of one group
     shape_t view;           ///< gathered path: x viewed with these dims ...
     std::vector<std::size_t> perm; ///< ... and permuted so (groups, rows, channels) is row-major
 };
+} // namespace bn
+
+namespace {
+using bn::Plan;
 
 std::vector<std::size_t> normalized_axes(const shape_t& sx, const std::vector<int>& axes)
 {
@@ -1262,10 +1269,10 @@ shape_t permuted(const shape_t& dims, const std::vector<std::size_t>& perm)
     return out;
 }
 
-/// The mask's weights, one per element of x.shape[:-1] (Keras 3 broadcasts expand_dims(mask, -1)
-/// to x). Throws as Keras does for a mask of the wrong rank or shape.
+/// The mask's weights into w, one per element of x.shape[:-1] (Keras 3 broadcasts
+/// expand_dims(mask, -1) to x). Throws as Keras does for a mask of the wrong rank or shape.
 template <class T>
-std::vector<T> mask_weights(const shape_t& sx, const Tensor<T>& mask)
+void mask_weights(const shape_t& sx, const Tensor<T>& mask, std::vector<T>& w)
 {
     const shape_t sm = mask.shape();
     if (sm.size() + 1 != sx.size())
@@ -1276,9 +1283,9 @@ std::vector<T> mask_weights(const shape_t& sx, const Tensor<T>& mask)
             throw ShapeError("BatchNormalization: the mask of shape " + shape_str(sm) +
                              " does not broadcast to the inputs of shape " + shape_str(sx));
     const shape_t target(sx.begin(), sx.end() - 1);
-    const array_t<T> b = xt::broadcast(mask.value(), target);
-    std::vector<T> w(b.begin(), b.end());
-    return w;
+    const auto b = xt::broadcast(mask.value(), target);
+    w.resize(shape_size(target));
+    std::copy(b.begin(), b.end(), w.begin());
 }
 
 template <class T>
@@ -1290,18 +1297,6 @@ void check_param(const Tensor<T>& p, const char* name, std::size_t channels, con
                          std::to_string(channels) + " channels");
 }
 
-/// What the backward of one training call needs; shared by the recorded closure.
-template <class T>
-struct Saved {
-    Plan plan;
-    shape_t shape;
-    bool masked = false;
-    std::vector<double> mean, inv_std, q, denom; ///< groups x C
-    std::vector<double> r, d;                    ///< C, or empty without renorm
-    std::vector<T> weights;                      ///< mask weights in the kernels' layout
-    std::size_t wdiv = 1;
-};
-
 template <class T>
 using Aligned = typename bn::Workspace<T>::template aligned_vector<T>;
 
@@ -1310,6 +1305,79 @@ void resize_buffer(Aligned<T>& v, std::size_t n)
 {
     if (v.size() < n)
         v.resize(n);
+}
+
+} // namespace
+
+namespace bn {
+/// Note [Batch norm op allocations]: what one call of the op keeps for its backward - the plan
+/// (recomputed only when the input shape or the spec changes), the statistics the forward used,
+/// and the forward's per-channel scratch. A training step would otherwise allocate about ten
+/// small arrays per call for these; states live in the Workspace and a call takes one that no
+/// recorded closure holds any more (use_count 1: only the pool), so in a training loop's steady
+/// state (one tape per step) each layer reuses the same state and allocates nothing here. A
+/// persistent tape or a layer called twice per step simply holds more states.
+template <class T>
+struct OpState {
+    shape_t shape; ///< the plan's key: input shape, axes, virtual batch size
+    std::vector<int> axes;
+    std::size_t vbs = 0;
+    bool planned = false;
+    Plan plan;
+    bool masked = false;
+    std::vector<double> mean, inv_std, q, denom; ///< groups x C
+    std::vector<double> r, d;                    ///< C, or empty without renorm
+    std::vector<T> weights;                      ///< mask weights in the kernels' layout
+    std::size_t wdiv = 1;
+    std::vector<double> var, batch_mean, batch_var, rn_mean, rn_std; ///< forward scratch
+    std::vector<T> geff, beff;
+};
+} // namespace bn
+
+namespace {
+
+/// A state for this call whose plan matches x and the spec (Note [Batch norm op allocations]).
+template <class T>
+std::shared_ptr<bn::OpState<T>> acquire_state(bn::Workspace<T>& ws, const array_t<T>& x, const std::vector<int>& axes,
+                                              std::size_t vbs)
+{
+    const auto& xs = x.shape();
+    auto matches = [&](const bn::OpState<T>& s) {
+        return s.planned && s.vbs == vbs && s.axes == axes && s.shape.size() == xs.size() &&
+               std::equal(xs.begin(), xs.end(), s.shape.begin());
+    };
+    std::shared_ptr<bn::OpState<T>> st;
+    for (auto& s : ws.op_states)
+        if (s.use_count() == 1 && (!st || matches(*s))) {
+            st = s;
+            if (matches(*s))
+                break;
+        }
+    if (!st) {
+        st = std::make_shared<bn::OpState<T>>();
+        ws.op_states.push_back(st);
+    }
+    if (!matches(*st)) {
+        st->planned = false;
+        st->shape.assign(xs.begin(), xs.end());
+        st->plan = make_plan(st->shape, axes, vbs);
+        st->axes = axes;
+        st->vbs = vbs;
+        st->planned = true;
+    }
+    return st;
+}
+
+/// dgamma or dbeta slot: the kernels add, so a first contribution (Note [First gradient
+/// contributions] in tape.hpp) starts from zeros - C values, unlike dx.
+template <class T>
+T* param_slot(const std::vector<array_t<T>*>& dx, const std::vector<bool>& first, std::size_t i)
+{
+    if (!dx[i])
+        return nullptr;
+    if (first[i])
+        std::fill(dx[i]->begin(), dx[i]->end(), T(0));
+    return dx[i]->data();
 }
 
 } // namespace
@@ -1329,31 +1397,31 @@ Tensor<T> batch_norm_train(const Tensor<T>& x, const Tensor<T>& gamma, const Ten
                            const typename detail::nondeduced<BatchRenorm<T>>::type* renorm,
                            std::shared_ptr<bn::Workspace<T>> ws)
 {
-    const shape_t sx = x.shape();
-    if (sx.empty())
+    const array_t<T>& xv = x.value();
+    if (xv.dimension() == 0)
         throw ValueError("batch_norm: the input must have rank >= 1, got a scalar");
-    auto saved = std::make_shared<Saved<T>>();
-    Saved<T>& sv = *saved;
-    sv.plan = make_plan(sx, spec.axes, spec.virtual_batch_size);
-    sv.shape = sx;
-    const Plan& p = sv.plan;
-    const std::size_t C = p.channels, G = p.groups;
-    check_param(gamma, "gamma", C, sx);
-    check_param(beta, "beta", C, sx);
     if (!ws)
         ws = std::make_shared<bn::Workspace<T>>();
+    auto state = acquire_state(*ws, xv, spec.axes, spec.virtual_batch_size);
+    bn::OpState<T>& sv = *state;
+    const Plan& p = sv.plan;
+    const shape_t& sx = sv.shape;
+    const std::size_t C = p.channels, G = p.groups, N = xv.size();
+    check_param(gamma, "gamma", C, sx);
+    check_param(beta, "beta", C, sx);
     const double eps = spec.epsilon;
 
-    std::vector<double> rn_mean, rn_std;
     bn::Renorm rn;
+    sv.r.clear();
+    sv.d.clear();
     if (renorm) {
         if (renorm->mean.size() != C || renorm->stddev.size() != C)
             throw ShapeError("batch_norm: renorm statistics have shapes " + shape_str(shape_of(renorm->mean)) + " and " +
                              shape_str(shape_of(renorm->stddev)) + ", expected " + std::to_string(C) + " values");
-        rn_mean.assign(renorm->mean.begin(), renorm->mean.end());
-        rn_std.assign(renorm->stddev.begin(), renorm->stddev.end());
-        rn.mean = rn_mean.data();
-        rn.stddev = rn_std.data();
+        sv.rn_mean.assign(renorm->mean.begin(), renorm->mean.end());
+        sv.rn_std.assign(renorm->stddev.begin(), renorm->stddev.end());
+        rn.mean = sv.rn_mean.data();
+        rn.stddev = sv.rn_std.data();
         rn.rmin = renorm->rmin.value_or(0.0);
         rn.rmax = renorm->rmax.value_or(std::numeric_limits<double>::infinity());
         rn.dmax = renorm->dmax.value_or(std::numeric_limits<double>::infinity());
@@ -1362,29 +1430,30 @@ Tensor<T> batch_norm_train(const Tensor<T>& x, const Tensor<T>& gamma, const Ten
     }
 
     // The kernels' view of x (and of the mask's weights).
-    const T* xk = x.data();
-    if (mask.defined()) {
-        sv.masked = true;
-        sv.weights = mask_weights(sx, mask);
+    const T* xk = xv.data();
+    sv.masked = mask.defined();
+    sv.wdiv = 1;
+    if (sv.masked) {
+        mask_weights(sx, mask, sv.weights);
         sv.wdiv = sx.back();
     }
     if (!p.direct) {
-        resize_buffer<T>(ws->gx, x.size());
-        permute(x.data(), p.view, p.perm, ws->gx.data(), false);
+        resize_buffer<T>(ws->gx, N);
+        permute(xv.data(), p.view, p.perm, ws->gx.data(), false);
         xk = ws->gx.data();
         if (sv.masked) {
-            std::vector<T> full(x.size());
-            for (std::size_t f = 0; f < full.size(); ++f)
-                full[f] = sv.weights[f / sv.wdiv];
-            sv.weights.assign(full.size(), T(0));
-            permute(full.data(), p.view, p.perm, sv.weights.data(), false);
+            resize_buffer<T>(ws->gw, N);
+            for (std::size_t f = 0; f < N; ++f)
+                ws->gw[f] = sv.weights[f / sv.wdiv];
+            sv.weights.resize(N);
+            permute(ws->gw.data(), p.view, p.perm, sv.weights.data(), false);
             sv.wdiv = 1;
         }
     }
     array_t<T> yv = array_t<T>::from_shape(sx);
     T* yk = yv.data();
     if (!p.direct) {
-        resize_buffer<T>(ws->gy, x.size());
+        resize_buffer<T>(ws->gy, N);
         yk = ws->gy.data();
     }
 
@@ -1392,18 +1461,21 @@ Tensor<T> batch_norm_train(const Tensor<T>& x, const Tensor<T>& gamma, const Ten
     const std::size_t per_group = l.size();
     sv.mean.assign(G * C, 0.0);
     sv.inv_std.assign(G * C, 0.0);
-    std::vector<double> var(G * C, 0.0);
+    sv.var.assign(G * C, 0.0);
     const T* gp = gamma.defined() ? gamma.data() : nullptr;
     const T* bp = beta.defined() ? beta.data() : nullptr;
-    std::vector<double> batch_mean(C, 0.0), batch_var(C, 0.0);
+    std::vector<double>& batch_mean = sv.batch_mean;
+    std::vector<double>& batch_var = sv.batch_var;
 
     if (!sv.masked && G == 1) {
-        bn::ChannelStats out{ sv.mean.data(), var.data(), sv.inv_std.data(), renorm ? sv.r.data() : nullptr,
+        bn::ChannelStats out{ sv.mean.data(), sv.var.data(), sv.inv_std.data(), renorm ? sv.r.data() : nullptr,
                               renorm ? sv.d.data() : nullptr };
         bn::forward_training(l, xk, gp, bp, eps, renorm ? &rn : nullptr, yk, out, *ws);
         batch_mean.assign(sv.mean.begin(), sv.mean.end());
-        batch_var = var;
+        batch_var.assign(sv.var.begin(), sv.var.end());
     } else {
+        batch_mean.assign(C, 0.0);
+        batch_var.assign(C, 0.0);
         if (sv.masked) {
             sv.q.assign(G * C, 0.0);
             sv.denom.assign(G * C, 0.0);
@@ -1412,9 +1484,9 @@ Tensor<T> batch_norm_train(const Tensor<T>& x, const Tensor<T>& gamma, const Ten
             const T* xg = xk + g * per_group;
             if (sv.masked) {
                 bn::masked_moments(l, xg, sv.weights.data() + (g * per_group) / sv.wdiv, sv.wdiv, &sv.mean[g * C],
-                                   &var[g * C], &sv.q[g * C], &sv.denom[g * C], *ws);
+                                   &sv.var[g * C], &sv.q[g * C], &sv.denom[g * C], *ws);
             } else {
-                bn::ChannelStats out{ &sv.mean[g * C], &var[g * C], &sv.inv_std[g * C], nullptr, nullptr };
+                bn::ChannelStats out{ &sv.mean[g * C], &sv.var[g * C], &sv.inv_std[g * C], nullptr, nullptr };
                 bn::forward_training<T>(l, xg, nullptr, nullptr, eps, nullptr, nullptr, out, *ws);
             }
         }
@@ -1422,80 +1494,84 @@ Tensor<T> batch_norm_train(const Tensor<T>& x, const Tensor<T>& gamma, const Ten
         for (std::size_t c = 0; c < C; ++c) {
             for (std::size_t g = 0; g < G; ++g) {
                 batch_mean[c] += sv.mean[g * C + c];
-                batch_var[c] += var[g * C + c];
+                batch_var[c] += sv.var[g * C + c];
             }
             batch_mean[c] /= static_cast<double>(G);
             batch_var[c] /= static_cast<double>(G);
         }
         for (std::size_t i = 0; i < G * C; ++i)
-            sv.inv_std[i] = 1.0 / std::sqrt(var[i] + eps);
+            sv.inv_std[i] = 1.0 / std::sqrt(sv.var[i] + eps);
         if (renorm)
             for (std::size_t c = 0; c < C; ++c)
                 bn::renorm_correction(rn, c, batch_mean[c], batch_var[c], eps, sv.r[c], sv.d[c]);
-        std::vector<T> geff(C), beff(C);
+        sv.geff.resize(C);
+        sv.beff.resize(C);
         for (std::size_t c = 0; c < C; ++c) {
             const double g = gp ? static_cast<double>(gp[c]) : 1.0;
             const double rc = renorm ? sv.r[c] : 1.0, dc = renorm ? sv.d[c] : 0.0;
-            geff[c] = static_cast<T>(g * rc);
-            beff[c] = static_cast<T>((bp ? static_cast<double>(bp[c]) : 0.0) + g * dc);
+            sv.geff[c] = static_cast<T>(g * rc);
+            sv.beff[c] = static_cast<T>((bp ? static_cast<double>(bp[c]) : 0.0) + g * dc);
         }
         for (std::size_t g = 0; g < G; ++g)
-            bn::forward_inference(l, xk + g * per_group, geff.data(), beff.data(), &sv.mean[g * C],
+            bn::forward_inference(l, xk + g * per_group, sv.geff.data(), sv.beff.data(), &sv.mean[g * C],
                                   &sv.inv_std[g * C], yk + g * per_group, *ws);
     }
     if (!p.direct)
         permute(yk, permuted(p.view, p.perm), inverse(p.perm), yv.data(), false);
 
     if (stats) {
-        stats->mean = array_t<T>::from_shape({ C });
-        stats->variance = array_t<T>::from_shape({ C });
+        // resize keeps the arrays of the previous call when the channel count repeats.
+        stats->mean.resize({ C });
+        stats->variance.resize({ C });
         for (std::size_t c = 0; c < C; ++c) {
             stats->mean(c) = static_cast<T>(batch_mean[c]);
             stats->variance(c) = static_cast<T>(batch_var[c]);
         }
-        if (renorm) {
-            stats->r = array_t<T>::from_shape({ C });
-            stats->d = array_t<T>::from_shape({ C });
+        stats->r.resize({ renorm ? C : 0 });
+        stats->d.resize({ renorm ? C : 0 });
+        if (renorm)
             for (std::size_t c = 0; c < C; ++c) {
                 stats->r(c) = static_cast<T>(sv.r[c]);
                 stats->d(c) = static_cast<T>(sv.d[c]);
             }
-        } else {
-            stats->r = array_t<T>();
-            stats->d = array_t<T>();
-        }
     }
 
     Tensor<T> y(std::move(yv));
     if (!should_record<T>({ &x, &gamma, &beta }))
         return y;
+    // Backward beside the forward: the closed forms of batch_norm.hpp, from the saved statistics.
     record_op<T>("batch_norm_train", { x, gamma, beta }, y,
-                 [saved, x, gamma, ws](const array_t<T>& dy, const std::vector<array_t<T>*>& dx) {
-                     const Saved<T>& s = *saved;
+                 FirstAwareBackwardFn<T>([state, x, gamma, ws](const array_t<T>& dy, const std::vector<array_t<T>*>& dx,
+                                                               const std::vector<bool>& first) {
+                     const bn::OpState<T>& s = *state;
                      const Plan& p = s.plan;
-                     T* dxp = dx[0] ? dx[0]->data() : nullptr;
-                     T* dgp = dx[1] ? dx[1]->data() : nullptr;
-                     T* dbp = dx[2] ? dx[2]->data() : nullptr;
-                     if (!dxp && !dgp && !dbp)
+                     if (!dx[0] && !dx[1] && !dx[2])
                          return;
-                     const std::size_t C = p.channels;
+                     T* dxp = dx[0] ? dx[0]->data() : nullptr;
+                     T* dgp = param_slot(dx, first, 1);
+                     T* dbp = param_slot(dx, first, 2);
+                     // A first contribution is written, not added: no zero fill, no read of dx, and
+                     // streaming stores for large outputs (Note [First gradient contributions]).
+                     const bool add_dx = dxp && !first[0];
+                     const std::size_t C = p.channels, N = x.size();
                      const bn::Layout& l = p.layout;
                      const T* xk = x.data();
                      const T* dyk = dy.data();
                      T* dxk = dxp;
                      if (!p.direct) {
-                         resize_buffer<T>(ws->gx, x.size());
-                         resize_buffer<T>(ws->gdy, x.size());
+                         resize_buffer<T>(ws->gx, N);
+                         resize_buffer<T>(ws->gdy, N);
                          permute(x.data(), p.view, p.perm, ws->gx.data(), false);
                          permute(dy.data(), p.view, p.perm, ws->gdy.data(), false);
                          xk = ws->gx.data();
                          dyk = ws->gdy.data();
                          if (dxp) {
-                             resize_buffer<T>(ws->gdx, x.size());
+                             resize_buffer<T>(ws->gdx, N);
                              dxk = ws->gdx.data();
                          }
                      }
-                     const bool accumulate = p.direct; // the gathered buffer is scattered with +=
+                     // The gathered buffer is written, then scattered into dx (added or assigned).
+                     const bool accumulate = p.direct && add_dx;
                      const T* gp = gamma.defined() ? gamma.data() : nullptr;
                      const double* r = s.r.empty() ? nullptr : s.r.data();
                      const double* d = s.d.empty() ? nullptr : s.d.data();
@@ -1511,8 +1587,8 @@ Tensor<T> batch_norm_train(const Tensor<T>& x, const Tensor<T>& gamma, const Ten
                                           dxg, accumulate, dgp, dbp, *ws);
                      }
                      if (!p.direct && dxp)
-                         permute(dxk, permuted(p.view, p.perm), inverse(p.perm), dxp, true);
-                 });
+                         permute(dxk, permuted(p.view, p.perm), inverse(p.perm), dxp, add_dx);
+                 }));
     return y;
 }
 
@@ -1521,72 +1597,79 @@ Tensor<T> batch_norm_inference(const Tensor<T>& x, const Tensor<T>& gamma, const
                                const array_t<T>& mean, const array_t<T>& variance, const BatchNormSpec& spec,
                                std::shared_ptr<bn::Workspace<T>> ws)
 {
-    const shape_t sx = x.shape();
-    if (sx.empty())
+    const array_t<T>& xv = x.value();
+    if (xv.dimension() == 0)
         throw ValueError("batch_norm: the input must have rank >= 1, got a scalar");
+    if (!ws)
+        ws = std::make_shared<bn::Workspace<T>>();
     // Ghost batches change nothing in inference (tf.keras reshapes to one sample per batch).
-    auto plan = std::make_shared<Plan>(make_plan(sx, spec.axes, 0));
-    const Plan& p = *plan;
-    const std::size_t C = p.channels;
+    auto state = acquire_state(*ws, xv, spec.axes, 0);
+    bn::OpState<T>& sv = *state;
+    const Plan& p = sv.plan;
+    const shape_t& sx = sv.shape;
+    const std::size_t C = p.channels, N = xv.size();
     check_param(gamma, "gamma", C, sx);
     check_param(beta, "beta", C, sx);
     if (mean.size() != C || variance.size() != C)
         throw ShapeError("batch_norm: mean and variance have shapes " + shape_str(shape_of(mean)) + " and " +
                          shape_str(shape_of(variance)) + " but the input of shape " + shape_str(sx) + " has " +
                          std::to_string(C) + " channels");
-    if (!ws)
-        ws = std::make_shared<bn::Workspace<T>>();
-    auto stats = std::make_shared<std::vector<double>>(2 * C);
+    sv.mean.resize(C);
+    sv.inv_std.resize(C);
     for (std::size_t c = 0; c < C; ++c) {
-        (*stats)[c] = static_cast<double>(mean.data()[c]);
-        (*stats)[C + c] = 1.0 / std::sqrt(static_cast<double>(variance.data()[c]) + spec.epsilon);
+        sv.mean[c] = static_cast<double>(mean.data()[c]);
+        sv.inv_std[c] = 1.0 / std::sqrt(static_cast<double>(variance.data()[c]) + spec.epsilon);
     }
     const T* gp = gamma.defined() ? gamma.data() : nullptr;
     const T* bp = beta.defined() ? beta.data() : nullptr;
     array_t<T> yv = array_t<T>::from_shape(sx);
     if (p.direct) {
-        bn::forward_inference(p.layout, x.data(), gp, bp, stats->data(), stats->data() + C, yv.data(), *ws);
+        bn::forward_inference(p.layout, xv.data(), gp, bp, sv.mean.data(), sv.inv_std.data(), yv.data(), *ws);
     } else {
-        resize_buffer<T>(ws->gx, x.size());
-        resize_buffer<T>(ws->gy, x.size());
-        permute(x.data(), p.view, p.perm, ws->gx.data(), false);
-        bn::forward_inference(p.layout, ws->gx.data(), gp, bp, stats->data(), stats->data() + C, ws->gy.data(), *ws);
+        resize_buffer<T>(ws->gx, N);
+        resize_buffer<T>(ws->gy, N);
+        permute(xv.data(), p.view, p.perm, ws->gx.data(), false);
+        bn::forward_inference(p.layout, ws->gx.data(), gp, bp, sv.mean.data(), sv.inv_std.data(), ws->gy.data(), *ws);
         permute(ws->gy.data(), permuted(p.view, p.perm), inverse(p.perm), yv.data(), false);
     }
     Tensor<T> y(std::move(yv));
     if (!should_record<T>({ &x, &gamma, &beta }))
         return y;
+    // The statistics are constants here: dx = dy gamma / sqrt(var + eps).
     record_op<T>("batch_norm_inference", { x, gamma, beta }, y,
-                 [plan, stats, x, gamma, ws](const array_t<T>& dy, const std::vector<array_t<T>*>& dx) {
-                     const Plan& p = *plan;
-                     T* dxp = dx[0] ? dx[0]->data() : nullptr;
-                     T* dgp = dx[1] ? dx[1]->data() : nullptr;
-                     T* dbp = dx[2] ? dx[2]->data() : nullptr;
-                     if (!dxp && !dgp && !dbp)
+                 FirstAwareBackwardFn<T>([state, x, gamma, ws](const array_t<T>& dy, const std::vector<array_t<T>*>& dx,
+                                                               const std::vector<bool>& first) {
+                     const bn::OpState<T>& s = *state;
+                     const Plan& p = s.plan;
+                     if (!dx[0] && !dx[1] && !dx[2])
                          return;
-                     const std::size_t C = p.channels;
+                     T* dxp = dx[0] ? dx[0]->data() : nullptr;
+                     T* dgp = param_slot(dx, first, 1);
+                     T* dbp = param_slot(dx, first, 2);
+                     const bool add_dx = dxp && !first[0];
+                     const std::size_t N = x.size();
                      const T* gp = gamma.defined() ? gamma.data() : nullptr;
-                     const double* m = stats->data();
-                     const double* inv = stats->data() + C;
+                     const double* m = s.mean.data();
+                     const double* inv = s.inv_std.data();
                      if (p.direct) {
-                         bn::backward(p.layout, x.data(), dy.data(), gp, m, inv, nullptr, nullptr, false, dxp, true, dgp,
-                                      dbp, *ws);
+                         bn::backward(p.layout, x.data(), dy.data(), gp, m, inv, nullptr, nullptr, false, dxp, add_dx,
+                                      dgp, dbp, *ws);
                          return;
                      }
-                     resize_buffer<T>(ws->gx, x.size());
-                     resize_buffer<T>(ws->gdy, x.size());
+                     resize_buffer<T>(ws->gx, N);
+                     resize_buffer<T>(ws->gdy, N);
                      permute(x.data(), p.view, p.perm, ws->gx.data(), false);
                      permute(dy.data(), p.view, p.perm, ws->gdy.data(), false);
                      T* dxk = nullptr;
                      if (dxp) {
-                         resize_buffer<T>(ws->gdx, x.size());
+                         resize_buffer<T>(ws->gdx, N);
                          dxk = ws->gdx.data();
                      }
                      bn::backward(p.layout, ws->gx.data(), ws->gdy.data(), gp, m, inv, nullptr, nullptr, false, dxk,
                                   false, dgp, dbp, *ws);
                      if (dxp)
-                         permute(dxk, permuted(p.view, p.perm), inverse(p.perm), dxp, true);
-                 });
+                         permute(dxk, permuted(p.view, p.perm), inverse(p.perm), dxp, add_dx);
+                 }));
     return y;
 }
 

@@ -68,6 +68,11 @@ struct ChannelStats {
     double* d = nullptr;
 };
 
+/// What one call of the tensor-level op keeps for its backward (batch_norm.cpp, Note [Batch norm
+/// op allocations]).
+template <class T>
+struct OpState;
+
 /// Scratch reused across calls so the steady state does not allocate. One per layer (or per
 /// caller); not for concurrent use by two threads.
 template <class T>
@@ -78,6 +83,7 @@ struct Workspace {
     aligned_vector<T> coef_m, coef_a, coef_b, coef_c;   ///< per-channel coefficients of a pass
     std::vector<double> chan_a, chan_b, chan_c, chan_d; ///< per-channel double scratch
     aligned_vector<T> gx, gy, gdy, gdx, gw;             ///< gathered copies (rare layouts, masks)
+    std::vector<std::shared_ptr<OpState<T>>> op_states; ///< recycled once no recorded backward holds them
 };
 
 /// Training forward over one problem.
@@ -144,7 +150,8 @@ struct BatchRenorm {
 
 /// What a training forward reports per channel (shape (C,)): the statistics for the moving
 /// averages (with ghost batches: averaged over the virtual batches, as tf.keras does) and, with
-/// renorm, the r and d it applied.
+/// renorm, the r and d it applied (shape (0,) without renorm). A caller that passes the same
+/// object every call gets its arrays reused.
 template <class T>
 struct BatchNormStats {
     array_t<T> mean, variance, r, d;

@@ -7,6 +7,18 @@
 //             accumulated so far.
 //   ensures:  it ADDS its contribution to every non-null dx[i] (gradients accumulate, so a
 //             value used twice gets both contributions) and touches nothing else.
+//
+// Note [First gradient contributions]: the first contribution to an input's gradient is most
+// often the only one, and adding it to a zero-filled array costs a write pass (the fill) and a
+// read of dx it does not need; for a memory-bound op such as batch normalization that is half as
+// much traffic again as the op itself. So an op may record a FirstAwareBackwardFn instead: it also
+// gets `first`, and first[i] true means dx[i] is UNINITIALIZED memory that no other contribution
+// has reached yet, which it must overwrite completely (every element assigned, none read).
+// first[i] is false, and dx[i] holds the sum so far, whenever input i already has an accumulator
+// or appears more than once among the record's inputs (mul(x, x): both slots share one array, so
+// both add into a zero-filled one). Later contributions from other records always add, so
+// "gradients accumulate" holds whatever order the records come in. Ops that do not care keep the
+// two-argument BackwardFn and get zero-filled arrays as before.
 #pragma once
 
 #include "framework/errors.hpp"
@@ -25,6 +37,11 @@ namespace xtape {
 
 template <class T>
 using BackwardFn = std::function<void(const array_t<T>& dy, const std::vector<array_t<T>*>& dx)>;
+
+/// A backward that may overwrite a first contribution (Note [First gradient contributions]).
+template <class T>
+using FirstAwareBackwardFn =
+    std::function<void(const array_t<T>& dy, const std::vector<array_t<T>*>& dx, const std::vector<bool>& first)>;
 
 /// What gradient() returns for a source the target does not depend on.
 enum class Unconnected { zero, error };
@@ -62,7 +79,8 @@ public:
         const char* op;
         std::vector<std::shared_ptr<TensorNode<T>>> inputs;
         std::shared_ptr<TensorNode<T>> output;
-        BackwardFn<T> backward;
+        BackwardFn<T> backward;                    ///< exactly one of the two is set
+        FirstAwareBackwardFn<T> backward_first;
     };
 
     /// A persistent tape allows several gradient() calls; otherwise the first one frees it.
@@ -102,7 +120,13 @@ public:
                 std::shared_ptr<TensorNode<T>> output, BackwardFn<T> backward)
     {
         m_produced.insert(output.get());
-        m_records.push_back(Record{ op, std::move(inputs), std::move(output), std::move(backward) });
+        m_records.push_back(Record{ op, std::move(inputs), std::move(output), std::move(backward), nullptr });
+    }
+    void record(const char* op, std::vector<std::shared_ptr<TensorNode<T>>> inputs,
+                std::shared_ptr<TensorNode<T>> output, FirstAwareBackwardFn<T> backward)
+    {
+        m_produced.insert(output.get());
+        m_records.push_back(Record{ op, std::move(inputs), std::move(output), nullptr, std::move(backward) });
     }
 
     std::size_t size() const { return m_records.size(); }
@@ -157,25 +181,54 @@ bool should_record(const std::vector<Tensor<T>>& inputs)
     return false;
 }
 
-/// Records `output = op(inputs)` on every active tape that tracks one of the inputs.
-template <class T>
-void record_op(const char* op, const std::vector<Tensor<T>>& inputs, const Tensor<T>& output,
-               BackwardFn<T> backward)
+namespace detail {
+/// Records on every active tape that tracks one of the inputs; the last one gets the function
+/// itself, the others copies (a closure may own large saved state).
+template <class T, class Fn>
+void record_on_tapes(const char* op, const std::vector<Tensor<T>>& inputs, const Tensor<T>& output, Fn backward)
 {
     if (detail::no_grad_depth() > 0)
         return;
-    for (auto* tape : detail::active_tapes<T>()) {
-        bool any = false;
+    auto tracked = [&](GradientTape<T>* tape) {
         for (auto& in : inputs)
-            any = any || (in.defined() && tape->tracks(in.node()));
-        if (!any)
+            if (in.defined() && tape->tracks(in.node()))
+                return true;
+        return false;
+    };
+    auto& tapes = detail::active_tapes<T>();
+    std::size_t last = tapes.size();
+    for (std::size_t k = 0; k < tapes.size(); ++k)
+        if (tracked(tapes[k]))
+            last = k;
+    for (std::size_t k = 0; k < tapes.size() && k <= last; ++k) {
+        if (k < last && !tracked(tapes[k]))
             continue;
         std::vector<std::shared_ptr<TensorNode<T>>> nodes;
         nodes.reserve(inputs.size());
         for (auto& in : inputs)
             nodes.push_back(in.node_ptr());
-        tape->record(op, std::move(nodes), output.node_ptr(), backward);
+        if (k == last)
+            tapes[k]->record(op, std::move(nodes), output.node_ptr(), std::move(backward));
+        else
+            tapes[k]->record(op, std::move(nodes), output.node_ptr(), Fn(backward));
     }
+}
+} // namespace detail
+
+/// Records `output = op(inputs)` on every active tape that tracks one of the inputs.
+template <class T>
+void record_op(const char* op, const std::vector<Tensor<T>>& inputs, const Tensor<T>& output,
+               BackwardFn<T> backward)
+{
+    detail::record_on_tapes<T>(op, inputs, output, std::move(backward));
+}
+
+/// The same for a backward that overwrites first contributions (Note [First gradient contributions]).
+template <class T>
+void record_op(const char* op, const std::vector<Tensor<T>>& inputs, const Tensor<T>& output,
+               FirstAwareBackwardFn<T> backward)
+{
+    detail::record_on_tapes<T>(op, inputs, output, std::move(backward));
 }
 
 template <class T>
@@ -216,7 +269,12 @@ std::vector<Tensor<T>> GradientTape<T>::gradient(const Tensor<T>& target, const 
             }
 
     std::unordered_map<const TensorNode<T>*, array_t<T>> grads;
-    {
+    // A given output gradient is read in place rather than copied (it can be as large as an
+    // activation); it is copied only when the target is also a source and so must be returned.
+    const array_t<T>* borrowed_seed = nullptr;
+    if (output_gradient.defined() && !target_is_source) {
+        borrowed_seed = &output_gradient.value();
+    } else {
         array_t<T> seed = output_gradient.defined() ? output_gradient.value()
                                                     : array_t<T>(array_t<T>::from_shape(target.value().shape()));
         if (!output_gradient.defined())
@@ -225,32 +283,50 @@ std::vector<Tensor<T>> GradientTape<T>::gradient(const Tensor<T>& target, const 
     }
 
     std::vector<array_t<T>*> dx;
+    std::vector<bool> first;
     for (auto it = m_records.rbegin(); it != m_records.rend(); ++it) {
         Record& r = *it;
         if (!needs.count(r.output.get()))
             continue;
-        auto found = grads.find(r.output.get());
-        if (found == grads.end())
-            continue;
-        const array_t<T>* g = &found->second;
+        const array_t<T>* g = nullptr;
+        if (borrowed_seed && r.output.get() == tnode) {
+            g = borrowed_seed;
+        } else {
+            auto found = grads.find(r.output.get());
+            if (found == grads.end())
+                continue;
+            g = &found->second;
+        }
+        const bool may_overwrite = static_cast<bool>(r.backward_first);
         dx.assign(r.inputs.size(), nullptr);
+        first.assign(r.inputs.size(), false);
         for (std::size_t i = 0; i < r.inputs.size(); ++i) {
             const TensorNode<T>* in = r.inputs[i].get();
             if (!needs.count(in))
                 continue;
             auto slot = grads.find(in);
             if (slot == grads.end()) {
-                // Backward functions add into dx, so a new accumulator starts at zero; the fill is
-                // parallel because weight gradients are large (784x512 floats in the MLP).
-                array_t<T> zero = array_t<T>::from_shape(r.inputs[i]->value.shape());
-                T* zp = zero.data();
-                parallel_for(zero.size(), [zp](std::size_t b, std::size_t e) { std::fill(zp + b, zp + e, T(0)); });
-                slot = grads.emplace(in, std::move(zero)).first;
+                bool repeated = false;
+                for (std::size_t j = i + 1; j < r.inputs.size() && !repeated; ++j)
+                    repeated = r.inputs[j].get() == in;
+                array_t<T> acc = array_t<T>::from_shape(r.inputs[i]->value.shape());
+                if (may_overwrite && !repeated) {
+                    first[i] = true; // Note [First gradient contributions]
+                } else {
+                    // Backward functions add into dx, so a new accumulator starts at zero; the fill is
+                    // parallel because weight gradients are large (784x512 floats in the MLP).
+                    T* zp = acc.data();
+                    parallel_for(acc.size(), [zp](std::size_t b, std::size_t e) { std::fill(zp + b, zp + e, T(0)); });
+                }
+                slot = grads.emplace(in, std::move(acc)).first;
             }
             dx[i] = &slot->second;
         }
         // References into an unordered_map survive rehashing, so dy stays valid.
-        r.backward(*g, dx);
+        if (may_overwrite)
+            r.backward_first(*g, dx, first);
+        else
+            r.backward(*g, dx);
     }
 
     std::vector<Tensor<T>> result;

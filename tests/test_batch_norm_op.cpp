@@ -305,6 +305,90 @@ TEST_CASE("gradcheck: backward accumulates into gradients already present (x use
         V{ random_tensor({ 2, 3, 4, 2 }, 53), random_tensor({ 3 }, 54), random_tensor({ 3 }, 55) });
 }
 
+TEST_CASE("gradcheck: x used twice on every backward path (first contribution written, later ones added)")
+{
+    // Each case: the op's backward is walked both first (dx fresh: written) and after another
+    // use (dx accumulated), and gamma/beta are shared by two calls.
+    struct PathCase {
+        const char* name;
+        shape_t shape;
+        std::vector<int> axes;
+        std::size_t vbs;
+        bool masked;
+    };
+    const PathCase cases[] = { { "direct channel-last", { 4, 3 }, { -1 }, 0, false },
+                               { "direct channel-first", { 2, 3, 4 }, { 1 }, 0, false },
+                               { "gathered (middle axis list)", { 2, 3, 2, 2 }, { 1, 3 }, 0, false },
+                               { "ghost batches", { 4, 2, 3 }, { -1 }, 2, false },
+                               { "masked", { 3, 2, 3 }, { -1 }, 0, true } };
+    for (const auto& cs : cases) {
+        CAPTURE(cs.name);
+        BatchNormSpec spec;
+        spec.axes = cs.axes;
+        spec.virtual_batch_size = cs.vbs;
+        const std::size_t C = batch_norm_channels(cs.shape, cs.axes);
+        Tensor<double> mask;
+        if (cs.masked) {
+            const shape_t ms(cs.shape.begin(), cs.shape.end() - 1);
+            array_t<double> m = array_t<double>::from_shape(ms);
+            for (std::size_t i = 0; i < m.size(); ++i)
+                m.data()[i] = i % 3 == 1 ? 0.0 : 1.0;
+            mask = Tensor<double>(m);
+        }
+        auto ws = std::make_shared<bn::Workspace<double>>(); // one workspace for both calls, as a layer
+        check_gradients(
+            [&](const V& v) {
+                Tensor<double> a = batch_norm_train(v[0], v[1], v[2], spec, nullptr, mask, nullptr, ws);
+                Tensor<double> b = mul(v[0], v[0]);
+                Tensor<double> c = batch_norm_train(v[0], v[1], v[2], spec, nullptr, mask, nullptr, ws);
+                return add(add(mul(a, b), c), a);
+            },
+            V{ random_tensor(cs.shape, 60, -1.0, 2.0), random_tensor({ C }, 61, 0.5, 1.5), random_tensor({ C }, 62) });
+        const array_t<double> mean = random_tensor({ C }, 63).value();
+        const array_t<double> var = random_tensor({ C }, 64, 0.2, 2.0).value();
+        check_gradients(
+            [&](const V& v) {
+                Tensor<double> a = batch_norm_inference(v[0], v[1], v[2], mean, var, spec, ws);
+                return add(mul(a, v[0]), batch_norm_inference(v[0], v[1], v[2], mean, var, spec, ws));
+            },
+            V{ random_tensor(cs.shape, 65), random_tensor({ C }, 66), random_tensor({ C }, 67) });
+    }
+}
+
+TEST_CASE("batch_norm op: per-call state is recycled once no tape holds it")
+{
+    BatchNormSpec spec;
+    auto ws = std::make_shared<bn::Workspace<double>>();
+    const Tensor<double> x = random_tensor({ 6, 4 }, 70);
+    Variable<double> gamma("gamma", random_tensor({ 4 }, 71).value());
+    for (int step = 0; step < 3; ++step) {
+        GradientTape<double> tape;
+        tape.watch(x);
+        Tensor<double> y = batch_norm_train(x, gamma.tensor(), Tensor<double>(), spec, nullptr, {}, nullptr, ws);
+        tape.gradient(sum(mul(y, y)), { x });
+    }
+    CHECK(ws->op_states.size() == 1); // one step at a time: the same state every step
+    {
+        GradientTape<double> tape(true);
+        tape.watch(x);
+        Tensor<double> y1 = batch_norm_train(x, gamma.tensor(), Tensor<double>(), spec, nullptr, {}, nullptr, ws);
+        Tensor<double> y2 = batch_norm_train(mul(x, x), gamma.tensor(), Tensor<double>(), spec, nullptr, {}, nullptr, ws);
+        CHECK(ws->op_states.size() == 2); // the first call's state is still held by the tape
+        // Each backward uses its own call's statistics: compare with separate workspaces.
+        auto g = tape.gradient(sum(add(mul(y1, y1), y2)), { x });
+        GradientTape<double> ref;
+        ref.watch(x);
+        Tensor<double> r1 = batch_norm_train(x, gamma.tensor(), Tensor<double>(), spec);
+        Tensor<double> r2 = batch_norm_train(mul(x, x), gamma.tensor(), Tensor<double>(), spec);
+        auto gr = ref.gradient(sum(add(mul(r1, r1), r2)), { x });
+        CHECK(xt::amax(xt::abs(g[0].value() - gr[0].value()))() < 1e-12);
+    }
+    GradientTape<double> tape;
+    tape.watch(x);
+    batch_norm_train(x, gamma.tensor(), Tensor<double>(), spec, nullptr, {}, nullptr, ws);
+    CHECK(ws->op_states.size() == 2); // freed states are taken again
+}
+
 TEST_CASE("batch_norm_train: batch size 1")
 {
     BatchNormSpec spec;
@@ -528,6 +612,118 @@ TEST_CASE("batch_norm_train with renorm: r and d are constants in the backward")
         }
         CHECK(g_renorm[1].value()(c) == doctest::Approx(dg));
         CHECK(g_renorm[2].value()(c) == doctest::Approx(db));
+    }
+}
+
+// ---- the remaining combinations -----------------------------------------------------------------
+
+TEST_CASE("gradcheck: center only and scale only, in inference and with masks, renorm and ghost batches")
+{
+    // flags: 1 scale (gamma), 2 center (beta); 1 and 2 are the combinations other cases miss.
+    auto params = [](int flags, const V& v, Tensor<double>& g, Tensor<double>& b) {
+        g = flags & 1 ? v[1] : Tensor<double>();
+        b = flags & 2 ? v[(flags & 1) ? 2 : 1] : Tensor<double>();
+    };
+    auto inputs = [](int flags, const shape_t& shape, std::size_t C, unsigned seed) {
+        V in{ random_tensor(shape, seed, -1.0, 2.0) };
+        if (flags & 1)
+            in.push_back(random_tensor({ C }, seed + 1, 0.5, 1.5));
+        if (flags & 2)
+            in.push_back(random_tensor({ C }, seed + 2));
+        return in;
+    };
+    for (int flags : { 1, 2 }) {
+        CAPTURE(flags);
+        // Inference (training=false and trainable=false both use it), direct and gathered layouts.
+        for (const Case& cs : { Case{ { 5, 3 }, { -1 } }, Case{ { 2, 3, 4 }, { 1 } }, Case{ { 3, 2, 3, 2 }, { 1, 3 } } }) {
+            CAPTURE(shape_str(cs.shape));
+            const std::size_t C = batch_norm_channels(cs.shape, cs.axes);
+            BatchNormSpec spec;
+            spec.axes = cs.axes;
+            const array_t<double> mean = random_tensor({ C }, 200).value();
+            const array_t<double> var = random_tensor({ C }, 201, 0.2, 2.0).value();
+            check_gradients(
+                [&](const V& v) {
+                    Tensor<double> g, b;
+                    params(flags, v, g, b);
+                    return batch_norm_inference(v[0], g, b, mean, var, spec);
+                },
+                inputs(flags, cs.shape, C, 202));
+        }
+        // Training with a mask, in a direct and a gathered layout.
+        for (const Case& cs : { Case{ { 4, 3, 2 }, { -1 } }, Case{ { 3, 2, 2, 3 }, { 1, 3 } } }) {
+            CAPTURE(shape_str(cs.shape));
+            const std::size_t C = batch_norm_channels(cs.shape, cs.axes);
+            BatchNormSpec spec;
+            spec.axes = cs.axes;
+            Tensor<double> mask = random_tensor(shape_t(cs.shape.begin(), cs.shape.end() - 1), 203, 0.0, 1.0);
+            for (auto& m : mask.mutable_value())
+                m = m < 0.35 ? 0.0 : 1.0;
+            mask.mutable_value().data()[0] = 1.0;
+            check_gradients(
+                [&](const V& v) {
+                    Tensor<double> g, b;
+                    params(flags, v, g, b);
+                    return batch_norm_train(v[0], g, b, spec, nullptr, mask);
+                },
+                inputs(flags, cs.shape, C, 204));
+        }
+        // Renorm (r, d clipped to constants) with ghost batches, with and without a mask.
+        BatchRenorm<double> rn;
+        rn.mean = array_t<double>{ 9.0, -9.0, 9.0 };
+        rn.stddev = array_t<double>{ 0.01, 0.01, 0.01 };
+        rn.rmax = 3.0;
+        rn.dmax = 1.0;
+        BatchNormSpec spec;
+        spec.virtual_batch_size = 2;
+        const Tensor<double> mask(array_t<double>{ { 1, 1 }, { 0, 1 }, { 1, 1 }, { 1, 0 }, { 1, 1 }, { 1, 1 } });
+        for (bool masked : { false, true }) {
+            CAPTURE(masked);
+            BatchNormStats<double> st;
+            const V in = inputs(flags, { 6, 2, 3 }, 3, 205);
+            batch_norm_train(in[0], Tensor<double>(), Tensor<double>(), spec, &st, masked ? mask : Tensor<double>(), &rn);
+            CHECK(st.r(0) == 3.0); // clipped: constants for the numeric gradient too
+            CHECK(std::abs(st.d(1)) == 1.0);
+            check_gradients(
+                [&](const V& v) {
+                    Tensor<double> g, b;
+                    params(flags, v, g, b);
+                    return batch_norm_train(v[0], g, b, spec, nullptr, masked ? mask : Tensor<double>(), &rn);
+                },
+                in);
+        }
+    }
+}
+
+TEST_CASE("gradcheck: a fully masked batch (statistics 0, dx = dy gamma / sqrt(eps))")
+{
+    for (const Case& cs : { Case{ { 4, 3 }, { -1 } }, Case{ { 3, 2, 3 }, { -1 } }, Case{ { 2, 3, 2, 2 }, { 1 } } }) {
+        CAPTURE(shape_str(cs.shape));
+        const std::size_t C = batch_norm_channels(cs.shape, cs.axes);
+        BatchNormSpec spec;
+        spec.axes = cs.axes;
+        spec.epsilon = 0.5; // keeps 1/sqrt(eps) moderate for the central differences
+        const Tensor<double> mask = Tensor<double>::zeros(shape_t(cs.shape.begin(), cs.shape.end() - 1));
+        const Tensor<double> x = random_tensor(cs.shape, 210), gamma = random_tensor({ C }, 211, 0.5, 1.5);
+        const Tensor<double> beta = random_tensor({ C }, 212), dy = random_tensor(cs.shape, 213);
+        GradientTape<double> tape;
+        tape.watch(x);
+        tape.watch(gamma);
+        tape.watch(beta);
+        Tensor<double> y = batch_norm_train(x, gamma, beta, spec, nullptr, mask);
+        auto g = tape.gradient(sum(mul(y, dy)), { x, gamma, beta });
+        // Mean 0 and variance 0 (no weight anywhere), and they do not depend on x.
+        Indexer ix(cs.shape, cs.axes, 0);
+        double err = 0;
+        for (std::size_t f = 0; f < x.size(); ++f) {
+            std::size_t c, grp;
+            ix.locate(f, c, grp);
+            err = std::max(err, std::abs(g[0].data()[f] - dy.data()[f] * gamma.data()[c] / std::sqrt(0.5)));
+            err = std::max(err, std::abs(y.data()[f] - (x.data()[f] * gamma.data()[c] / std::sqrt(0.5) + beta.data()[c])));
+        }
+        CHECK(err < 1e-12);
+        check_gradients([&](const V& v) { return batch_norm_train(v[0], v[1], v[2], spec, nullptr, mask); },
+                        V{ x, gamma, beta });
     }
 }
 

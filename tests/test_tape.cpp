@@ -102,6 +102,132 @@ TEST_CASE("tape: no-grad guard stops recording")
     CHECK(tape.size() == 0);
 }
 
+namespace {
+
+/// y = k * a + b (b optional), recorded with a first-aware backward that logs the flags it got and
+/// honours them: it assigns when told the slot is fresh and adds otherwise.
+struct Probe {
+    std::vector<std::vector<bool>> calls;
+    Tensor<double> operator()(const Tensor<double>& a, const Tensor<double>& b, double k)
+    {
+        array_t<double> v = a.value() * k;
+        if (b.defined())
+            v += b.value();
+        Tensor<double> y(std::move(v));
+        std::vector<Tensor<double>> inputs{ a };
+        if (b.defined())
+            inputs.push_back(b);
+        record_op<double>("probe", inputs, y,
+                          FirstAwareBackwardFn<double>([this, k](const array_t<double>& dy,
+                                                                 const std::vector<array_t<double>*>& dx,
+                                                                 const std::vector<bool>& first) {
+                              calls.push_back(first);
+                              for (std::size_t i = 0; i < dx.size(); ++i) {
+                                  if (!dx[i])
+                                      continue;
+                                  const double f = i == 0 ? k : 1.0;
+                                  for (std::size_t e = 0; e < dy.size(); ++e)
+                                      dx[i]->data()[e] = (first[i] ? 0.0 : dx[i]->data()[e]) + f * dy.data()[e];
+                              }
+                          }));
+        return y;
+    }
+};
+
+} // namespace
+
+TEST_CASE("tape: a first-aware backward overwrites only a first, unshared contribution")
+{
+    const Tensor<double> x(array_t<double>{ 2.0, -3.0 });
+    SUBCASE("alone: the slot is fresh")
+    {
+        Probe probe;
+        GradientTape<double> tape;
+        tape.watch(x);
+        auto g = tape.gradient(sum(probe(x, {}, 3.0)), { x });
+        REQUIRE(probe.calls.size() == 1);
+        CHECK(probe.calls[0] == std::vector<bool>{ true });
+        CHECK(g[0].value() == array_t<double>{ 3.0, 3.0 });
+    }
+    SUBCASE("used twice, the first-aware op walked first: it writes, the other adds")
+    {
+        Probe probe;
+        GradientTape<double> tape;
+        tape.watch(x);
+        Tensor<double> a = mul(x, x);     // recorded first, so walked last: adds 2x
+        Tensor<double> b = probe(x, {}, 3.0); // walked first: writes 3
+        auto g = tape.gradient(sum(add(a, b)), { x });
+        CHECK(probe.calls.at(0) == std::vector<bool>{ true });
+        CHECK(g[0].value() == array_t<double>{ 7.0, -3.0 });
+    }
+    SUBCASE("used twice, the first-aware op walked last: the slot exists, it adds")
+    {
+        Probe probe;
+        GradientTape<double> tape;
+        tape.watch(x);
+        Tensor<double> b = probe(x, {}, 3.0);
+        Tensor<double> a = mul(x, x);
+        auto g = tape.gradient(sum(add(a, b)), { x });
+        CHECK(probe.calls.at(0) == std::vector<bool>{ false });
+        CHECK(g[0].value() == array_t<double>{ 7.0, -3.0 });
+    }
+    SUBCASE("two first-aware uses of the same tensor: only the first one walked writes")
+    {
+        Probe probe;
+        GradientTape<double> tape;
+        tape.watch(x);
+        Tensor<double> a = probe(x, {}, 2.0);
+        Tensor<double> b = probe(x, {}, 5.0);
+        auto g = tape.gradient(sum(add(a, b)), { x });
+        REQUIRE(probe.calls.size() == 2);
+        CHECK(probe.calls[0] == std::vector<bool>{ true });  // b's record, walked first
+        CHECK(probe.calls[1] == std::vector<bool>{ false }); // a's record adds
+        CHECK(g[0].value() == array_t<double>{ 7.0, 7.0 });
+    }
+    SUBCASE("the same tensor twice among one record's inputs: both slots share a zeroed array")
+    {
+        Probe probe;
+        GradientTape<double> tape;
+        tape.watch(x);
+        auto g = tape.gradient(sum(probe(x, x, 4.0)), { x });
+        CHECK(probe.calls.at(0) == (std::vector<bool>{ false, false }));
+        CHECK(g[0].value() == array_t<double>{ 5.0, 5.0 });
+    }
+    SUBCASE("an intermediate tensor used twice")
+    {
+        Probe probe;
+        GradientTape<double> tape;
+        tape.watch(x);
+        Tensor<double> h = probe(x, {}, 2.0);
+        Tensor<double> y = add(probe(h, {}, 3.0), mul(h, h)); // dy/dh = 3 + 2h, h = 2x
+        auto g = tape.gradient(sum(y), { x });
+        CHECK(g[0].value() == array_t<double>{ 2.0 * (3.0 + 8.0), 2.0 * (3.0 - 12.0) });
+    }
+}
+
+TEST_CASE("tape: a given output gradient is read in place and not modified; nested tapes both record")
+{
+    const Tensor<double> x(array_t<double>{ 1.0, 2.0, 3.0 });
+    const Tensor<double> dy(array_t<double>{ 0.5, -1.0, 2.0 });
+    GradientTape<double> outer;
+    outer.watch(x);
+    GradientTape<double> middle; // tracks nothing: records nothing
+    GradientTape<double> inner;
+    inner.watch(x);
+    Tensor<double> y = relu(mul(x, x));
+    CHECK(outer.size() == 2);
+    CHECK(middle.size() == 0);
+    CHECK(inner.size() == 2);
+    auto gi = inner.gradient(y, { x }, dy);
+    CHECK(gi[0].value() == array_t<double>{ 1.0, -4.0, 12.0 });
+    CHECK(dy.value() == array_t<double>{ 0.5, -1.0, 2.0 });
+    // The target as a source gets a copy of the output gradient, not the caller's array.
+    auto go = outer.gradient(y, { y, x }, dy);
+    CHECK(go[0].value() == dy.value());
+    CHECK(go[0].data() != dy.data());
+    CHECK(go[1].value() == array_t<double>{ 1.0, -4.0, 12.0 });
+}
+
 TEST_CASE("ops: broadcasting forward values")
 {
     Tensor<float> a(array_t<float>{ { 1.f, 2.f, 3.f }, { 4.f, 5.f, 6.f } });

@@ -7,7 +7,8 @@
 
 namespace xtape::kernels {
 
-/// y = f(x) elementwise; backward dx += dy * df(x, y).
+/// y = f(x) elementwise; backward dx += dy * df(x, y), or dx = ... for a first contribution
+/// (Note [First gradient contributions] in tape.hpp: no zero fill, no read of dx).
 template <class T, class F, class DF>
 Tensor<T> unary_op(const char* name, const Tensor<T>& x, F f, DF df)
 {
@@ -22,18 +23,25 @@ Tensor<T> unary_op(const char* name, const Tensor<T>& x, F f, DF df)
     Tensor<T> y(std::move(yv));
     if (should_record<T>({ &x })) {
         record_op<T>(name, { x }, y,
-                     [x, yw = Tensor<T>(y), df](const array_t<T>& dy, const std::vector<array_t<T>*>& dx) {
+                     FirstAwareBackwardFn<T>([x, yw = Tensor<T>(y), df](const array_t<T>& dy,
+                                                                        const std::vector<array_t<T>*>& dx,
+                                                                        const std::vector<bool>& first) {
                          if (!dx[0])
                              return;
                          const T* xp = x.data();
                          const T* yp = yw.data();
                          const T* gp = dy.data();
                          T* out = dx[0]->data();
+                         const bool assign = first[0];
                          parallel_for(dy.size(), [&](std::size_t b, std::size_t e) {
-                             for (std::size_t i = b; i < e; ++i)
-                                 out[i] += gp[i] * df(xp[i], yp[i]);
+                             if (assign)
+                                 for (std::size_t i = b; i < e; ++i)
+                                     out[i] = gp[i] * df(xp[i], yp[i]);
+                             else
+                                 for (std::size_t i = b; i < e; ++i)
+                                     out[i] += gp[i] * df(xp[i], yp[i]);
                          });
-                     });
+                     }));
     }
     return y;
 }
