@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 namespace xtape {
 namespace {
@@ -93,6 +94,45 @@ std::optional<double> clip_value(const json& c, const char* key)
     return it->get<double>();
 }
 
+/// Note [Batch norm config dtype]: the scalar type T decides the layer's dtype, and a config's
+/// dtype (tf.keras's string, a Keras 3 DTypePolicy or tf.keras Policy dict) is checked against
+/// it rather than ignored. Accepted: float32, and the 16-bit and mixed policies (float16,
+/// bfloat16, mixed_float16, mixed_bfloat16), whose variables hold float32 values at most and
+/// which Keras itself normalizes in float32 (it casts 16-bit inputs up) - xtape computes in T and
+/// does not round the output to 16 bits; float64 only when T is double. Every Keras file written
+/// with the default float32 policy therefore loads in both float and double models (gradcheck
+/// loads them in double); a float64 layer in a float model, an integer or quantized policy, or an
+/// unknown name is a ValueError naming the layer.
+template <class T>
+void check_config_dtype(const json& config)
+{
+    auto it = config.find("dtype");
+    if (it == config.end() || it->is_null())
+        return;
+    std::string name;
+    if (it->is_string()) {
+        name = it->get<std::string>();
+    } else if (it->is_object() && it->contains("config") && (*it)["config"].is_object() &&
+               (*it)["config"].contains("name") && (*it)["config"]["name"].is_string()) {
+        name = (*it)["config"]["name"].get<std::string>();
+    } else {
+        throw ValueError("BatchNormalization '" + config_string(config, "name", "") +
+                         "': expected `dtype` to be a dtype name or a DTypePolicy dict, got " + it->dump());
+    }
+    static const char* const narrow[] = { "float32", "float16", "bfloat16", "mixed_float16", "mixed_bfloat16" };
+    for (const char* n : narrow)
+        if (name == n)
+            return;
+    if (name == "float64" && std::is_same_v<T, double>)
+        return;
+    const std::string layer = "BatchNormalization '" + config_string(config, "name", "") + "'";
+    if (name == "float64")
+        throw ValueError(layer + ": dtype float64 cannot be honoured by a " + dtype_name<T>() +
+                         " model (its variables would lose precision); load the model with the double scalar type");
+    throw ValueError(layer + ": unsupported dtype '" + name +
+                     "'; expected float32, float64 (double models), or a float16/bfloat16/mixed policy");
+}
+
 } // namespace
 
 template <class T>
@@ -117,6 +157,7 @@ template <class T>
 BatchNormalizationOptions<T> BatchNormalization<T>::options_from_config(const json& config)
 {
     const LayerArgs a = layer_args_from_config(config);
+    check_config_dtype<T>(config); // Note [Batch norm config dtype]
     BatchNormalizationOptions<T> o;
     o.name = a.name;
     o.trainable = a.trainable;
@@ -166,12 +207,20 @@ BatchNormalizationOptions<T> BatchNormalization<T>::options_from_config(const js
         const json& c = config["renorm_clipping"];
         if (!c.is_object())
             throw ValueError("`renorm_clipping` argument: expected a dict with keys rmax, rmin, dmax, got " + c.dump());
-        if (o.renorm)
+        RenormClipping clip;
+        clip.as_given = c;
+        // Keras reads the bounds only with renorm (and checks the keys only then), so a layer
+        // without renorm keeps whatever dict it was given.
+        if (o.renorm) {
             for (auto it = c.begin(); it != c.end(); ++it)
                 if (it.key() != "rmax" && it.key() != "rmin" && it.key() != "dmax")
                     throw ValueError("Received invalid keys for `renorm_clipping` argument: " + c.dump() +
                                      ". Supported values: ['rmax', 'rmin', 'dmax'].");
-        o.renorm_clipping = RenormClipping{ clip_value(c, "rmax"), clip_value(c, "rmin"), clip_value(c, "dmax") };
+            clip.rmax = clip_value(c, "rmax");
+            clip.rmin = clip_value(c, "rmin");
+            clip.dmax = clip_value(c, "dmax");
+        }
+        o.renorm_clipping = clip;
     }
     if (config.contains("virtual_batch_size") && !config["virtual_batch_size"].is_null()) {
         const json& v = config["virtual_batch_size"];
@@ -183,7 +232,7 @@ BatchNormalizationOptions<T> BatchNormalization<T>::options_from_config(const js
     }
     if (config.contains("adjustment") && !config["adjustment"].is_null())
         throw NotImplementedError("BatchNormalization: tf.keras's `adjustment` function cannot be read from a config");
-    // "fused" (tf.keras) picks an implementation, not a result; "dtype" is decided by T.
+    // "fused" (tf.keras) picks an implementation, not a result; "dtype" was checked above.
     return o;
 }
 
@@ -216,7 +265,9 @@ json BatchNormalization<T>::get_config() const
     c["gamma_constraint"] = serialize<T>(o.gamma_constraint);
     c["synchronized"] = o.synchronized;
     c["renorm"] = o.renorm;
-    if (o.renorm_clipping) {
+    if (o.renorm_clipping && o.renorm_clipping->as_given.is_object()) {
+        c["renorm_clipping"] = o.renorm_clipping->as_given;
+    } else if (o.renorm_clipping) {
         json clip = json::object();
         if (o.renorm_clipping->rmax)
             clip["rmax"] = *o.renorm_clipping->rmax;
@@ -312,20 +363,22 @@ Tensor<T> BatchNormalization<T>::call(const Tensor<T>& x, bool training, const T
     if (!(training && this->trainable()))
         return batch_norm_inference(x, gamma, beta, m_moving_mean.value(), m_moving_variance.value(), m_spec,
                                     m_workspace);
-    BatchNormStats<T> stats;
+    // m_stats and m_renorm are members so that their arrays are reused from call to call.
     Tensor<T> y;
     if (m_options.renorm) {
-        BatchRenorm<T> rn;
-        rn.mean = m_renorm_mean.value();
-        rn.stddev = m_renorm_stddev.value();
+        BatchRenorm<T>& rn = m_renorm;
+        rn.mean.resize({ m_renorm_mean.size() });
+        rn.stddev.resize({ m_renorm_stddev.size() });
+        std::copy(m_renorm_mean.value().begin(), m_renorm_mean.value().end(), rn.mean.begin());
+        std::copy(m_renorm_stddev.value().begin(), m_renorm_stddev.value().end(), rn.stddev.begin());
         rn.rmax = m_options.renorm_clipping->rmax;
         rn.rmin = m_options.renorm_clipping->rmin;
         rn.dmax = m_options.renorm_clipping->dmax;
-        y = batch_norm_train(x, gamma, beta, m_spec, &stats, mask, &rn, m_workspace);
+        y = batch_norm_train(x, gamma, beta, m_spec, &m_stats, mask, &rn, m_workspace);
     } else {
-        y = batch_norm_train(x, gamma, beta, m_spec, &stats, mask, nullptr, m_workspace);
+        y = batch_norm_train(x, gamma, beta, m_spec, &m_stats, mask, nullptr, m_workspace);
     }
-    update_moving_statistics(stats);
+    update_moving_statistics(m_stats);
     return y;
 }
 

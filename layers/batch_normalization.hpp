@@ -40,6 +40,10 @@ namespace xtape {
 /// Batch renormalization's clipping; a missing bound does not clip (rmin 0, rmax and dmax inf).
 struct RenormClipping {
     std::optional<double> rmax, rmin, dmax;
+    /// The dict exactly as a config gave it: Keras keeps renorm_clipping as given and get_config
+    /// writes it back unchanged (integers stay integers, null bounds stay). Null when the bounds
+    /// were set in C++; get_config then writes the bounds that are set.
+    json as_given;
 };
 
 template <class T>
@@ -116,6 +120,8 @@ private:
     Variable<T> m_gamma, m_beta, m_moving_mean, m_moving_variance;
     Variable<T> m_moving_stddev, m_renorm_mean, m_renorm_stddev;
     std::shared_ptr<bn::Workspace<T>> m_workspace;
+    BatchNormStats<T> m_stats; ///< the last training call's statistics (reused arrays)
+    BatchRenorm<T> m_renorm;   ///< the renorm state handed to the op (reused arrays)
 };
 
 } // namespace xtape

@@ -432,6 +432,166 @@ TEST_CASE("Keras 3 test_renorm_correctness: output and every statistic after one
                     array_t<double>(expected_moving_stddev * expected_moving_stddev - epsilon), 1e-5));
 }
 
+TEST_CASE("Keras 3 test_renorm_correctness (parameterized): momentum 0, renorm_momentum 0, axis (-1, 1) x shapes")
+{
+    for (int axis : { -1, 1 })
+        for (const shape_t& shape : { shape_t{ 5, 2, 3 }, shape_t{ 5, 3, 3, 2 } }) {
+            CAPTURE(axis);
+            CAPTURE(shape_str(shape));
+            BatchNormalizationOptions<float> o;
+            o.axis = { axis };
+            o.momentum = 0.0;
+            o.renorm = true;
+            o.renorm_momentum = 0.0;
+            BN<float> layer(o);
+            // Random data centered on 5.0, variance 10.0 (Keras: scale=10).
+            const Tensor<float> x = normal_tensor(shape, 1337, 5.0, 10.0);
+            Tensor<float> out;
+            for (int i = 0; i < 3; ++i)
+                out = layer(x, true);
+            CHECK(out.shape() == shape);
+            bool finite = true;
+            for (float v : out.value())
+                finite = finite && std::isfinite(v);
+            CHECK(finite);
+            // momentum 0: the moving statistics are this batch's (Keras: atol 1e-3 and 1e-1).
+            auto [m, sd] = channel_moments(x.value(), axis);
+            std::vector<double> var(sd.size());
+            for (std::size_t c = 0; c < sd.size(); ++c)
+                var[c] = sd[c] * sd[c];
+            CHECK(all_close(layer.moving_mean().value(), m, 1e-3, 0));
+            CHECK(all_close(layer.moving_variance().value(), var, 1e-1, 0));
+            // Tighter than Keras: float32 rounding of a variance near 100.
+            CHECK(all_close(layer.moving_variance().value(), var, 0, 1e-5));
+            // renorm_momentum 0 makes r = 1 and d = 0 on the next step, so inference after
+            // training (momentum 0) gives the training output.
+            Tensor<float> training_out = layer(x, true);
+            Tensor<float> inference_out = layer(x, false);
+            CHECK(all_close(inference_out.value(), training_out.value(), 1e-4, 0));
+        }
+}
+
+TEST_CASE("Keras 3 test_renorm_clipping_effect: r and d clipped to rmax and dmax, outputs finite")
+{
+    BatchNormalizationOptions<float> o;
+    o.renorm = true;
+    o.renorm_clipping = RenormClipping{ 1.5, 0.5, 0.5 };
+    o.momentum = 0.0;
+    o.renorm_momentum = 0.99;
+    BN<float> layer(o);
+    layer.build_once({ none_dim, 3 });
+    const array_t<float> xv{ { 0.0f, 50.0f, -50.0f }, { 100.0f, -50.0f, 50.0f } };
+    const Tensor<float> x(xv);
+    layer(x, true);
+    // Second step, with renorm statistics that moved 1% towards the batch: r = s / renorm_stddev
+    // is still far above rmax and d = (mean - renorm_mean) / renorm_stddev above dmax for channel 0
+    // (mean 50), 0 for the others (mean 0). So y = 1.5 xhat + (0.5, 0, 0) with gamma 1, beta 0.
+    Tensor<float> out = layer(x, true);
+    bool finite = true;
+    for (float v : out.value())
+        finite = finite && std::isfinite(v);
+    CHECK(finite);
+    const double eps = 1e-3;
+    const double mean[3] = { 50.0, 0.0, 0.0 }, var[3] = { 2500.0, 2500.0, 2500.0 };
+    const double d[3] = { 0.5, 0.0, 0.0 };
+    for (std::size_t i = 0; i < 2; ++i)
+        for (std::size_t c = 0; c < 3; ++c) {
+            const double xhat = (xv(i, c) - mean[c]) / std::sqrt(var[c] + eps);
+            CHECK(out.value()(i, c) == doctest::Approx(1.5 * xhat + d[c]).epsilon(1e-5));
+        }
+    // Without clipping the same step would not be bounded like this.
+    BatchNormalizationOptions<float> free = o;
+    free.renorm_clipping = RenormClipping{};
+    BN<float> unclipped(free);
+    unclipped(x, true);
+    CHECK(std::abs(unclipped(x, true).value()(0, 1)) > 10.0f);
+}
+
+TEST_CASE("Keras 3 test_renorm_inference_same_as_regular_bn: after training, inference matches plain BN")
+{
+    BatchNormalizationOptions<float> o;
+    o.momentum = 0.0;
+    BN<float> regular(o);
+    o.renorm = true;
+    BN<float> renorm(o);
+    const Tensor<float> x = normal_tensor({ 4, 10 }, 41, 0.0, 1.0);
+    regular(x, true);
+    renorm(x, true);
+    auto w = renorm.get_weights();
+    const auto r = regular.get_weights();
+    for (std::size_t i = 0; i < 4; ++i) // gamma, beta, moving_mean, moving_variance
+        w[i] = r[i];
+    renorm.set_weights(w);
+    CHECK(all_close(renorm(x, false).value(), regular(x, false).value(), 1e-5));
+}
+
+TEST_CASE("Keras 3 test_renorm_variables_created: shapes (10,), absent without renorm")
+{
+    BatchNormalizationOptions<float> o;
+    o.renorm = true;
+    BN<float> layer(o);
+    layer.build_once({ none_dim, 10 });
+    CHECK(layer.moving_stddev().shape() == shape_t{ 10 });
+    CHECK(layer.renorm_mean().shape() == shape_t{ 10 });
+    CHECK(layer.renorm_stddev().shape() == shape_t{ 10 });
+    BN<float> plain;
+    plain.build_once({ none_dim, 10 });
+    CHECK_THROWS_WITH_AS(plain.moving_stddev(), doctest::Contains("renorm=False"), RuntimeError);
+    CHECK_THROWS_AS(plain.renorm_mean(), RuntimeError);
+    CHECK_THROWS_AS(plain.renorm_stddev(), RuntimeError);
+    CHECK(plain.get_weights().size() == 4);
+}
+
+TEST_CASE("synchronized=true in one process: the same outputs, gradients and moving statistics as false")
+{
+    struct SCase {
+        shape_t shape;
+        std::vector<int> axis;
+        bool renorm;
+    };
+    const SCase cases[] = { { { 8, 5 }, { -1 }, false }, { { 4, 3, 2, 2 }, { 1 }, false }, { { 6, 4 }, { -1 }, true } };
+    for (const auto& cs : cases) {
+        CAPTURE(shape_str(cs.shape));
+        BatchNormalizationOptions<double> o;
+        o.axis = cs.axis;
+        o.momentum = 0.7;
+        o.renorm = cs.renorm;
+        o.renorm_momentum = 0.6;
+        BN<double> plain(o);
+        o.synchronized = true;
+        BN<double> sync(o);
+        CHECK(sync.get_config()["synchronized"] == true);
+        const Tensor<double> x0 = random_tensor(cs.shape, 120, -2.0, 3.0);
+        plain(x0, false);
+        sync(x0, false);
+        auto w = plain.get_weights();
+        w[0] = random_tensor(shape_of(w[0]), 121, 0.5, 1.5).value();
+        w[1] = random_tensor(shape_of(w[1]), 122).value();
+        plain.set_weights(w);
+        sync.set_weights(w);
+        for (unsigned step = 0; step < 3; ++step) {
+            const Tensor<double> x = random_tensor(cs.shape, 130 + step, -2.0, 3.0);
+            const Tensor<double> dy = random_tensor(cs.shape, 140 + step);
+            auto run = [&](BN<double>& layer, Tensor<double>& y) {
+                GradientTape<double> tape;
+                tape.watch(x);
+                y = layer(x, true);
+                return tape.gradient(sum(mul(y, dy)), { x, layer.gamma().tensor(), layer.beta().tensor() });
+            };
+            Tensor<double> ya, yb;
+            const auto ga = run(plain, ya);
+            const auto gb = run(sync, yb);
+            CHECK(ya.value() == yb.value());
+            for (std::size_t i = 0; i < 3; ++i)
+                CHECK(ga[i].value() == gb[i].value());
+            const auto wa = plain.get_weights(), wb = sync.get_weights();
+            REQUIRE(wa.size() == wb.size());
+            for (std::size_t i = 0; i < wa.size(); ++i)
+                CHECK(wa[i] == wb[i]);
+        }
+    }
+}
+
 TEST_CASE("Keras 3 test_serialization: get_config -> from_config -> the same config")
 {
     BatchNormalizationOptions<float> o;
@@ -593,6 +753,76 @@ TEST_CASE("from_config: Keras 3 (dtype policy dict, initializer dicts with seeds
     CHECK(c["gamma_initializer"]["config"]["seed"] == 7);
     CHECK(c["gamma_regularizer"]["config"]["l2"] == doctest::Approx(0.001));
     CHECK(BN<float>::from_config(c)->get_config() == c);
+}
+
+TEST_CASE("from_config: dtype is checked against the scalar type, never ignored")
+{
+    const json policy32 = json::parse(R"({"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": null})");
+    const json mixed = json::parse(R"({"module": "keras", "class_name": "DTypePolicy", "config": {"name": "mixed_float16"}, "registered_name": null})");
+    const json tf_mixed = json::parse(R"({"class_name": "Policy", "config": {"name": "mixed_bfloat16"}})");
+    const json policy64 = json::parse(R"({"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float64"}, "registered_name": null})");
+    // Every Keras default (float32) and the 16-bit/mixed policies load in float and double models.
+    for (const json& d : { json("float32"), policy32, mixed, tf_mixed, json("float16"), json(nullptr) }) {
+        CAPTURE(d.dump());
+        CHECK_NOTHROW(BN<float>::from_config({ { "name", "bn" }, { "dtype", d } }));
+        CHECK_NOTHROW(BN<double>::from_config({ { "name", "bn" }, { "dtype", d } }));
+    }
+    // float64 is honoured by a double model, and refused by a float one with a message naming both.
+    for (const json& d : { json("float64"), policy64 }) {
+        CAPTURE(d.dump());
+        CHECK_NOTHROW(BN<double>::from_config({ { "name", "bn" }, { "dtype", d } }));
+        CHECK_THROWS_WITH_AS(BN<float>::from_config({ { "name", "bn64" }, { "dtype", d } }),
+                             doctest::Contains("BatchNormalization 'bn64': dtype float64 cannot be honoured by a float32 model"),
+                             ValueError);
+    }
+    // A double layer's own config says float64 and round-trips.
+    BN<double> dl;
+    CHECK(dl.get_config()["dtype"] == "float64");
+    CHECK(BN<double>::from_config(dl.get_config())->get_config() == dl.get_config());
+    CHECK_THROWS_WITH_AS(BN<float>::from_config({ { "name", "q" }, { "dtype", "int8_from_float32" } }),
+                         doctest::Contains("unsupported dtype 'int8_from_float32'"), ValueError);
+    CHECK_THROWS_WITH_AS(BN<float>::from_config({ { "dtype", "int32" } }), doctest::Contains("unsupported dtype 'int32'"),
+                         ValueError);
+    CHECK_THROWS_AS(BN<float>::from_config({ { "dtype", 32 } }), ValueError);
+}
+
+TEST_CASE("from_config: renorm_momentum range, non-numeric clipping bounds, clipping dict kept as given")
+{
+    for (double m : { -0.1, 1.5 }) {
+        CAPTURE(m);
+        BatchNormalizationOptions<float> o;
+        o.renorm = true;
+        o.renorm_momentum = m;
+        CHECK_THROWS_WITH_AS(BN<float>{ o }, doctest::Contains("`renorm_momentum` must be a float between [0, 1]"),
+                             ValueError);
+        CHECK_THROWS_WITH_AS(BN<float>::from_config({ { "renorm", true }, { "renorm_momentum", m } }),
+                             doctest::Contains("`renorm_momentum` must be"), ValueError);
+    }
+    for (double m : { 0.0, 1.0 })
+        CHECK_NOTHROW(BN<float>::from_config({ { "renorm", true }, { "renorm_momentum", m } }));
+    CHECK_THROWS_AS(BN<float>::from_config({ { "renorm_momentum", "high" } }), ValueError);
+    // Bounds must be numbers when renorm reads them.
+    for (const json& bad : { json("3"), json(true), json::array({ 1.0 }), json::object() }) {
+        CAPTURE(bad.dump());
+        CHECK_THROWS_WITH_AS(BN<float>::from_config({ { "renorm", true }, { "renorm_clipping", { { "rmax", bad } } } }),
+                             doctest::Contains("expected a number for 'rmax'"), ValueError);
+    }
+    CHECK_THROWS_WITH_AS(BN<float>::from_config({ { "renorm", true }, { "renorm_clipping", { { "dmax", "x" } } } }),
+                         doctest::Contains("'dmax'"), ValueError);
+    // The dict round-trips as given: integers stay integers and null bounds stay (Keras stores it).
+    const json given = json::parse(R"({"rmax": 3, "rmin": null, "dmax": 5})");
+    auto layer = BN<float>::from_config({ { "renorm", true }, { "renorm_clipping", given } });
+    CHECK(layer->get_config()["renorm_clipping"] == given);
+    CHECK(layer->get_config()["renorm_clipping"]["rmax"].is_number_integer());
+    CHECK(*layer->options().renorm_clipping->rmax == 3.0);
+    CHECK_FALSE(layer->options().renorm_clipping->rmin.has_value());
+    CHECK(BN<float>::from_config(layer->get_config())->get_config() == layer->get_config());
+    // Without renorm Keras neither checks nor reads the dict; it is kept as well.
+    const json unused = json::parse(R"({"rmax": "not read", "other": 1})");
+    auto plain = BN<float>::from_config({ { "renorm", false }, { "renorm_clipping", unused } });
+    CHECK(plain->get_config()["renorm_clipping"] == unused);
+    // renorm with no clipping: Keras's {}.
+    CHECK(BN<float>::from_config({ { "renorm", true } })->get_config()["renorm_clipping"] == json::object());
 }
 
 // ---- semantics ------------------------------------------------------------------------------------
@@ -791,6 +1021,53 @@ TEST_CASE("gradcheck through the layer: training, inference, frozen, masks, regu
     Tensor<double> x = random_tensor({ 6, 2, 3 }, 100);
     ghost(x, true);
     check_gradients([&](const V&) { return ghost(x, true); }, V{ x, ghost.gamma().tensor(), ghost.beta().tensor() });
+}
+
+TEST_CASE("gradcheck through the layer: a middle axis, and center only / scale only when frozen or inferring")
+{
+    // A single middle axis of a rank-4 input (neither next to the batch nor last), every mode.
+    for (int mode = 0; mode < 3; ++mode) { // 0 training, 1 inference, 2 frozen + training=true
+        CAPTURE(mode);
+        BatchNormalizationOptions<double> o;
+        o.axis = { 2 };
+        BN<double> layer(o);
+        const Tensor<double> x = random_tensor({ 2, 3, 4, 2 }, 150 + mode, -1.0, 2.0);
+        layer(x, false);
+        auto w = layer.get_weights();
+        w[0] = random_tensor({ 4 }, 155, 0.5, 1.5).value();
+        w[1] = random_tensor({ 4 }, 156).value();
+        w[2] = random_tensor({ 4 }, 157).value();
+        w[3] = random_tensor({ 4 }, 158, 0.5, 1.5).value();
+        layer.set_weights(w);
+        if (mode == 2)
+            layer.set_trainable(false);
+        const Tensor<double> dy = random_tensor({ 2, 3, 4, 2 }, 159);
+        check_gradients([&](const V&) { return sum(mul(layer(x, mode != 1), dy)); },
+                        V{ x, layer.gamma().tensor(), layer.beta().tensor() });
+    }
+    for (bool scale : { true, false })
+        for (int mode = 1; mode < 3; ++mode) {
+            CAPTURE(scale);
+            CAPTURE(mode);
+            BatchNormalizationOptions<double> o;
+            o.scale = scale;
+            o.center = !scale;
+            o.axis = { 1 };
+            BN<double> layer(o);
+            const Tensor<double> x = random_tensor({ 3, 2, 3 }, 160 + mode, -1.0, 2.0);
+            layer(x, false);
+            auto w = layer.get_weights();
+            REQUIRE(w.size() == 3);
+            w[0] = random_tensor({ 2 }, 165, 0.5, 1.5).value();
+            w[1] = random_tensor({ 2 }, 166).value();
+            w[2] = random_tensor({ 2 }, 167, 0.5, 1.5).value();
+            layer.set_weights(w);
+            if (mode == 2)
+                layer.set_trainable(false);
+            const Tensor<double> param = scale ? layer.gamma().tensor() : layer.beta().tensor();
+            const Tensor<double> dy = random_tensor({ 3, 2, 3 }, 168);
+            check_gradients([&](const V&) { return sum(mul(layer(x, mode != 1), dy)); }, V{ x, param });
+        }
 }
 
 TEST_CASE("batch size 1: the output equals beta and gradients are finite")
