@@ -316,9 +316,9 @@ std::string slot_kind_of(const std::string& s)
     return it == aliases.end() ? std::string() : it->second;
 }
 
-/// "<slot kind>|<layer>/<weight>" for a slot's stored name, "iteration" for the step counter,
-/// "" for anything else.
-std::string optimizer_state_key(const std::string& stored)
+} // namespace
+
+std::string keras_h5::optimizer_state_key(const std::string& stored)
 {
     std::string n = stored;
     if (n.size() > 2 && n.compare(n.size() - 2, 2, ":0") == 0)
@@ -341,6 +341,8 @@ std::string optimizer_state_key(const std::string& stored)
     return {};
 }
 
+namespace {
+
 /// The saved values in the order of the optimizer's variables() when every one of them is found
 /// by name (Note [Optimizer state by name]); `values` unchanged otherwise.
 template <class T>
@@ -357,13 +359,13 @@ std::vector<array_t<T>> order_optimizer_state(const Model<T>& model, const std::
         return values; // set_state reports the count mismatch
     std::map<std::string, std::size_t> stored;
     for (std::size_t i = 0; i < stored_names.size(); ++i) {
-        const std::string key = optimizer_state_key(stored_names[i]);
+        const std::string key = keras_h5::optimizer_state_key(stored_names[i]);
         if (key.empty() || !stored.emplace(key, i).second)
             return values;
     }
     std::vector<array_t<T>> ordered;
     for (const auto& name : optimizer_weight_names(model, state)) {
-        auto it = stored.find(optimizer_state_key(name));
+        auto it = stored.find(keras_h5::optimizer_state_key(name));
         if (it == stored.end())
             return values;
         ordered.push_back(values[it->second]);

@@ -100,6 +100,15 @@ void compile_from_training_config(Model<T>& model, const json& training_config);
 /// MeanMetricWrapper dicts become the name the user gave), ready for compile().
 std::vector<json> metrics_from_training_config(const json& training_config);
 
+namespace keras_h5 {
+/// The key by which a saved optimizer variable is matched: "iteration" for the step counter,
+/// "<slot kind>|<layer>/<weight>" for a slot named in tf.keras 2.x's form
+/// ("training/Adam/dense/kernel/m:0"), Keras 2.11+'s ("Adam/m/dense/kernel:0") or xtape's
+/// ("adam/dense/kernel/momentum:0"), with the slot kind in xtape's words (m -> momentum, v ->
+/// velocity, rms -> velocity, mg -> average_gradient, ...); "" for a name that says neither.
+std::string optimizer_state_key(const std::string& stored_name);
+} // namespace keras_h5
+
 namespace keras_h5::testing {
 /// Test hook: save_model and save_weights call it with "model_weights" after writing the
 /// weights (and with "optimizer_weights" after the optimizer state). A hook that throws

@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <random>
 #include <set>
 #include <sstream>
@@ -458,6 +459,58 @@ TEST_CASE("saving: ad01's Adam state is restored slot by slot from the datasets 
         CHECK(velocity == g.read_dataset<double>("Adam/" + weight + "/v:0"));
         CHECK(xt::amax(velocity)() > 0); // trained state, not fresh zeros
     }
+}
+
+TEST_CASE("saving: every optimizer_weights name of the real files says its slot and weight" *
+          xtape::testing::real_files())
+{
+    if (!have_keras_models())
+        return;
+    // Three naming schemes (Note [Optimizer state by name] in keras_h5.cpp): issue_9560 2.2.4-tf
+    // "training/Adam/<layer>/<w>/m:0", ad01 2.4.0 "Adam/<layer>/<w>/m:0", str_ww_ref_model 2.14
+    // "Adam/m/<layer>/<w>:0" with m and v interleaved.
+    struct Case {
+        std::string rel;
+        std::size_t trainable;
+    };
+    for (const Case& c : { Case{ "dl4j-test-resources/weights/issue_9560.h5", 12 },
+                           Case{ "mlcommons-tiny/benchmark/training/anomaly_detection/trained_models/ad01.h5", 38 },
+                           Case{ "mlcommons-tiny/benchmark/training/streaming_wakeword/trained_models/str_ww_ref_model.h5",
+                                 18 } }) {
+        INFO(c.rel);
+        io::H5File f = io::H5File::open_read(keras_file(c.rel));
+        io::H5Group root = f.root();
+        // The file's weights as "<layer>/<weight>", from model_weights' own weight_names.
+        std::set<std::string> weights;
+        const auto wg = keras_h5::read_weights_group<float>(root.group("model_weights"));
+        for (const auto& l : wg.layers)
+            for (const auto& n : l.weight_names)
+                weights.insert(l.layer_name + "/" + keras_h5::short_weight_name(n, l.layer_name));
+        const auto names = root.group("optimizer_weights").read_string_array_attribute("weight_names");
+        std::map<std::string, std::size_t> per_kind;
+        std::set<std::string> keys;
+        for (const auto& n : names) {
+            INFO(n);
+            const std::string key = keras_h5::optimizer_state_key(n);
+            REQUIRE_FALSE(key.empty());
+            CHECK(keys.insert(key).second); // unique
+            if (key == "iteration")
+                continue;
+            const auto bar = key.find('|');
+            REQUIRE(bar != std::string::npos);
+            ++per_kind[key.substr(0, bar)];
+            CHECK(weights.count(key.substr(bar + 1)) == 1); // a weight of this file
+        }
+        CHECK(keys.count("iteration") == 1);
+        CHECK(per_kind == std::map<std::string, std::size_t>{ { "momentum", c.trainable }, { "velocity", c.trainable } });
+    }
+    // xtape's own names and the forms no key can be read from.
+    CHECK(keras_h5::optimizer_state_key("adam/dense/kernel/momentum:0") == "momentum|dense/kernel");
+    CHECK(keras_h5::optimizer_state_key("rmsprop/dense/bias/rms:0") == "velocity|dense/bias");
+    CHECK(keras_h5::optimizer_state_key("adam/iteration:0") == "iteration");
+    CHECK(keras_h5::optimizer_state_key("Adam/iterations:0") == "iteration");
+    CHECK(keras_h5::optimizer_state_key("Adam/Variable_3:0").empty());
+    CHECK(keras_h5::optimizer_state_key("nadam/u_product:0").empty());
 }
 
 TEST_CASE("saving: optimizer state in Keras 2.11+ order (m and v interleaved per weight) is restored by name")
