@@ -834,9 +834,11 @@ void channel_coefficients(std::size_t c0, std::size_t c1, const double* mean, co
     T* ca = ws.coef_a.data();
     T* cb = ws.coef_b.data();
     for (c = c0; c < c1; ++c) {
+        // The mean's rounding to T goes into the offset (Note [Batch norm numerics]).
         cm[c] = static_cast<T>(mean[c]);
-        ca[c] = static_cast<T>(ga[c] * inv[c]);
-        cb[c] = static_cast<T>(be[c]);
+        const double a = ga[c] * inv[c];
+        ca[c] = static_cast<T>(a);
+        cb[c] = static_cast<T>(be[c] - (mean[c] - static_cast<double>(cm[c])) * a);
     }
 }
 
@@ -892,9 +894,12 @@ void forward_inference(const Layout& l, const T* x, const T* gamma, const T* bet
     ensure(ws, 1, C);
     for (std::size_t c = 0; c < C; ++c) {
         const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
+        const double a = g * inv_std[c];
         ws.coef_m[c] = static_cast<T>(mean[c]);
-        ws.coef_a[c] = static_cast<T>(g * inv_std[c]);
-        ws.coef_b[c] = beta ? beta[c] : T(0);
+        ws.coef_a[c] = static_cast<T>(a);
+        // The mean's rounding to T goes into the offset (Note [Batch norm numerics]).
+        ws.coef_b[c] = static_cast<T>((beta ? static_cast<double>(beta[c]) : 0.0) -
+                                      (mean[c] - static_cast<double>(ws.coef_m[c])) * a);
     }
     const T* m = ws.coef_m.data();
     const T* a = ws.coef_a.data();
@@ -939,6 +944,10 @@ void backward(const Layout& l, const T* x, const T* dy, const T* gamma, const do
                     sdyx[c] += pb[c];
                 }
             }
+            // The tiles summed dy (x - mean rounded to T): sum(dy (x - mean)) is that minus
+            // (mean - rounded mean) sum(dy).
+            for (std::size_t c = c0; c < c1; ++c)
+                sdyx[c] -= (mean[c] - static_cast<double>(ws.coef_m[c])) * sdy[c];
         }
         const double inv_n = n > 0 ? 1.0 / n : 0.0;
         // dgamma = sum(dy * (xhat r + d)) with xhat = (x - mean) inv; dbeta = sum(dy).
@@ -957,9 +966,11 @@ void backward(const Layout& l, const T* x, const T* dy, const T* gamma, const do
         for (std::size_t c = c0; c < c1; ++c) {
             const double inv = inv_std[c];
             const double a = (gamma ? static_cast<double>(gamma[c]) : 1.0) * (r ? r[c] : 1.0) * inv;
+            const double kx = -a * inv * inv * sdyx[c] * k;
             ca[c] = static_cast<T>(a);
-            cb[c] = static_cast<T>(-a * inv * inv * sdyx[c] * k);
-            cc[c] = static_cast<T>(-a * sdy[c] * k);
+            cb[c] = static_cast<T>(kx);
+            // The passes compute kx (x - rounded mean): the rounding goes into the constant.
+            cc[c] = static_cast<T>(-a * sdy[c] * k - kx * (mean[c] - static_cast<double>(ws.coef_m[c])));
         }
         if (!dx)
             return;
