@@ -743,3 +743,23 @@ TEST_CASE("cli: fit --x, every --optimizer, and --learning-rate alone keeps the 
     CHECK(cont->optimizer()->iterations() == 8); // the saved state continued: 4 + 4
     CHECK(cont->metric_specs().size() == 1);     // the file's metrics too
 }
+
+TEST_CASE("cli: gradcheck refuses a non-finite loss with one line")
+{
+    if (!have_cli())
+        return;
+    TempDir tmp("cli_gradcheck_nan");
+    const SmallFiles s = small_files(tmp);
+    auto m = load_model<float>(s.model);
+    auto w = m->get_layer("dense")->get_weights();
+    w[0](0, 0) = std::numeric_limits<float>::quiet_NaN();
+    m->get_layer("dense")->set_weights(w);
+    const std::string nan_model = tmp.file("nan.h5");
+    save_model(*m, nan_model);
+    Run r = run(tmp, { "gradcheck", nan_model, "--data", s.data, "--x", "features", "--y", "targets" });
+    INFO(r.out << r.err);
+    CHECK(r.status == 1);
+    check_one_error_line(r);
+    CHECK(r.err.find("nan.h5") != std::string::npos);
+    CHECK(r.err.find("non-finite loss") != std::string::npos);
+}
