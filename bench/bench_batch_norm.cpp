@@ -15,14 +15,13 @@
 //   {"case": "32x56x56x64/axis-1", "path": "kernel", "phase": "forward", "threads": 2, "median_us": ..., "min_us": ..., "max_us": ...}
 //
 //   bench_batch_norm [--min-time SECONDS] [--case SUBSTRING] [--path kernel|op]
+#include "bench/batch_norm_cases.hpp"
 #include "framework/batch_norm.hpp"
 #include "framework/parallel.hpp"
 #include "framework/tape.hpp"
 
 #include <malloc.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -34,18 +33,10 @@ using namespace xtape;
 
 namespace {
 
-struct Case {
-    std::vector<std::size_t> shape;
-    int axis;
-};
-
-std::string case_name(const Case& c)
-{
-    std::string s;
-    for (std::size_t i = 0; i < c.shape.size(); ++i)
-        s += (i ? "x" : "") + std::to_string(c.shape[i]);
-    return s + "/axis" + std::to_string(c.axis);
-}
+using bench::Case;
+using bench::Timing;
+using bench::print;
+using bench::time_it;
 
 bn::Layout layout_of(const Case& c)
 {
@@ -60,53 +51,6 @@ bn::Layout layout_of(const Case& c)
     for (std::size_t i = a + 1; i < rank; ++i)
         l.inner *= c.shape[i];
     return l;
-}
-
-struct Timing {
-    double median, min, max;
-};
-
-/// Runs setup(), f(), teardown() until both `min_reps` repetitions and `min_time` seconds of f are
-/// reached (after warm-up); only f is timed.
-template <class S, class F, class D>
-Timing time_it(S&& setup, F&& f, D&& teardown, double min_time, int min_reps)
-{
-    for (int i = 0; i < 3; ++i) {
-        setup();
-        f();
-        teardown();
-    }
-    std::vector<double> us;
-    double total = 0;
-    while (static_cast<int>(us.size()) < min_reps || total < min_time) {
-        setup();
-        const auto t0 = std::chrono::steady_clock::now();
-        f();
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        teardown();
-        us.push_back(s * 1e6);
-        total += s;
-        if (us.size() >= 100000)
-            break;
-    }
-    std::sort(us.begin(), us.end());
-    const std::size_t n = us.size();
-    const double median = n % 2 ? us[n / 2] : 0.5 * (us[n / 2 - 1] + us[n / 2]);
-    return { median, us.front(), us.back() };
-}
-
-template <class F>
-Timing time_it(F&& f, double min_time, int min_reps)
-{
-    return time_it([] {}, std::forward<F>(f), [] {}, min_time, min_reps);
-}
-
-void print(const std::string& name, const char* path, const char* phase, int threads, const Timing& t)
-{
-    std::printf("{\"case\": \"%s\", \"path\": \"%s\", \"phase\": \"%s\", \"threads\": %d, \"median_us\": %.1f, "
-                "\"min_us\": %.1f, \"max_us\": %.1f}\n",
-                name.c_str(), path, phase, threads, t.median, t.min, t.max);
-    std::fflush(stdout);
 }
 
 /// Model::fit's allocator settings (see the header comment).
@@ -144,10 +88,8 @@ int main(int argc, char** argv)
     }
     tune_allocator_like_fit();
     const bool run_kernel = path != "op", run_op = path != "kernel";
-    const std::vector<Case> cases = { { { 256, 1024 }, -1 },     { { 4096, 256 }, -1 },   { { 32, 56, 56, 64 }, -1 },
-                                      { { 64, 14, 14, 256 }, -1 }, { { 32, 64, 56, 56 }, 1 }, { { 64, 256, 14, 14 }, 1 } };
-    for (const Case& c : cases) {
-        const std::string name = case_name(c);
+    for (const Case& c : bench::batch_norm_cases()) {
+        const std::string name = bench::case_name(c);
         if (!only.empty() && name.find(only) == std::string::npos)
             continue;
         const bn::Layout l = layout_of(c);
