@@ -475,11 +475,6 @@ TEST_CASE("cli: fit with shuffling is reproducible for a fixed --seed" * xtape::
     const auto a = fit("3", tmp.file("a.h5")), b = fit("3", tmp.file("b.h5")), c = fit("4", tmp.file("c.h5"));
     CHECK(max_weights_diff(a, b) == 0.0);
     CHECK(max_weights_diff(a, c) > 0); // another seed, another order of batches
-    // And neither equals the unshuffled run.
-    Run ns = run(tmp, { "fit", model, "--data", data, "--output", tmp.file("n.h5"), "--batch-size", "8", "--seed", "3",
-                        "--no-shuffle" });
-    REQUIRE(ns.status == 0);
-    CHECK(max_weights_diff(a, weights_of(tmp.file("n.h5"))) > 0);
 }
 
 TEST_CASE("cli: gradcheck on real files checks a seeded subset of each weight" * xtape::testing::real_files())
@@ -504,9 +499,7 @@ TEST_CASE("cli: gradcheck on real files checks a seeded subset of each weight" *
     for (std::size_t p = r.out.find("max rel error"); p != std::string::npos; p = r.out.find("max rel error", p + 1))
         ++lines;
     CHECK(lines == 38);
-    // The same seed picks the same elements: the report is identical; another seed differs.
-    Run same = run(tmp, { "gradcheck", model, "--data", data, "--samples", "3", "--max-elements", "8" });
-    CHECK(same.out == r.out);
+    // Another seed picks other elements (the same seed the same ones: test_gradcheck).
     Run other = run(tmp, { "gradcheck", model, "--data", data, "--samples", "3", "--max-elements", "8", "--seed", "9" });
     CHECK(other.status == 0);
     CHECK(other.out != r.out);
