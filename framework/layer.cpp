@@ -97,6 +97,23 @@ void Layer<T>::check_input(const shape_t& x) const
                          dims_str(b) + ", found shape=" + shape_str(x));
 }
 
+// Note [Losses added during a call]
+// Keras 3 (Layer._get_call_context) clears losses when a call enters a new call context, i.e. at
+// the outermost layer call only, and then clears the entry layer's losses and, recursively, its
+// sublayers'. Inner calls clear nothing, so a layer used twice in one forward pass reports both
+// calls' losses, and a loss added outside any call survives until such an outermost call. The
+// depth of nested layer calls is per thread: layers are called from the thread that runs the
+// model (OpenMP workers only run kernels).
+namespace {
+thread_local int t_call_depth = 0;
+struct CallDepth {
+    CallDepth() { ++t_call_depth; }
+    ~CallDepth() { --t_call_depth; }
+    CallDepth(const CallDepth&) = delete;
+    CallDepth& operator=(const CallDepth&) = delete;
+};
+} // namespace
+
 template <class T>
 Tensor<T> Layer<T>::operator()(const Tensor<T>& x, bool training, const Tensor<T>& mask)
 {
@@ -109,14 +126,30 @@ Tensor<T> Layer<T>::operator()(const Tensor<T>& x, bool training, const Tensor<T
         build_once(d);
     }
     check_input(x.shape());
-    m_added_losses.clear();
+    if (t_call_depth == 0)
+        clear_losses();
+    CallDepth depth;
     Tensor<T> y = call(x, training, mask);
     if (m_activity_regularizer) {
         // Keras divides the activity penalty by the batch size.
         const T batch = x.dim() ? static_cast<T>(x.shape()[0]) : T(1);
-        m_added_losses.push_back(mul_scalar((*m_activity_regularizer)(y), T(1) / batch));
+        add_loss(mul_scalar((*m_activity_regularizer)(y), T(1) / batch));
     }
     return y;
+}
+
+template <class T>
+void Layer<T>::add_loss(const Tensor<T>& loss)
+{
+    if (!loss.defined())
+        throw ValueError("layer \"" + m_name + "\": add_loss received an empty tensor");
+    m_added_losses.push_back(loss);
+}
+
+template <class T>
+void Layer<T>::collect_added_losses(std::vector<Tensor<T>>& out) const
+{
+    out.insert(out.end(), m_added_losses.begin(), m_added_losses.end());
 }
 
 template <class T>
@@ -221,10 +254,10 @@ template <class T>
 std::vector<Tensor<T>> Layer<T>::losses() const
 {
     std::vector<Tensor<T>> out;
+    collect_added_losses(out);
     for (const auto& v : trainable_weights())
         if (v.regularizer())
             out.push_back((*v.regularizer())(v.tensor()));
-    out.insert(out.end(), m_added_losses.begin(), m_added_losses.end());
     return out;
 }
 

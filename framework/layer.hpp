@@ -83,13 +83,25 @@ public:
     virtual void set_trainable(bool t) { m_trainable = t; }
 
     // ---- losses ---------------------------------------------------------------------------
-    /// Regularization penalties of the trainable weights (computed now, so a live tape records
-    /// them), then the losses added during the last call (add_loss, activity regularizer).
-    virtual std::vector<Tensor<T>> losses() const;
-    void add_loss(const Tensor<T>& loss) { m_added_losses.push_back(loss); }
-    /// Only the losses added during the last call (no regularization penalties).
+    // Keras 3's rules (Note [Losses added during a call] in layer.cpp): the outermost call of a
+    // layer or model clears the losses added to it and to all its sublayers, then the call adds
+    // new ones (add_loss in call(), the activity regularizer after each call). A sublayer called
+    // twice inside one outer call keeps both calls' losses. add_loss outside a call is allowed;
+    // that loss counts in losses() until the next outermost call that covers the layer clears it
+    // (so fit() never sees it: its forward pass clears it first).
+
+    /// Keras's order: the losses added to this layer and to its sublayers (since the last
+    /// outermost call), then the regularization penalties of the trainable weights (computed
+    /// now, so a live tape records them).
+    std::vector<Tensor<T>> losses() const;
+    /// Adds a scalar (or, summed, a tensor) loss; meant for call().
+    void add_loss(const Tensor<T>& loss);
+    /// Only the losses added to this layer itself (no sublayers', no regularization penalties).
     const std::vector<Tensor<T>>& added_losses() const { return m_added_losses; }
-    void clear_losses() { m_added_losses.clear(); }
+    /// Appends the losses added to this layer, then (for a model) to its sublayers in order.
+    virtual void collect_added_losses(std::vector<Tensor<T>>& out) const;
+    /// Forgets the losses added to this layer and to its sublayers.
+    virtual void clear_losses() { m_added_losses.clear(); }
     void set_activity_regularizer(RegularizerPtr<T> r) { m_activity_regularizer = std::move(r); }
     const RegularizerPtr<T>& activity_regularizer() const { return m_activity_regularizer; }
 

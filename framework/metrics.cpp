@@ -292,7 +292,240 @@ void MeanSquaredError<T>::sample_values(const array_t<T>& y_true, const array_t<
     }
 }
 
+// ---- AUC ---------------------------------------------------------------------------------------
+
 namespace {
+
+constexpr double auc_epsilon = 1e-7; // Keras's backend.epsilon()
+
+double divide_no_nan(double a, double b) { return b == 0 ? 0.0 : a / b; }
+
+std::string auc_curve(const std::string& c)
+{
+    if (c == "ROC" || c == "roc")
+        return "ROC";
+    if (c == "PR" || c == "pr")
+        return "PR";
+    if (c == "PRGAIN" || c == "prgain")
+        return "PRGAIN";
+    throw ValueError("Invalid AUC curve value \"" + c + "\". Expected values are [\"ROC\", \"PR\", \"PRGAIN\"]");
+}
+
+std::string auc_summation(const std::string& m)
+{
+    for (const char* k : { "interpolation", "majoring", "minoring" }) {
+        std::string cap = k;
+        cap[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(cap[0])));
+        if (m == k || m == cap)
+            return k;
+    }
+    throw ValueError("Invalid AUC summation method value \"" + m +
+                     "\". Expected values are [\"interpolation\", \"majoring\", \"minoring\"]");
+}
+
+/// np.allclose(t, arange(n) / (n - 1), atol=1e-7) for t = [0] + thresholds + [1] (Keras's
+/// is_evenly_distributed_thresholds; the arange is float32 there).
+bool evenly_distributed(const std::vector<double>& inner)
+{
+    std::vector<double> t{ 0.0 };
+    t.insert(t.end(), inner.begin(), inner.end());
+    t.push_back(1.0);
+    const std::size_t n = t.size();
+    if (n < 3)
+        return false;
+    for (std::size_t i = 0; i < n; ++i) {
+        const double even = static_cast<double>(static_cast<float>(i) / static_cast<float>(n - 1));
+        if (!(std::abs(t[i] - even) <= auc_epsilon + 1e-5 * std::abs(even)))
+            return false;
+    }
+    return true;
+}
+
+} // namespace
+
+template <class T>
+AUC<T>::AUC(int num_thresholds, std::string curve, std::string summation_method, std::string name,
+            std::vector<double> thresholds, bool from_logits)
+    : Metric<T>(std::move(name))
+    , m_curve(auc_curve(curve))
+    , m_summation(auc_summation(summation_method))
+    , m_init_from_thresholds(!thresholds.empty())
+    , m_from_logits(from_logits)
+{
+    if (m_init_from_thresholds) {
+        std::sort(thresholds.begin(), thresholds.end());
+        m_evenly = evenly_distributed(thresholds);
+    } else {
+        if (num_thresholds <= 1)
+            throw ValueError("Argument `num_thresholds` must be an integer > 1. Received: num_thresholds=" +
+                             std::to_string(num_thresholds));
+        for (int i = 0; i < num_thresholds - 2; ++i)
+            thresholds.push_back((i + 1) * 1.0 / (num_thresholds - 1));
+        m_evenly = true;
+    }
+    m_thresholds.push_back(0.0 - auc_epsilon);
+    m_thresholds.insert(m_thresholds.end(), thresholds.begin(), thresholds.end());
+    m_thresholds.push_back(1.0 + auc_epsilon);
+    reset_state();
+}
+
+template <class T>
+void AUC<T>::reset_state()
+{
+    const std::size_t n = m_thresholds.size();
+    m_tp.assign(n, 0.0);
+    m_fp.assign(n, 0.0);
+    m_tn.assign(n, 0.0);
+    m_fn.assign(n, 0.0);
+}
+
+template <class T>
+void AUC<T>::update_state(const array_t<T>& y_true, const array_t<T>& y_pred, const array_t<T>* sample_weight)
+{
+    same_rank_shape(this->name(), shape_of(y_true), shape_of(y_pred));
+    const std::size_t count = y_pred.size(), batch = batch_of(shape_of(y_pred));
+    const std::size_t per_sample = batch ? count / batch : 0;
+    if (sample_weight && sample_weight->size() != batch && sample_weight->size() != count)
+        throw ShapeError("metric '" + this->name() + "': sample_weight of shape " + shape_str(shape_of(*sample_weight)) +
+                         " fits neither the batch nor y_pred of shape " + shape_str(shape_of(y_pred)));
+    const bool per_element = sample_weight && sample_weight->size() == count && count != batch;
+    const std::size_t n = m_thresholds.size();
+    std::vector<double> tp(n, 0.0), fp(n, 0.0);
+    double total_true = 0, total_false = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+        T p = y_pred.data()[i];
+        if (m_from_logits)
+            p = static_cast<T>(1) / (static_cast<T>(1) + std::exp(-p));
+        p = std::min(std::max(p, T(0)), T(1)); // Keras clips too
+        const double w = !sample_weight ? 1.0
+                         : per_element  ? static_cast<double>(sample_weight->data()[i])
+                                        : static_cast<double>(sample_weight->data()[i / per_sample]);
+        const bool positive = y_true.data()[i] != T(0);
+        (positive ? total_true : total_false) += w;
+        std::vector<double>& v = positive ? tp : fp;
+        if (m_evenly) {
+            // Keras's _update_confusion_matrix_variables_optimized: p lands in bucket
+            // ceil(p (n - 1)) - 1 (0 for p = 0, the first threshold being below 0), and counts
+            // for every threshold up to its bucket (a reverse cumulative sum below).
+            const T scaled = std::ceil(p * static_cast<T>(n - 1)) - T(1);
+            const std::size_t bucket = scaled > T(0) ? static_cast<std::size_t>(scaled) : 0;
+            v[std::min(bucket, n - 1)] += w;
+        } else {
+            for (std::size_t t = 0; t < n; ++t)
+                if (p > static_cast<T>(m_thresholds[t]))
+                    v[t] += w;
+        }
+    }
+    if (m_evenly)
+        for (std::size_t t = n - 1; t-- > 0;) {
+            tp[t] += tp[t + 1];
+            fp[t] += fp[t + 1];
+        }
+    for (std::size_t t = 0; t < n; ++t) {
+        m_tp[t] += tp[t];
+        m_fp[t] += fp[t];
+        m_tn[t] += total_false - fp[t];
+        m_fn[t] += total_true - tp[t];
+    }
+}
+
+template <class T>
+double AUC<T>::interpolate_pr_auc() const
+{
+    // Davis & Goadrich 2006, in Keras's closed form: TP and P = TP + FP vary linearly between
+    // neighbouring thresholds; the precision integral over each interval is
+    // slope * (dTP + intercept * log(P_A / P_B)) / (TP_B + FN_B).
+    const std::size_t n = m_thresholds.size();
+    double auc = 0;
+    for (std::size_t i = 0; i + 1 < n; ++i) {
+        const double dtp = m_tp[i] - m_tp[i + 1];
+        const double pa = m_tp[i] + m_fp[i], pb = m_tp[i + 1] + m_fp[i + 1];
+        const double slope = divide_no_nan(dtp, std::max(pa - pb, 0.0));
+        const double intercept = m_tp[i + 1] - slope * pb;
+        const double ratio = pa > 0 && pb > 0 ? divide_no_nan(pa, std::max(pb, 0.0)) : 1.0;
+        auc += divide_no_nan(slope * (dtp + intercept * std::log(ratio)), std::max(m_tp[i + 1] + m_fn[i + 1], 0.0));
+    }
+    return auc;
+}
+
+template <class T>
+double AUC<T>::result() const
+{
+    if (m_curve == "PR" && m_summation == "interpolation")
+        return interpolate_pr_auc();
+    const std::size_t n = m_thresholds.size();
+    std::vector<double> x(n), y(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        const double recall = divide_no_nan(m_tp[i], m_tp[i] + m_fn[i]);
+        if (m_curve == "ROC") {
+            x[i] = divide_no_nan(m_fp[i], m_fp[i] + m_tn[i]);
+            y[i] = recall;
+        } else if (m_curve == "PR") {
+            x[i] = recall;
+            y[i] = divide_no_nan(m_tp[i], m_tp[i] + m_fp[i]);
+        } else { // PRGAIN, with Keras's fixes for no true positives and negative gains
+            const double scale = divide_no_nan(m_tp[i] + m_fn[i], m_tn[i] + m_fp[i]);
+            double recall_gain = 1.0 - scale * divide_no_nan(m_fn[i], m_tp[i]);
+            double precision_gain = 1.0 - scale * divide_no_nan(m_fp[i], m_tp[i]);
+            if (m_tp[i] == 0) {
+                recall_gain = 0;
+                precision_gain = 1;
+            }
+            x[i] = std::max(recall_gain, 0.0);
+            y[i] = precision_gain;
+        }
+    }
+    double auc = 0;
+    for (std::size_t i = 0; i + 1 < n; ++i) {
+        const double h = m_summation == "interpolation" ? (y[i] + y[i + 1]) / 2.0
+                         : m_summation == "minoring"    ? std::min(y[i], y[i + 1])
+                                                        : std::max(y[i], y[i + 1]);
+        auc += (x[i] - x[i + 1]) * h;
+    }
+    return auc;
+}
+
+template <class T>
+json AUC<T>::get_config() const
+{
+    json c = Metric<T>::get_config();
+    c["num_thresholds"] = num_thresholds();
+    c["curve"] = m_curve;
+    c["summation_method"] = m_summation;
+    c["multi_label"] = false;
+    c["num_labels"] = nullptr;
+    c["label_weights"] = nullptr;
+    c["from_logits"] = m_from_logits;
+    if (m_init_from_thresholds)
+        c["thresholds"] = std::vector<double>(m_thresholds.begin() + 1, m_thresholds.end() - 1);
+    return c;
+}
+
+namespace {
+
+template <class T>
+MetricPtr<T> auc_from_config(const json& config)
+{
+    if (config_bool(config, "multi_label", false))
+        throw NotImplementedError("AUC: multi_label=True is not supported by xtape (one label, flattened)");
+    if (config.contains("label_weights") && !config["label_weights"].is_null())
+        throw NotImplementedError("AUC: label_weights are not supported by xtape");
+    std::vector<double> thresholds;
+    if (config.contains("thresholds") && !config["thresholds"].is_null()) {
+        const json& t = config["thresholds"];
+        if (t.is_number())
+            thresholds.push_back(t.get<double>());
+        else if (t.is_array())
+            for (const auto& v : t)
+                thresholds.push_back(v.get<double>());
+        else
+            throw ValueError("AUC: thresholds must be a number or a list of numbers, got " + t.dump());
+    }
+    return std::make_shared<AUC<T>>(static_cast<int>(config_number(config, "num_thresholds", 200)),
+                                    config_string(config, "curve", "ROC"),
+                                    config_string(config, "summation_method", "interpolation"), "auc", thresholds,
+                                    config_bool(config, "from_logits", false));
+}
 
 template <class T>
 MetricPtr<T> metric_by_name(const std::string& id, const json& config)
@@ -320,9 +553,11 @@ MetricPtr<T> metric_by_name(const std::string& id, const json& config)
         return named(std::make_shared<MeanAbsoluteError<T>>());
     if (id == "mse" || id == "MSE" || id == "mean_squared_error" || id == "MeanSquaredError")
         return named(std::make_shared<MeanSquaredError<T>>());
+    if (id == "auc" || id == "AUC")
+        return named(auc_from_config<T>(config));
     throw KeyError("Could not interpret metric identifier: '" + id +
                    "'. xtape knows accuracy, binary_accuracy, categorical_accuracy, sparse_categorical_accuracy, "
-                   "top_k_categorical_accuracy, sparse_top_k_categorical_accuracy, mae, mse");
+                   "top_k_categorical_accuracy, sparse_top_k_categorical_accuracy, mae, mse, auc");
 }
 
 } // namespace
@@ -377,6 +612,7 @@ MetricPtr<T> resolve_compile_metric(const json& spec, const shape_t& y_true_shap
     template class SparseTopKCategoricalAccuracy<T>;                                                         \
     template class MeanAbsoluteError<T>;                                                                     \
     template class MeanSquaredError<T>;                                                                      \
+    template class AUC<T>;                                                                                   \
     template MetricPtr<T> get_metric<T>(const json&);                                                        \
     template MetricPtr<T> resolve_compile_metric<T>(const json&, const shape_t&, const shape_t&);
 XTAPE_INSTANTIATE(float)

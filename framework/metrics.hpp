@@ -224,10 +224,59 @@ protected:
     void sample_values(const array_t<T>& y_true, const array_t<T>& y_pred, std::vector<double>& out) const override;
 };
 
+/// keras.metrics.AUC for one label (multi_label=false): the area under the ROC curve (or the
+/// precision-recall curve, or PR-gain) from confusion counts at fixed thresholds, accumulated
+/// over batches. As Keras: thresholds -1e-7, 1/(n-1), ..., (n-2)/(n-1), 1+1e-7 (or the given
+/// ones between the two end points); y_true is read as a boolean (nonzero = positive); every
+/// element of y_pred is one data point (a (batch, k) output gives batch*k points); predictions
+/// are clipped to [0, 1] (after a sigmoid when from_logits); a point is predicted positive at
+/// threshold t when y_pred > t (with even thresholds through Keras's bucket formula
+/// ceil(y_pred * (n-1)) - 1, computed in T). result(): "interpolation" sums trapezoids for ROC
+/// and uses Davis & Goadrich's interpolation for PR; "minoring"/"majoring" take the lower/upper
+/// rectangle. Counts are kept in double.
+template <class T>
+class AUC : public Metric<T> {
+public:
+    /// requires: num_thresholds > 1 when `thresholds` is empty; curve "ROC", "PR" or "PRGAIN";
+    ///           summation_method "interpolation", "minoring" or "majoring" (ValueError
+    ///           otherwise; lower-case curve names and capitalized methods are accepted, as Keras).
+    explicit AUC(int num_thresholds = 200, std::string curve = "ROC", std::string summation_method = "interpolation",
+                 std::string name = "auc", std::vector<double> thresholds = {}, bool from_logits = false);
+
+    /// sample_weight null, of shape (batch,) (one weight for each sample's elements), or with
+    /// one weight per element of y_pred.
+    void update_state(const array_t<T>& y_true, const array_t<T>& y_pred,
+                      const array_t<T>* sample_weight = nullptr) override;
+    double result() const override;
+    void reset_state() override;
+    int direction() const override { return 1; }
+    std::string class_name() const override { return "AUC"; }
+    /// Keras's keys: name, dtype, num_thresholds, curve, summation_method, multi_label,
+    /// num_labels, label_weights, from_logits (+ thresholds when given).
+    json get_config() const override;
+
+    int num_thresholds() const { return static_cast<int>(m_thresholds.size()); }
+    /// All thresholds, the two end points included.
+    const std::vector<double>& thresholds() const { return m_thresholds; }
+    const std::vector<double>& true_positives() const { return m_tp; }
+    const std::vector<double>& false_positives() const { return m_fp; }
+    const std::vector<double>& true_negatives() const { return m_tn; }
+    const std::vector<double>& false_negatives() const { return m_fn; }
+
+private:
+    double interpolate_pr_auc() const;
+
+    std::string m_curve, m_summation;
+    std::vector<double> m_thresholds;
+    bool m_init_from_thresholds, m_evenly, m_from_logits;
+    std::vector<double> m_tp, m_fp, m_tn, m_fn;
+};
+
 /// A metric by Keras name or config. Names: "accuracy"/"acc" (exact-match Accuracy; compile()
 /// resolves these by shapes instead, see resolve_compile_metric), "binary_accuracy",
 /// "categorical_accuracy", "sparse_categorical_accuracy", "top_k_categorical_accuracy",
-/// "sparse_top_k_categorical_accuracy", "mae"/"mean_absolute_error", "mse"/"mean_squared_error";
+/// "sparse_top_k_categorical_accuracy", "mae"/"mean_absolute_error", "mse"/"mean_squared_error",
+/// "auc"/"AUC" (AUC with its defaults);
 /// class names (BinaryAccuracy, ...) and {class_name, config} dicts. The metric is named as
 /// the string given ("mae" logs as "mae"). Unknown names throw KeyError.
 template <class T>

@@ -307,13 +307,19 @@ std::vector<Variable<T>> Model<T>::non_trainable_weights() const
 }
 
 template <class T>
-std::vector<Tensor<T>> Model<T>::losses() const
+void Model<T>::clear_losses()
 {
-    std::vector<Tensor<T>> out = this->added_losses();
+    Layer<T>::clear_losses();
     for (const auto& l : layers())
-        for (auto& t : l->losses())
-            out.push_back(t);
-    return out;
+        l->clear_losses();
+}
+
+template <class T>
+void Model<T>::collect_added_losses(std::vector<Tensor<T>>& out) const
+{
+    Layer<T>::collect_added_losses(out);
+    for (const auto& l : layers())
+        l->collect_added_losses(out);
 }
 
 template <class T>
@@ -400,7 +406,7 @@ Tensor<T> Model<T>::compute_loss(const Tensor<T>& y, const Tensor<T>& y_pred, co
         throw ValueError("compute_loss: the compiled loss '" + m_loss->name() + "' (reduction '" +
                          m_loss->reduction() + "') gave shape " + shape_str(total.shape()) +
                          "; training needs a scalar loss");
-    for (const auto& extra : losses())
+    for (const auto& extra : this->losses())
         total = add(total, extra.dim() == 0 ? extra : sum(extra));
     return total;
 }

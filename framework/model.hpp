@@ -173,7 +173,9 @@ public:
     std::vector<Variable<T>> weights() const override;
     std::vector<Variable<T>> trainable_weights() const override;
     std::vector<Variable<T>> non_trainable_weights() const override;
-    std::vector<Tensor<T>> losses() const override;
+    /// Forgets the losses added to the model and to every layer (Keras's _clear_losses).
+    void clear_losses() override;
+    void collect_added_losses(std::vector<Tensor<T>>& out) const override;
     std::size_t count_params() const override;
     /// Sets the flag on the model and on every layer (Keras propagates it down).
     void set_trainable(bool t) override;

@@ -283,6 +283,26 @@ Functional<T>::Functional(const dims_t& input_shape, std::vector<LayerPtr<T>> la
     this->build_once(m_input_shape);
 }
 
+namespace {
+template <class T>
+const LayerPtr<T>& checked_input_layer(const LayerPtr<T>& input)
+{
+    if (!input || input->class_name() != "InputLayer")
+        throw ValueError("Functional: the input must be an InputLayer (keras.Input), got " +
+                         (input ? "'" + input->name() + "' (" + input->class_name() + ")" : std::string("null")));
+    if (!declared_input_shape(input->get_config()))
+        throw ValueError("Functional: the InputLayer '" + input->name() + "' declares no batch_shape");
+    return input;
+}
+} // namespace
+
+template <class T>
+Functional<T>::Functional(const LayerPtr<T>& input, std::vector<LayerPtr<T>> layers, std::string name)
+    : Functional(*declared_input_shape(checked_input_layer(input)->get_config()), std::move(layers), std::move(name),
+                 checked_input_layer(input)->name())
+{
+}
+
 template <class T>
 json Functional<T>::get_config() const
 {

@@ -76,6 +76,10 @@ public:
     /// Built at once for `input_shape` (batch axis included, -1 for None).
     Functional(const dims_t& input_shape, std::vector<LayerPtr<T>> layers, std::string name = "",
                std::string input_name = "");
+    /// keras.Model(inputs=keras.Input(...), outputs=...) for a chain: `input` is an InputLayer
+    /// (Input() of layers/input_layer.hpp); its batch_shape and name become the model's.
+    /// requires: a layer of class name "InputLayer" whose config declares a batch shape (ValueError).
+    Functional(const LayerPtr<T>& input, std::vector<LayerPtr<T>> layers, std::string name = "");
     std::vector<LayerPtr<T>> layers() const override { return m_layers; }
     const dims_t& input_shape() const { return m_input_shape; }
 

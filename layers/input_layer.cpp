@@ -74,7 +74,18 @@ Tensor<T> InputLayer<T>::call(const Tensor<T>& x, bool, const Tensor<T>&)
     return x;
 }
 
+template<class T>
+std::shared_ptr<InputLayer<T>> Input(const dims_t& shape, long batch_size, const std::string& name, const std::string& dtype)
+{
+    if (!dtype.empty() && dtype != dtype_name<T>())
+        throw ValueError("Input: dtype '" + dtype + "' does not match the model's scalar type " + dtype_name<T>() +
+                         " (use Input<" + (dtype == "float64" ? "double" : "float") + "> for " + dtype + ")");
+    return std::make_shared<InputLayer<T>>(shape, batch_size, name);
+}
+
 template class InputLayer<float>;
 template class InputLayer<double>;
+template std::shared_ptr<InputLayer<float>> Input<float>(const dims_t&, long, const std::string&, const std::string&);
+template std::shared_ptr<InputLayer<double>> Input<double>(const dims_t&, long, const std::string&, const std::string&);
 
 } // namespace xtape

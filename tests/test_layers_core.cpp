@@ -296,7 +296,7 @@ TEST_CASE("Dense: regularizers enter losses() and their gradients are right")
     const Tensor<D> x = random_tensor({ 4, 5 }, 21);
     const Tensor<D> y = d(x);
     auto losses = d.losses();
-    REQUIRE(losses.size() == 3); // kernel, bias, then the activity penalty of the last call
+    REQUIRE(losses.size() == 3); // Keras's order: the activity penalty of the last call, then kernel, bias
     const array_t<D>& k = d.kernel().value();
     const array_t<D>& b = d.bias().value();
     double l2 = 0, l1 = 0, act = 0;
@@ -306,9 +306,9 @@ TEST_CASE("Dense: regularizers enter losses() and their gradients are right")
         l1 += std::abs(v);
     for (D v : y.value())
         act += 0.01 * std::abs(v) + 0.02 * v * v;
-    CHECK(losses[0].item() == doctest::Approx(0.01 * l2));
-    CHECK(losses[1].item() == doctest::Approx(0.05 * l1));
-    CHECK(losses[2].item() == doctest::Approx(act / 4)); // divided by the batch size, as Keras
+    CHECK(losses[0].item() == doctest::Approx(act / 4)); // divided by the batch size, as Keras
+    CHECK(losses[1].item() == doctest::Approx(0.01 * l2));
+    CHECK(losses[2].item() == doctest::Approx(0.05 * l1));
     check_layer_gradients(d, x, /*with_losses=*/true);
 
     // A frozen layer has no trainable weights, so no weight penalties.

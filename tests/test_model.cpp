@@ -1,10 +1,20 @@
 // Models and the training loop: Keras's loss formula, batching, the train step, Sequential and
-// Functional construction and configs, summary text, determinism, errors, gradcheck.
+// Functional construction and configs, summary text, determinism, errors, gradcheck; fit's
+// arguments (validation data, sample and class weights), add_loss, keras.Input, a custom
+// training loop against fit. Most cases use the small layers of model_helpers.hpp; those
+// marked "real layers" train layers/ and optim/ (Dense, BatchNormalization, Dropout, Adam).
 // ctest-labels: sanitize
 #include "framework/gradcheck.hpp"
 #include "framework/model.hpp"
 #include "framework/parallel.hpp"
+#include "framework/regularizers.hpp"
 #include "framework/sequential.hpp"
+#include "layers/batch_normalization.hpp"
+#include "layers/dense.hpp"
+#include "layers/dropout.hpp"
+#include "layers/input_layer.hpp"
+#include "layers/relu.hpp"
+#include "optim/adam.hpp"
 #include "tests/helpers.hpp"
 #include "tests/model_helpers.hpp"
 
@@ -30,7 +40,7 @@ array_t<T> arr(std::initializer_list<double> v, shape_t s)
 std::shared_ptr<Sequential<float>> linear_model(double l2 = 0)
 {
     auto m = std::make_shared<Sequential<float>>("lin");
-    m->add(std::make_shared<TDense<float>>(1, "linear", l2 ? std::make_shared<L2<float>>(l2) : nullptr));
+    m->add(std::make_shared<TDense<float>>(1, "linear", l2 ? std::make_shared<testing::L2<float>>(l2) : nullptr));
     m->build({ -1, 2 });
     m->set_weights({ arr({ 1, 2 }, { 2, 1 }), arr({ 0.5 }, { 1 }) });
     return m;
@@ -191,7 +201,7 @@ TEST_CASE("model: epoch loss is the batch losses weighted by batch size; evaluat
     array_t<float> x, y;
     blobs<float>(10, 5, 2, 3, x, y);
     Sequential<float> m;
-    m.add(std::make_shared<TDense<float>>(4, "tanh", std::make_shared<L2<float>>(0.01)));
+    m.add(std::make_shared<TDense<float>>(4, "tanh", std::make_shared<testing::L2<float>>(0.01)));
     m.add(std::make_shared<TDense<float>>(2));
     m.compile(std::make_shared<PlainSGD<float>>(0.0), std::make_shared<SparseCategoricalCrossentropy<float>>(true),
               { "accuracy", "sparse_top_k_categorical_accuracy" });
@@ -250,7 +260,7 @@ TEST_CASE("model: with a fixed seed, fit gives bit-identical weights with 1 and 
         set_num_threads(threads);
         set_random_seed(1234);
         Sequential<float> m;
-        m.add(std::make_shared<TDense<float>>(128, "relu", std::make_shared<L2<float>>(1e-4)));
+        m.add(std::make_shared<TDense<float>>(128, "relu", std::make_shared<testing::L2<float>>(1e-4)));
         m.add(std::make_shared<TDense<float>>(10, "softmax"));
         m.compile(std::make_shared<PlainSGD<float>>(0.05), "sparse_categorical_crossentropy", { "accuracy" });
         FitOptions<float> fo;
@@ -273,10 +283,10 @@ TEST_CASE("model: gradcheck of the training loss (regularizers, activity regular
 {
     set_random_seed(21);
     Sequential<double> m;
-    auto d1 = std::make_shared<TDense<double>>(4, "tanh", std::make_shared<L2<double>>(0.01));
-    d1->set_activity_regularizer(std::make_shared<L2<double>>(0.003));
+    auto d1 = std::make_shared<TDense<double>>(4, "tanh", std::make_shared<testing::L2<double>>(0.01));
+    d1->set_activity_regularizer(std::make_shared<testing::L2<double>>(0.003));
     m.add(d1);
-    m.add(std::make_shared<TDense<double>>(3, "linear", std::make_shared<L2<double>>(0.02)));
+    m.add(std::make_shared<TDense<double>>(3, "linear", std::make_shared<testing::L2<double>>(0.02)));
     m.build({ -1, 5 });
     m.compile(std::make_shared<PlainSGD<double>>(), std::make_shared<SparseCategoricalCrossentropy<double>>(true));
     const Tensor<double> x = random_tensor({ 6, 5 }, 3), sw = random_tensor({ 6 }, 4, 0.2, 2.0);
@@ -607,4 +617,466 @@ TEST_CASE("tape: gradient hands its arrays over, and a source listed twice gets 
     REQUIRE(g.size() == 2);
     CHECK(g[0].value() == arr<double>({ 2, 4, 6 }, { 3 }));
     CHECK(g[1].value() == arr<double>({ 2, 4, 6 }, { 3 }));
+}
+
+// ---- fit's arguments ---------------------------------------------------------------------------------
+
+namespace {
+
+array_t<float> rows(const array_t<float>& a, std::size_t begin, std::size_t end)
+{
+    if (a.dimension() == 1)
+        return xt::view(a, xt::range(begin, end));
+    return xt::view(a, xt::range(begin, end), xt::all());
+}
+
+/// Two TDense layers (seeded from the global seed), compiled with PlainSGD and `loss`.
+std::shared_ptr<Sequential<float>> small_classifier(std::uint64_t seed, LossSpec<float> loss = LossSpec<float>(
+                                                                            "sparse_categorical_crossentropy"))
+{
+    set_random_seed(seed);
+    auto m = std::make_shared<Sequential<float>>();
+    m->add(std::make_shared<TDense<float>>(8, "tanh"));
+    m->add(std::make_shared<TDense<float>>(3, "softmax"));
+    m->build({ -1, 5 });
+    m->compile(std::make_shared<PlainSGD<float>>(0.3), std::move(loss), { "accuracy" });
+    return m;
+}
+
+FitOptions<float> quiet_fit(int epochs, std::size_t batch_size, bool shuffle)
+{
+    FitOptions<float> fo;
+    fo.epochs = epochs;
+    fo.batch_size = batch_size;
+    fo.shuffle = shuffle;
+    fo.verbose = 0;
+    return fo;
+}
+
+EvaluateOptions<float> quiet_eval(std::size_t batch_size, std::optional<array_t<float>> sw = std::nullopt)
+{
+    EvaluateOptions<float> eo;
+    eo.batch_size = batch_size;
+    eo.verbose = 0;
+    eo.sample_weight = std::move(sw);
+    return eo;
+}
+
+void check_same_weights(const Model<float>& a, const Model<float>& b)
+{
+    const auto wa = a.get_weights(), wb = b.get_weights();
+    REQUIRE(wa.size() == wb.size());
+    for (std::size_t i = 0; i < wa.size(); ++i) {
+        CAPTURE(i);
+        CHECK(wa[i] == wb[i]);
+    }
+}
+
+} // namespace
+
+TEST_CASE("fit: validation_data gives val_* equal to evaluate on that data (weighted or not)")
+{
+    array_t<float> x, y, xv, yv;
+    blobs<float>(60, 5, 3, 8, x, y);
+    blobs<float>(21, 5, 3, 9, xv, yv);
+    array_t<float> swv = array_t<float>::from_shape({ 21 });
+    for (std::size_t i = 0; i < 21; ++i)
+        swv(i) = static_cast<float>(0.25 * static_cast<double>(i % 5));
+    for (const bool weighted : { false, true }) {
+        CAPTURE(weighted);
+        auto m = small_classifier(5);
+        FitOptions<float> fo = quiet_fit(3, 8, true);
+        fo.validation_data = ValidationData<float>{ xv, yv, weighted ? std::optional<array_t<float>>(swv) : std::nullopt };
+        fo.validation_split = 0.5; // ignored: validation_data wins, as in Keras
+        auto h = m->fit(x, y, fo);
+        REQUIRE(h->history.count("val_loss"));
+        CHECK(h->history["val_loss"].size() == 3);
+        // The last epoch's validation ran on the final weights, in batches of batch_size.
+        const Logs v = m->evaluate(xv, yv, quiet_eval(8, weighted ? std::optional<array_t<float>>(swv) : std::nullopt));
+        CHECK(h->history["val_loss"].back() == v.at("loss"));
+        CHECK(h->history["val_accuracy"].back() == v.at("accuracy"));
+        // All 60 samples trained (no split taken): the same run without validation gives the same weights.
+        auto plain = small_classifier(5);
+        plain->fit(x, y, quiet_fit(3, 8, true));
+        check_same_weights(*m, *plain);
+    }
+    const Logs unweighted = small_classifier(5)->evaluate(xv, yv, quiet_eval(8));
+    const Logs weighted = small_classifier(5)->evaluate(xv, yv, quiet_eval(8, swv));
+    CHECK(unweighted.at("loss") != weighted.at("loss"));
+}
+
+TEST_CASE("fit: a zero sample weight removes the sample; weights follow the shuffle and the split")
+{
+    array_t<float> x, y;
+    blobs<float>(40, 5, 3, 12, x, y);
+
+    SUBCASE("sum_over_batch_size counts a zero-weighted sample in the divisor, as Keras")
+    {
+        auto m = small_classifier(1);
+        array_t<float> sw = xt::ones<float>({ 4 });
+        sw(3) = 0;
+        const double with_zero = m->test_on_batch(rows(x, 0, 4), rows(y, 0, 4), &sw).at("loss");
+        m->reset_metrics();
+        const double dropped = m->test_on_batch(rows(x, 0, 3), rows(y, 0, 3)).at("loss");
+        CHECK(with_zero * 4 == doctest::Approx(dropped * 3).epsilon(1e-6));
+    }
+
+    SUBCASE("with mean_with_sample_weight, fitting a zero-weighted sample equals fitting without it")
+    {
+        // Batches of 4 without shuffling: the zero-weighted last sample shares the last batch
+        // with samples 36..38, exactly the last batch of the 39-sample run.
+        auto loss = std::make_shared<SparseCategoricalCrossentropy<float>>(false, "sparse_categorical_crossentropy",
+                                                                           "mean_with_sample_weight");
+        auto a = small_classifier(2, loss), b = small_classifier(2, loss);
+        FitOptions<float> fo = quiet_fit(3, 4, false);
+        fo.sample_weight = xt::ones<float>({ 40 });
+        (*fo.sample_weight)(39) = 0;
+        const auto ha = a->fit(x, y, fo);
+        const auto hb = b->fit(rows(x, 0, 39), rows(y, 0, 39), quiet_fit(3, 4, false));
+        const auto wa = a->get_weights(), wb = b->get_weights();
+        for (std::size_t i = 0; i < wa.size(); ++i)
+            for (std::size_t k = 0; k < wa[i].size(); ++k)
+                CHECK(wa[i].data()[k] == doctest::Approx(wb[i].data()[k]).epsilon(1e-5));
+        // The epoch loss weighs batches by their size (4 vs 3 in the last), so it differs; the
+        // weights do not.
+        CHECK(ha->history["loss"].size() == 3);
+    }
+
+    SUBCASE("shuffled: zero-weighted samples may hold anything, bit for bit")
+    {
+        // If the weights did not move with their samples through the permutation, garbage
+        // samples would get weight and change the result.
+        array_t<float> sw = array_t<float>::from_shape({ 40 });
+        array_t<float> xg = x, yg = y;
+        for (std::size_t i = 0; i < 40; ++i) {
+            sw(i) = i % 3 == 1 ? 0.0f : static_cast<float>(0.5 + 0.1 * static_cast<double>(i % 7));
+            if (sw(i) == 0) {
+                for (std::size_t j = 0; j < 5; ++j)
+                    xg(i, j) = -3.0f * x(i, j) + 2.0f;
+                yg(i) = static_cast<float>((static_cast<int>(y(i)) + 1) % 3);
+            }
+        }
+        auto a = small_classifier(3), b = small_classifier(3);
+        FitOptions<float> fo = quiet_fit(4, 6, true);
+        fo.sample_weight = sw;
+        set_random_seed(77);
+        const auto ha = a->fit(x, y, fo);
+        set_random_seed(77);
+        const auto hb = b->fit(xg, yg, fo);
+        check_same_weights(*a, *b);
+        CHECK(ha->history["loss"] == hb->history["loss"]);
+        // Without the weights the garbage matters.
+        auto c = small_classifier(3);
+        set_random_seed(77);
+        c->fit(xg, yg, quiet_fit(4, 6, true));
+        CHECK(c->get_weights()[0] != a->get_weights()[0]);
+    }
+
+    SUBCASE("validation_split takes the last samples with their weights")
+    {
+        array_t<float> sw = array_t<float>::from_shape({ 40 });
+        for (std::size_t i = 0; i < 40; ++i)
+            sw(i) = static_cast<float>(0.2 + 0.15 * static_cast<double>(i % 6));
+        auto a = small_classifier(4), b = small_classifier(4);
+        FitOptions<float> fa = quiet_fit(3, 7, true);
+        fa.sample_weight = sw;
+        fa.validation_split = 0.25; // samples 30..39
+        set_random_seed(91);
+        const auto ha = a->fit(x, y, fa);
+        FitOptions<float> fb = quiet_fit(3, 7, true);
+        fb.sample_weight = rows(sw, 0, 30);
+        fb.validation_data = ValidationData<float>{ rows(x, 30, 40), rows(y, 30, 40), rows(sw, 30, 40) };
+        set_random_seed(91);
+        const auto hb = b->fit(rows(x, 0, 30), rows(y, 0, 30), fb);
+        check_same_weights(*a, *b);
+        CHECK(ha->history == hb->history);
+        const Logs v = a->evaluate(rows(x, 30, 40), rows(y, 30, 40), quiet_eval(7, rows(sw, 30, 40)));
+        CHECK(ha->history["val_loss"].back() == v.at("loss"));
+    }
+}
+
+TEST_CASE("fit: class_weight weighs the training samples only, as the matching sample weights")
+{
+    array_t<float> x, y;
+    blobs<float>(48, 5, 3, 14, x, y);
+    const std::map<int, double> cw{ { 0, 0.5 }, { 2, 3.0 } };
+    const array_t<float> sw = class_weight_to_sample_weights(y, cw);
+    auto a = small_classifier(6), b = small_classifier(6), c = small_classifier(6);
+    FitOptions<float> fa = quiet_fit(3, 5, true);
+    fa.class_weight = cw;
+    fa.validation_split = 0.25; // samples 36..47, evaluated without weights
+    FitOptions<float> fb = quiet_fit(3, 5, true);
+    fb.sample_weight = sw;
+    fb.validation_split = 0.25; // the split keeps the sample weights for validation
+    set_random_seed(13);
+    const auto ha = a->fit(x, y, fa);
+    set_random_seed(13);
+    const auto hb = b->fit(x, y, fb);
+    check_same_weights(*a, *b);
+    CHECK(ha->history["loss"] == hb->history["loss"]);
+    const array_t<float> xv = rows(x, 36, 48), yv = rows(y, 36, 48);
+    CHECK(ha->history["val_loss"].back() == a->evaluate(xv, yv, quiet_eval(5)).at("loss"));
+    CHECK(hb->history["val_loss"].back() == b->evaluate(xv, yv, quiet_eval(5, rows(sw, 36, 48))).at("loss"));
+    // Class weights change training.
+    set_random_seed(13);
+    FitOptions<float> fc = quiet_fit(3, 5, true);
+    fc.validation_split = 0.25;
+    c->fit(x, y, fc);
+    CHECK(c->get_weights()[0] != a->get_weights()[0]);
+}
+
+// ---- add_loss ----------------------------------------------------------------------------------------
+
+namespace {
+
+/// Passes x through and adds c * mean(x) as a loss.
+class AddsLoss : public Layer<float> {
+public:
+    explicit AddsLoss(float c, std::string name = "")
+        : Layer<float>("AddsLoss", std::move(name))
+        , m_c(c)
+    {
+    }
+
+protected:
+    Tensor<float> call(const Tensor<float>& x, bool, const Tensor<float>&) override
+    {
+        this->add_loss(mul_scalar(mean(x), m_c));
+        return x;
+    }
+    void check_input(const shape_t&) const override {}
+
+private:
+    float m_c;
+};
+
+/// Calls one inner layer twice (a shared layer); reports the inner layer's losses as its own
+/// sublayer's, as a Keras layer tracking its sublayers does.
+class Twice : public Layer<float> {
+public:
+    explicit Twice(LayerPtr<float> inner)
+        : Layer<float>("Twice")
+        , m_inner(std::move(inner))
+    {
+    }
+    void collect_added_losses(std::vector<Tensor<float>>& out) const override
+    {
+        Layer<float>::collect_added_losses(out);
+        m_inner->collect_added_losses(out);
+    }
+    void clear_losses() override
+    {
+        Layer<float>::clear_losses();
+        m_inner->clear_losses();
+    }
+
+protected:
+    Tensor<float> call(const Tensor<float>& x, bool training, const Tensor<float>& mask) override
+    {
+        Tensor<float> h = (*m_inner)(x, training, mask);
+        return (*m_inner)(mul_scalar(h, 2.0f), training, mask);
+    }
+    void check_input(const shape_t&) const override {}
+
+private:
+    LayerPtr<float> m_inner;
+};
+
+} // namespace
+
+TEST_CASE("add_loss: losses from call() enter the training loss and reset at each call, as in Keras 3")
+{
+    // pred = [1.5, 2.5, 3.5] (linear_model), mean 2.5; squared errors 0.25, 0.25, 2.25.
+    const array_t<float> x = arr({ 1, 0, 0, 1, 1, 1 }, { 3, 2 }), y = arr({ 1, 2, 5 }, { 3, 1 });
+    auto m = linear_model();
+    auto adds = std::make_shared<AddsLoss>(0.1f);
+    m->add(adds);
+    m->compile(std::make_shared<PlainSGD<float>>(0.1), "mse");
+    CHECK(m->test_on_batch(x, y).at("loss") == doctest::Approx(2.75 / 3 + 0.1 * 2.5));
+    // One loss per call, not one more per call.
+    for (int i = 0; i < 3; ++i)
+        m->predict_on_batch(x);
+    REQUIRE(m->losses().size() == 1);
+    CHECK(m->losses()[0].item() == doctest::Approx(0.25));
+    CHECK(adds->added_losses().size() == 1);
+    // Called alone, the layer clears its own losses too.
+    (*adds)(Tensor<float>(arr({ 4, 6 }, { 2, 1 })));
+    REQUIRE(adds->losses().size() == 1);
+    CHECK(adds->losses()[0].item() == doctest::Approx(0.5));
+
+    // The added loss is differentiated: d/db of mse + 0.1 * mean(pred) is mean(2 r) + 0.1.
+    m->reset_metrics();
+    m->train_on_batch(x, y);
+    const double gb = 2.0 / 3 * (0.5 + 0.5 - 1.5) + 0.1;
+    CHECK(m->get_weights()[1](0) == doctest::Approx(0.5 - 0.1 * gb));
+
+    // Keras's order: added losses (the model's own, then its layers'), then weight penalties.
+    auto r = linear_model(0.1);
+    r->add(std::make_shared<AddsLoss>(1.0f));
+    r->predict_on_batch(x);
+    const auto ls = r->losses();
+    REQUIRE(ls.size() == 2);
+    CHECK(ls[0].item() == doctest::Approx(2.5));
+    CHECK(ls[1].item() == doctest::Approx(0.1 * 5));
+}
+
+TEST_CASE("add_loss: a shared layer keeps each call's loss; outside a call, a loss lasts until the next call")
+{
+    const array_t<float> x = arr({ 1, 3 }, { 2, 1 });
+    auto inner = std::make_shared<AddsLoss>(1.0f);
+    Sequential<float> m("shared");
+    m.add(std::make_shared<Twice>(inner));
+    for (int i = 0; i < 2; ++i) {
+        m.predict_on_batch(x);
+        const auto ls = m.losses();
+        REQUIRE(ls.size() == 2); // both inner calls (means 2 and 4), not cleared by the second one
+        CHECK(ls[0].item() == doctest::Approx(2));
+        CHECK(ls[1].item() == doctest::Approx(4));
+    }
+
+    // Keras 3 lets add_loss run outside call(): the loss is reported until the next outermost
+    // call of the layer or of a model containing it clears it, so fit never trains on it.
+    auto lin = linear_model();
+    lin->compile(std::make_shared<PlainSGD<float>>(0.1), "mse");
+    const array_t<float> x2 = arr({ 1, 0, 0, 1, 1, 1 }, { 3, 2 }), y2 = arr({ 1, 2, 5 }, { 3, 1 });
+    lin->add_loss(Tensor<float>(arr({ 7 }, {})));
+    lin->layers()[0]->add_loss(Tensor<float>(arr({ 5 }, {})));
+    REQUIRE(lin->losses().size() == 2);
+    CHECK(lin->losses()[0].item() == 7);
+    CHECK(lin->losses()[1].item() == 5);
+    CHECK(lin->compute_loss(Tensor<float>(y2), Tensor<float>(arr({ 1.5, 2.5, 3.5 }, { 3, 1 }))).item() ==
+          doctest::Approx(2.75 / 3 + 12));
+    CHECK(lin->test_on_batch(x2, y2).at("loss") == doctest::Approx(2.75 / 3));
+    CHECK(lin->losses().empty());
+    lin->add_loss(Tensor<float>(arr({ 7 }, {})));
+    lin->clear_losses();
+    CHECK(lin->losses().empty());
+    CHECK_THROWS_AS(lin->add_loss(Tensor<float>()), ValueError);
+}
+
+// ---- keras.Input -------------------------------------------------------------------------------------
+
+TEST_CASE("Input: keras.Input starts a Sequential model or a Functional chain")
+{
+    reset_layer_names();
+    auto in = Input<float>({ 3 });
+    CHECK(in->class_name() == "InputLayer");
+    CHECK(in->name() == "input_layer");
+    CHECK(in->batch_shape() == dims_t{ -1, 3 });
+    CHECK(Input<float>({ 28, 28 }, 32, "images")->batch_shape() == dims_t{ 32, 28, 28 });
+    CHECK(Input<double>({ 4 }, none_dim, "", "float64")->get_config()["dtype"] == "float64");
+    CHECK_THROWS_AS(Input<float>({ 4 }, none_dim, "", "float64"), ValueError);
+    CHECK_THROWS_AS(Input<float>({ 0 }), ValueError);
+
+    // Sequential([keras.Input((3,)), Dense(4), Dense(2)]): built at once, the input in the config.
+    Sequential<float> s({ in, std::make_shared<TDense<float>>(4, "relu", nullptr, "h"),
+                          std::make_shared<TDense<float>>(2, "linear", nullptr, "o") },
+                        "seq_in");
+    CHECK(s.built());
+    CHECK(s.input_shape() == dims_t{ -1, 3 });
+    CHECK(s.count_params() == 3 * 4 + 4 + 4 * 2 + 2);
+    const json c = s.get_config();
+    CHECK(c["layers"][0]["class_name"] == "InputLayer");
+    CHECK(c["layers"][0]["config"]["name"] == "input_layer");
+    CHECK(c["layers"][0]["config"]["batch_shape"] == json::array({ nullptr, 3 }));
+    CHECK(s.predict_on_batch(xt::ones<float>({ 5, 3 })).shape() == std::vector<std::size_t>{ 5, 2 });
+    CHECK_THROWS_AS(s.predict_on_batch(xt::ones<float>({ 5, 4 })), ShapeError);
+    CHECK_THROWS_AS(s.add(Input<float>({ 3 })), ValueError); // an input only first
+
+    // keras.Model(inputs=keras.Input((3,), name="pixels"), outputs=...) for a chain.
+    Functional<float> f(Input<float>({ 3 }, none_dim, "pixels"),
+                        { std::make_shared<TDense<float>>(2, "linear", nullptr, "f_out") }, "fun_in");
+    CHECK(f.input_shape() == dims_t{ -1, 3 });
+    CHECK(f.get_config()["input_layers"] == json::array({ json::array({ "pixels", 0, 0 }) }));
+    CHECK(f.summary_string(76).find("│ pixels (InputLayer)") != std::string::npos);
+    CHECK_THROWS_AS(Functional<float>(std::make_shared<TDense<float>>(2), {}), ValueError);
+    CHECK_THROWS_AS(Functional<float>(LayerPtr<float>(), {}), ValueError);
+}
+
+// ---- real layers: a custom training loop against fit, thread-count independence -------------------
+
+namespace {
+
+/// Dense(L2 kernel penalty) -> BatchNormalization -> ReLU -> Dropout -> Dense(softmax), all
+/// seeded from the global seed `seed`.
+std::shared_ptr<Sequential<float>> real_mlp(std::uint64_t seed, long features, long hidden, long classes)
+{
+    set_random_seed(seed);
+    DenseOptions<float> d;
+    d.units = hidden;
+    d.kernel_regularizer = std::make_shared<xtape::L2<float>>(1e-3);
+    return std::make_shared<Sequential<float>>(std::vector<LayerPtr<float>>{
+        Input<float>({ features }), std::make_shared<Dense<float>>(d), std::make_shared<BatchNormalization<float>>(),
+        std::make_shared<ReLU<float>>(), std::make_shared<Dropout<float>>(0.25),
+        std::make_shared<Dense<float>>(classes, "softmax") });
+}
+
+} // namespace
+
+TEST_CASE("real layers: a GradientTape + apply_gradients loop reaches fit's weights (no shuffle)")
+{
+    array_t<float> x, y;
+    blobs<float>(200, 12, 4, 21, x, y);
+    const std::size_t batch = 32; // 7 batches, the last of 8
+    const int epochs = 2;
+
+    auto fitted = real_mlp(42, 12, 16, 4);
+    fitted->compile(std::make_shared<Adam<float>>(0.01), "sparse_categorical_crossentropy");
+    fitted->fit(x, y, quiet_fit(epochs, batch, /*shuffle=*/false));
+
+    // Keras's "training loop from scratch", with the same layers, loss and optimizer.
+    auto model = real_mlp(42, 12, 16, 4);
+    Adam<float> optimizer(0.01);
+    SparseCategoricalCrossentropy<float> loss_fn;
+    for (int epoch = 0; epoch < epochs; ++epoch)
+        for (std::size_t b = 0; b < 200; b += batch) {
+            const std::size_t e = std::min<std::size_t>(b + batch, 200);
+            const Tensor<float> xb(rows(x, b, e)), yb(rows(y, b, e));
+            std::vector<Tensor<float>> grads;
+            std::vector<Variable<float>> vars;
+            {
+                GradientTape<float> tape;
+                Tensor<float> y_pred = (*model)(xb, /*training=*/true);
+                Tensor<float> loss = loss_fn(yb, y_pred);
+                for (const auto& extra : model->losses()) // the kernel's L2 penalty
+                    loss = loss + extra;
+                vars = model->trainable_weights();
+                grads = tape.gradient(loss, vars);
+            }
+            optimizer.apply_gradients(grads, vars);
+        }
+    REQUIRE(model->losses().size() == 1);
+    CHECK(optimizer.iterations() == fitted->optimizer()->iterations());
+    // Every weight bit for bit, BatchNormalization's moving statistics included, and Adam's state.
+    check_same_weights(*model, *fitted);
+    const auto va = optimizer.variables(), vb = fitted->optimizer()->variables();
+    REQUIRE(va.size() == vb.size());
+    for (std::size_t i = 0; i < va.size(); ++i)
+        CHECK(va[i].value() == vb[i].value());
+}
+
+TEST_CASE("real layers: Dense + BatchNormalization + Dropout + Adam, shuffled, bit-identical with 1 and 2 threads")
+{
+    array_t<float> x, y;
+    blobs<float>(1024, 64, 10, 5, x, y);
+    auto run = [&](int threads) {
+        set_num_threads(threads);
+        auto m = real_mlp(2024, 64, 256, 10); // (256 x 256) activations: the parallel kernels run
+        m->compile(std::make_shared<Adam<float>>(), "sparse_categorical_crossentropy", { "accuracy" });
+        FitOptions<float> fo = quiet_fit(2, 256, /*shuffle=*/true);
+        fo.validation_split = 0.25;
+        set_random_seed(7); // the shuffles
+        auto h = m->fit(x, y, fo);
+        return std::make_pair(m->get_weights(), h->history);
+    };
+    const auto one = run(1), two = run(2);
+    set_num_threads(2);
+    REQUIRE(one.first.size() == two.first.size());
+    REQUIRE(one.first.size() == 8); // two Dense (kernel, bias), BN (gamma, beta, moving mean, variance)
+    for (std::size_t i = 0; i < one.first.size(); ++i) {
+        CAPTURE(i);
+        CHECK(one.first[i] == two.first[i]);
+    }
+    CHECK(one.second == two.second);
+    CHECK(one.second.at("loss").back() < one.second.at("loss").front());
 }
