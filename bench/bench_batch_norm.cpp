@@ -9,18 +9,18 @@
 //             layer passes them, and tape.gradient(y, {x, gamma, beta}, dy) for the backward - the
 //             recording, the output and gradient arrays the tape allocates, and its bookkeeping.
 //             Glibc's allocator is set as Model::fit sets it (Note [Allocator settings for
-//             training] in framework/model.cpp) unless MALLOC_* variables are set.
+//             training] in framework/allocator.cpp) unless MALLOC_* variables are set.
 //
 // Prints one JSON object per line:
 //   {"case": "32x56x56x64/axis-1", "path": "kernel", "phase": "forward", "threads": 2, "median_us": ..., "min_us": ..., "max_us": ...}
 //
 //   bench_batch_norm [--min-time SECONDS] [--case SUBSTRING] [--path kernel|op]
 #include "bench/batch_norm_cases.hpp"
+#include "framework/allocator.hpp"
 #include "framework/batch_norm.hpp"
 #include "framework/parallel.hpp"
 #include "framework/tape.hpp"
 
-#include <malloc.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -53,17 +53,6 @@ bn::Layout layout_of(const Case& c)
     return l;
 }
 
-/// Model::fit's allocator settings (see the header comment).
-void tune_allocator_like_fit()
-{
-    if (std::getenv("MALLOC_MMAP_THRESHOLD_") || std::getenv("MALLOC_TRIM_THRESHOLD_") || std::getenv("MALLOC_TOP_PAD_") ||
-        std::getenv("XTAPE_KEEP_MALLOC_DEFAULTS"))
-        return;
-    mallopt(M_MMAP_THRESHOLD, 64 << 20);
-    mallopt(M_TRIM_THRESHOLD, 512 << 20);
-    mallopt(M_TOP_PAD, 16 << 20);
-}
-
 } // namespace
 
 int main(int argc, char** argv)
@@ -86,7 +75,7 @@ int main(int argc, char** argv)
         std::fprintf(stderr, "bench_batch_norm: --path must be kernel or op, got '%s'\n", path.c_str());
         return 2;
     }
-    tune_allocator_like_fit();
+    tune_allocator_once(); // Model::fit's allocator settings
     const bool run_kernel = path != "op", run_op = path != "kernel";
     for (const Case& c : bench::batch_norm_cases()) {
         const std::string name = bench::case_name(c);

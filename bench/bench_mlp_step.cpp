@@ -79,8 +79,8 @@ int main(int argc, char** argv)
     bool custom = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        if (a == "--steps" && i + 1 < argc)
-            steps = std::atoi(argv[++i]);
+        if (a == "--steps" && i + 1 < argc && (steps = std::atoi(argv[i + 1])) >= 1)
+            ++i;
         else if (a == "--epochs" && i + 1 < argc)
             epochs = std::atoi(argv[++i]);
         else if (a == "--config" && i + 1 < argc) {

@@ -13,10 +13,11 @@
 //
 // Data: a subset of Fashion-MNIST (Debian's dataset-fashion-mnist package), or, when its files
 // are absent, synthetic blobs of the same shape. The test accuracy is measured on the 10,000
-// test images with model(x, training=false) under NoGradGuard.
+// test images with model.predict (training=false, batched, no tape).
 //
 //   custom_training_loop [--epochs 5] [--train 20000] [--batch-size 128] [--threads N] [--seed 1]
 //                        [--data /usr/share/datasets/fashion-mnist]
+#include "framework/allocator.hpp"
 #include "framework/io/idx.hpp"
 #include "framework/losses_api.hpp"
 #include "framework/metrics.hpp"
@@ -121,19 +122,14 @@ array_t<float> gather(const array_t<float>& a, const std::size_t* idx, std::size
     return out;
 }
 
-/// Accuracy of the model in inference mode (training=false, no tape).
+/// Accuracy of the model in inference mode (Model::predict: training=false, batched, no tape).
 double accuracy(Model<float>& model, const array_t<float>& x, const array_t<float>& y)
 {
-    NoGradGuard no_grad;
+    PredictOptions<float> po;
+    po.batch_size = 1000;
+    po.verbose = 0;
     SparseCategoricalAccuracy<float> acc;
-    const std::size_t n = x.shape()[0], chunk = 1000;
-    std::vector<std::size_t> idx(n);
-    std::iota(idx.begin(), idx.end(), std::size_t(0));
-    for (std::size_t b = 0; b < n; b += chunk) {
-        const std::size_t c = std::min(chunk, n - b);
-        const Tensor<float> probs = model(Tensor<float>(gather(x, idx.data() + b, c)), /*training=*/false);
-        acc.update_state(gather(y, idx.data() + b, c), probs.value());
-    }
+    acc.update_state(y, model.predict(x, po));
     return acc.result();
 }
 
@@ -177,6 +173,8 @@ int main(int argc, char** argv)
         if (threads > 0)
             set_num_threads(threads);
         set_random_seed(seed); // weights, dropout masks and the shuffles below
+        // Keep freed step arrays in the heap as fit() does (Note [Allocator settings for training]).
+        tune_allocator_once();
         const Data data = load(dir, n_train);
         const std::size_t n = data.x_train.shape()[0];
         std::printf("%zu training and %zu test samples from %s; %d thread(s)\n", n, data.x_test.shape()[0],

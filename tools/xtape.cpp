@@ -20,6 +20,8 @@
 #include "layers/dropout.hpp"
 #include "saving/keras_h5.hpp"
 
+#include <xtensor/xview.hpp>
+
 #include <cmath>
 #include <cstdlib>
 #include <iostream>
@@ -413,15 +415,7 @@ int cmd_gradcheck(const Args& a)
     array_t<double> y = read_array<double>(data, opt(a, "--y", "y"));
     check_samples(x, y, data);
     const std::size_t n = std::min(samples, x.shape()[0]);
-    auto first_rows = [n](const array_t<double>& arr) {
-        shape_t s(arr.shape().begin(), arr.shape().end());
-        // The elements per sample as a product, not size / rows, which has no answer for 0 rows.
-        const std::size_t row = shape_size(shape_t(s.begin() + 1, s.end()));
-        s[0] = n;
-        array_t<double> out = array_t<double>::from_shape(s);
-        std::copy(arr.data(), arr.data() + n * row, out.data());
-        return out;
-    };
+    auto first_rows = [n](const array_t<double>& arr) -> array_t<double> { return xt::view(arr, xt::range(0, n)); };
     const Tensor<double> xt(first_rows(x)), yt(first_rows(y));
 
     std::vector<Tensor<double>> params;
