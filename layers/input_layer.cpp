@@ -77,9 +77,14 @@ Tensor<T> InputLayer<T>::call(const Tensor<T>& x, bool, const Tensor<T>&)
 template<class T>
 std::shared_ptr<InputLayer<T>> Input(const dims_t& shape, long batch_size, const std::string& name, const std::string& dtype)
 {
-    if (!dtype.empty() && dtype != dtype_name<T>())
+    if (!dtype.empty() && dtype != dtype_name<T>()) {
+        // Only the two scalar types xtape has get a hint; other dtypes have no Input<> to name.
+        const std::string hint = dtype == "float64"   ? " (use Input<double> for float64)"
+                                 : dtype == "float32" ? " (use Input<float> for float32)"
+                                                      : "";
         throw ValueError("Input: dtype '" + dtype + "' does not match the model's scalar type " + dtype_name<T>() +
-                         " (use Input<" + (dtype == "float64" ? "double" : "float") + "> for " + dtype + ")");
+                         hint);
+    }
     return std::make_shared<InputLayer<T>>(shape, batch_size, name);
 }
 

@@ -981,6 +981,9 @@ TEST_CASE("Input: keras.Input starts a Sequential model or a Functional chain")
     CHECK(c["layers"][0]["config"]["batch_shape"] == json::array({ nullptr, 3 }));
     CHECK(s.predict_on_batch(xt::ones<float>({ 5, 3 })).shape() == std::vector<std::size_t>{ 5, 2 });
     CHECK_THROWS_AS(s.predict_on_batch(xt::ones<float>({ 5, 4 })), ShapeError);
+    // No samples: Keras refuses, and there would be no output shape to return.
+    CHECK_THROWS_WITH_AS(s.predict(array_t<float>::from_shape({ 0, 3 })), doctest::Contains("holds no samples"),
+                         ValueError);
     CHECK_THROWS_AS(s.add(Input<float>({ 3 })), ValueError); // an input only first
 
     // keras.Model(inputs=keras.Input((3,), name="pixels"), outputs=...) for a chain.
