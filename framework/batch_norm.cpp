@@ -92,6 +92,11 @@ void run_threads(int nt, F&& f)
 /// the reversed second pass was about to find in cache; a streaming store does neither. Small
 /// outputs stay in cache for the next layer, so they use normal stores.
 constexpr std::size_t stream_min_bytes = std::size_t(8) << 20;
+/// The channel-first forward streams only from twice that size: measured on 64x256x14x14 (12.8 MB,
+/// x and y together within this machine's 32 MB L3) normal stores were faster (median 480-625 us
+/// against 545-760), on the same size channel-last they were 2x slower, and the backward, which
+/// also reads dy, kept streaming faster at 12.8 MB in both layouts.
+constexpr std::size_t stream_min_bytes_cf_forward = std::size_t(16) << 20;
 
 template <class T>
 inline bool is_aligned(const T* p)
@@ -212,83 +217,101 @@ std::size_t tile_rows_for(std::size_t C)
 
 // ---- channel-first runs: `n` contiguous elements of one channel -------------------------------
 
-/// Mean and sum of squared deviations of a run of n <= run_segment elements: the run mean in T,
-/// then sums of (x - run mean), which are small, so their square does not cancel.
+/// Mean and sum of squared deviations of `rows` runs of n elements each, `stride` apart, with
+/// rows * n <= run_segment (or one run of n <= run_segment): their mean in T, then sums of
+/// (x - that mean), which are small, so their square does not cancel. Several short runs (one
+/// channel of consecutive outer rows) form one tile, so the horizontal sums and the merge are paid
+/// once per tile instead of once per run: with 14x14 runs they cost as much as the loads.
 template <class T>
-void run_moments(const T* x, std::size_t n, double& mean, double& m2)
+void run_moments(const T* x0, std::size_t n, std::size_t rows, std::size_t stride, double& mean, double& m2)
 {
     using V = vec<T>;
     constexpr std::size_t L = V::size;
     V s0(T(0)), s1(T(0)), s2(T(0)), s3(T(0));
-    std::size_t i = 0;
-    for (; i + 4 * L <= n; i += 4 * L) {
-        s0 += V::load_unaligned(x + i);
-        s1 += V::load_unaligned(x + i + L);
-        s2 += V::load_unaligned(x + i + 2 * L);
-        s3 += V::load_unaligned(x + i + 3 * L);
+    for (std::size_t r = 0; r < rows; ++r) {
+        const T* x = x0 + r * stride;
+        std::size_t i = 0;
+        for (; i + 4 * L <= n; i += 4 * L) {
+            s0 += V::load_unaligned(x + i);
+            s1 += V::load_unaligned(x + i + L);
+            s2 += V::load_unaligned(x + i + 2 * L);
+            s3 += V::load_unaligned(x + i + 3 * L);
+        }
+        for (; i + L <= n; i += L)
+            s0 += V::load_unaligned(x + i);
+        if (i < n)
+            s1 += load_partial(x + i, n - i, T(0));
     }
-    for (; i + L <= n; i += L)
-        s0 += V::load_unaligned(x + i);
-    if (i < n)
-        s1 += load_partial(x + i, n - i, T(0));
-    const T shift = hsum<T>((s0 + s1) + (s2 + s3)) / static_cast<T>(n);
+    const std::size_t total = n * rows;
+    const T shift = hsum<T>((s0 + s1) + (s2 + s3)) / static_cast<T>(total);
     const V vs(shift);
     V a0(T(0)), a1(T(0)), q0(T(0)), q1(T(0));
-    i = 0;
-    for (; i + 2 * L <= n; i += 2 * L) {
-        const V d0 = V::load_unaligned(x + i) - vs;
-        const V d1 = V::load_unaligned(x + i + L) - vs;
-        a0 += d0;
-        a1 += d1;
-        q0 = xsimd::fma(d0, d0, q0);
-        q1 = xsimd::fma(d1, d1, q1);
-    }
-    for (; i + L <= n; i += L) {
-        const V d0 = V::load_unaligned(x + i) - vs;
-        a0 += d0;
-        q0 = xsimd::fma(d0, d0, q0);
-    }
-    if (i < n) {
-        // Missing lanes read as the shift, so they add 0.
-        const V d1 = load_partial(x + i, n - i, shift) - vs;
-        a1 += d1;
-        q1 = xsimd::fma(d1, d1, q1);
+    for (std::size_t r = 0; r < rows; ++r) {
+        const T* x = x0 + r * stride;
+        std::size_t i = 0;
+        for (; i + 2 * L <= n; i += 2 * L) {
+            const V d0 = V::load_unaligned(x + i) - vs;
+            const V d1 = V::load_unaligned(x + i + L) - vs;
+            a0 += d0;
+            a1 += d1;
+            q0 = xsimd::fma(d0, d0, q0);
+            q1 = xsimd::fma(d1, d1, q1);
+        }
+        for (; i + L <= n; i += L) {
+            const V d0 = V::load_unaligned(x + i) - vs;
+            a0 += d0;
+            q0 = xsimd::fma(d0, d0, q0);
+        }
+        if (i < n) {
+            // Missing lanes read as the shift, so they add 0.
+            const V d1 = load_partial(x + i, n - i, shift) - vs;
+            a1 += d1;
+            q1 = xsimd::fma(d1, d1, q1);
+        }
     }
     const double s = static_cast<double>(hsum<T>(a0 + a1));
     const double q = static_cast<double>(hsum<T>(q0 + q1));
-    const double dn = static_cast<double>(n);
+    const double dn = static_cast<double>(total);
     mean = static_cast<double>(shift) + s / dn;
     m2 = std::max(0.0, q - s * s / dn);
 }
 
-/// sum(dy) and sum(dy * (x - m)) over a run, in segments summed in T and then in double.
+/// sum(dy) and sum(dy * (x - m)) over `rows` runs of n elements, `stride` apart, added to (sdy,
+/// sdyx): summed in T over segments of at most run_segment elements (a segment is part of one run,
+/// or several whole runs when rows * n <= run_segment), then in double.
 template <class T>
-void run_grad_sums(const T* x, const T* dy, std::size_t n, T m, double& sdy, double& sdyx)
+void run_grad_sums(const T* x0, const T* dy0, std::size_t n, std::size_t rows, std::size_t stride, T m, double& sdy,
+                   double& sdyx)
 {
     using V = vec<T>;
     constexpr std::size_t L = V::size;
     const V vm(m);
-    for (std::size_t s0 = 0; s0 < n; s0 += run_segment) {
-        const std::size_t e = std::min(n, s0 + run_segment);
+    const std::size_t seg = rows > 1 ? n : run_segment;
+    for (std::size_t s0 = 0; s0 < n; s0 += seg) {
+        const std::size_t e = std::min(n, s0 + seg);
         V g0(T(0)), g1(T(0)), h0(T(0)), h1(T(0));
-        std::size_t i = s0;
-        for (; i + 2 * L <= e; i += 2 * L) {
-            const V d0 = V::load_unaligned(dy + i), d1 = V::load_unaligned(dy + i + L);
-            g0 += d0;
-            g1 += d1;
-            h0 = xsimd::fma(d0, V::load_unaligned(x + i) - vm, h0);
-            h1 = xsimd::fma(d1, V::load_unaligned(x + i + L) - vm, h1);
-        }
-        for (; i + L <= e; i += L) {
-            const V d0 = V::load_unaligned(dy + i);
-            g0 += d0;
-            h0 = xsimd::fma(d0, V::load_unaligned(x + i) - vm, h0);
-        }
-        if (i < e) {
-            // Missing lanes: dy 0, so they add 0 to both sums.
-            const V d1 = load_partial(dy + i, e - i, T(0));
-            g1 += d1;
-            h1 = xsimd::fma(d1, load_partial(x + i, e - i, m) - vm, h1);
+        for (std::size_t r = 0; r < rows; ++r) {
+            const T* x = x0 + r * stride;
+            const T* dy = dy0 + r * stride;
+            std::size_t i = s0;
+            for (; i + 2 * L <= e; i += 2 * L) {
+                const V d0 = V::load_unaligned(dy + i), d1 = V::load_unaligned(dy + i + L);
+                g0 += d0;
+                g1 += d1;
+                h0 = xsimd::fma(d0, V::load_unaligned(x + i) - vm, h0);
+                h1 = xsimd::fma(d1, V::load_unaligned(x + i + L) - vm, h1);
+            }
+            for (; i + L <= e; i += L) {
+                const V d0 = V::load_unaligned(dy + i);
+                g0 += d0;
+                h0 = xsimd::fma(d0, V::load_unaligned(x + i) - vm, h0);
+            }
+            if (i < e) {
+                // Missing lanes: dy 0, so they add 0 to both sums.
+                const V d1 = load_partial(dy + i, e - i, T(0));
+                g1 += d1;
+                h1 = xsimd::fma(d1, load_partial(x + i, e - i, m) - vm, h1);
+            }
         }
         sdy += static_cast<double>(hsum<T>(g0 + g1));
         sdyx += static_cast<double>(hsum<T>(h0 + h1));
@@ -648,13 +671,28 @@ void chunk_moments(const Layout& l, const T* x, std::size_t o0, std::size_t o1, 
         }
         return;
     }
+    if (I <= run_segment) {
+        // Tiles of whole runs: one channel of up to run_segment / I consecutive rows.
+        const std::size_t g = run_segment / I;
+        for (std::size_t o = o0; o < o1; o += g) {
+            const std::size_t nr = std::min(g, o1 - o);
+            const MergeWeights w(n_prev, static_cast<double>(nr * I));
+            for (std::size_t c = 0; c < C; ++c) {
+                double mt, m2t;
+                run_moments(x + (o * C + c) * I, I, nr, C * I, mt, m2t);
+                chan_merge(mean[c], m2[c], w, mt, m2t);
+            }
+            n_prev += static_cast<double>(nr * I);
+        }
+        return;
+    }
     for (std::size_t o = o0; o < o1; ++o) {
         for (std::size_t s = 0; s < I; s += run_segment) {
             const std::size_t n = std::min(run_segment, I - s);
             const MergeWeights w(n_prev, static_cast<double>(n));
             for (std::size_t c = 0; c < C; ++c) {
                 double mt, m2t;
-                run_moments(x + (o * C + c) * I + s, n, mt, m2t);
+                run_moments(x + (o * C + c) * I + s, n, 1, 0, mt, m2t);
                 chan_merge(mean[c], m2[c], w, mt, m2t);
             }
             n_prev += static_cast<double>(n);
@@ -686,11 +724,15 @@ void chunk_grad_sums(const Layout& l, const T* x, const T* dy, const T* m, std::
         }
         return;
     }
-    for (std::size_t o = o0; o < o1; ++o)
+    // Several whole runs per tile when they fit, as in chunk_moments.
+    const std::size_t g = I <= run_segment ? run_segment / I : 1;
+    for (std::size_t o = o0; o < o1; o += g) {
+        const std::size_t nr = std::min(g, o1 - o);
         for (std::size_t c = 0; c < C; ++c) {
             const std::size_t off = (o * C + c) * I;
-            run_grad_sums(x + off, dy + off, I, m[c], sdy[c], sdyx[c]);
+            run_grad_sums(x + off, dy + off, I, nr, C * I, m[c], sdy[c], sdyx[c]);
         }
+    }
 }
 
 /// Rows are visited in blocks of about this many elements, last block first when reversing, so
@@ -715,7 +757,7 @@ void rows_affine(const Layout& l, const T* x, const T* m, const T* a, const T* b
                  bool reverse)
 {
     const std::size_t C = l.channels, I = l.inner, row = C * I;
-    const bool stream = l.size() * sizeof(T) >= stream_min_bytes;
+    const bool stream = l.size() * sizeof(T) >= (I > 1 ? stream_min_bytes_cf_forward : stream_min_bytes);
     for_row_blocks(l, o0, o1, reverse, [&](std::size_t s, std::size_t e) {
         if (I == 1)
             cl_rows_affine(x, C, s, e, m, a, b, y, stream);
