@@ -686,17 +686,21 @@ void chunk_moments(const Layout& l, const T* x, std::size_t o0, std::size_t o1, 
         }
         return;
     }
+    // Long runs: segment by segment along each run, so a row is read in memory order (visiting
+    // one segment of every channel first jumped I elements per step and tripled the pass's time
+    // on 32x64x56x56). The merge order per channel is the same either way.
     for (std::size_t o = o0; o < o1; ++o) {
-        for (std::size_t s = 0; s < I; s += run_segment) {
-            const std::size_t n = std::min(run_segment, I - s);
-            const MergeWeights w(n_prev, static_cast<double>(n));
-            for (std::size_t c = 0; c < C; ++c) {
+        for (std::size_t c = 0; c < C; ++c) {
+            double n_c = n_prev;
+            for (std::size_t s = 0; s < I; s += run_segment) {
+                const std::size_t n = std::min(run_segment, I - s);
                 double mt, m2t;
                 run_moments(x + (o * C + c) * I + s, n, 1, 0, mt, m2t);
-                chan_merge(mean[c], m2[c], w, mt, m2t);
+                chan_merge(mean[c], m2[c], MergeWeights(n_c, static_cast<double>(n)), mt, m2t);
+                n_c += static_cast<double>(n);
             }
-            n_prev += static_cast<double>(n);
         }
+        n_prev += static_cast<double>(I);
     }
 }
 
