@@ -15,7 +15,8 @@
 // channel-last copy first (rare paths).
 //
 // Note [Batch norm numerics]: statistics are computed per tile (up to 16 rows x 64 channels, or
-// a run of up to 1024 elements of one channel) in T by two passes over the cache-resident tile
+// up to 1024 elements of one channel: part of a long run, or the whole runs of consecutive rows
+// when they are short, e.g. 5 rows of 14x14) in T by two passes over the cache-resident tile
 // (the tile mean, then shifted sums of x - tile mean and its square, which do not cancel), and
 // the tiles are merged in double by Chan's pairwise formula, in a fixed order. The variance is
 // never E[x^2] - E[x]^2 in float, is biased (divides by n) and is clamped at 0. One read of x
