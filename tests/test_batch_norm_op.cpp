@@ -919,6 +919,7 @@ TEST_CASE("batch_norm: results are bit-identical for 1 and 2 threads")
     const std::vector<DCase> cases = { { { 256, 1024 }, { -1 }, false },
                                        { { 16, 14, 14, 64 }, { -1 }, false },
                                        { { 16, 64, 14, 14 }, { 1 }, false },
+                                       { { 160, 16, 32, 32 }, { 1 }, false },
                                        { { 64, 40, 24 }, { -1 }, true },
                                        { { 8, 40, 14, 14 }, { 1, 3 }, false } };
     for (const auto& cs : cases) {
@@ -1018,8 +1019,9 @@ TEST_CASE("batch_norm kernels: the workspace is reused (no growth in steady stat
 TEST_CASE("batch_norm kernels: outputs over 8 MB (streaming stores) match the normal-store results")
 {
     // Note [Streaming stores] in batch_norm.cpp: large outputs bypass the cache; the values must
-    // not change. Channel-last rows, and channel-first runs of 1056 (not a multiple of the vector).
-    for (const bn::Layout l : { bn::Layout{ 8448, 256, 1 }, bn::Layout{ 32, 64, 1056 } }) {
+    // not change. Channel-last rows, and channel-first runs of 1056 and 1057 (not a multiple of the
+    // vector), below and above the channel-first forward's 16 MB.
+    for (const bn::Layout l : { bn::Layout{ 8448, 256, 1 }, bn::Layout{ 32, 64, 1056 }, bn::Layout{ 64, 64, 1057 } }) {
         CAPTURE(l.inner);
         bn::Workspace<float> ws;
         std::vector<float> x(l.size()), dy(l.size()), y(l.size()), dx(l.size()), dx_acc(l.size(), 0.0f);
