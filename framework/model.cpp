@@ -584,6 +584,12 @@ std::shared_ptr<History<T>> Model<T>::fit(const array_t<T>& x_all, const array_t
             v.sample_weight = gather_rows(*sw_all, nullptr, n_train, n_all - n_train);
         split = std::move(v);
     }
+    // tf.keras raises once an epoch ran no step (its test_fit_on_empty); here before the first
+    // epoch, so callbacks never see an epoch without logs. No epoch to run: History, as Keras.
+    if (n_train == 0 && o.initial_epoch < o.epochs)
+        throw ValueError("Unexpected result of `train_function` (Empty logs). This could be due to issues in input "
+                         "pipeline that resulted in an empty dataset: fit got x of shape " +
+                         shape_str(shape_of(x_all)) + ".");
     const ValidationData<T>* val = o.validation_data ? &*o.validation_data : (split ? &*split : nullptr);
     if (val)
         check_data("fit (validation data)", val->x, val->y, val->sample_weight ? &*val->sample_weight : nullptr);

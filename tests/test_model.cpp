@@ -155,6 +155,23 @@ TEST_CASE("model: class_weight equals the matching sample weights")
                          "You cannot `class_weight` and `sample_weight` at the same time.", ValueError);
 }
 
+TEST_CASE("model: fit on no samples raises as tf.keras does (test_fit_on_empty), unless no epoch runs")
+{
+    Sequential<float> m;
+    m.add(std::make_shared<TDense<float>>(1));
+    m.compile(std::make_shared<PlainSGD<float>>(0.1), "mse");
+    const array_t<float> x = array_t<float>::from_shape({ 0, 3 }), y = array_t<float>::from_shape({ 0, 1 });
+    FitOptions<float> fo;
+    fo.verbose = 0;
+    CHECK_THROWS_WITH_AS(m.fit(x, y, fo), doctest::Contains("Unexpected result of `train_function` (Empty logs)"),
+                         ValueError);
+    CHECK_THROWS_WITH_AS(m.fit(x, y, fo), doctest::Contains("x of shape (0, 3)"), ValueError);
+    fo.epochs = 0;
+    auto h = m.fit(x, y, fo);
+    REQUIRE(h);
+    CHECK(h->epoch.empty());
+}
+
 TEST_CASE("model: fit reduces the loss; logs, history, validation split and initial_epoch")
 {
     set_random_seed(7);
