@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -77,6 +80,44 @@ inline void print(const std::string& name, const char* path, const char* phase, 
                 "\"min_us\": %.1f, \"max_us\": %.1f}\n",
                 name.c_str(), path, phase, threads, t.median, t.min, t.max);
     std::fflush(stdout);
+}
+
+/// The options the batch-norm benches share: --min-time SECONDS, --case SUBSTRING (cases whose
+/// name contains it), --list (print the selected case names and exit, for scripts), and, where
+/// `with_path` is set (bench_batch_norm), --path VALUE.
+struct Options {
+    double min_time = 1.0;
+    std::string only;
+    std::string path = "all";
+    bool selected(const std::string& name) const { return only.empty() || name.find(only) != std::string::npos; }
+};
+
+/// Parses argv into o; returns the exit code when the program should stop (--list done: 0; bad
+/// usage, printed: 2), nothing when it should run.
+inline std::optional<int> parse_options(int argc, char** argv, Options& o, bool with_path = false)
+{
+    bool list = false;
+    for (int i = 1; i < argc; ++i) {
+        if (!std::strcmp(argv[i], "--min-time") && i + 1 < argc)
+            o.min_time = std::atof(argv[++i]);
+        else if (!std::strcmp(argv[i], "--case") && i + 1 < argc)
+            o.only = argv[++i];
+        else if (with_path && !std::strcmp(argv[i], "--path") && i + 1 < argc)
+            o.path = argv[++i];
+        else if (!std::strcmp(argv[i], "--list"))
+            list = true;
+        else {
+            std::fprintf(stderr, "usage: %s [--min-time SECONDS] [--case SUBSTRING] [--list]%s\n", argv[0],
+                         with_path ? " [--path kernel|op]" : "");
+            return 2;
+        }
+    }
+    if (!list)
+        return std::nullopt;
+    for (const Case& c : batch_norm_cases())
+        if (o.selected(case_name(c)))
+            std::printf("%s\n", case_name(c).c_str());
+    return 0;
 }
 
 } // namespace bench

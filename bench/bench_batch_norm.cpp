@@ -14,7 +14,7 @@
 // Prints one JSON object per line:
 //   {"case": "32x56x56x64/axis-1", "path": "kernel", "phase": "forward", "threads": 2, "median_us": ..., "min_us": ..., "max_us": ...}
 //
-//   bench_batch_norm [--min-time SECONDS] [--case SUBSTRING] [--path kernel|op]
+//   bench_batch_norm [--min-time SECONDS] [--case SUBSTRING] [--list] [--path kernel|op]
 #include "bench/batch_norm_cases.hpp"
 #include "framework/allocator.hpp"
 #include "framework/batch_norm.hpp"
@@ -24,7 +24,6 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -57,20 +56,11 @@ bn::Layout layout_of(const Case& c)
 
 int main(int argc, char** argv)
 {
-    double min_time = 1.0;
-    std::string only, path = "all";
-    for (int i = 1; i < argc; ++i) {
-        if (!std::strcmp(argv[i], "--min-time") && i + 1 < argc)
-            min_time = std::atof(argv[++i]);
-        else if (!std::strcmp(argv[i], "--case") && i + 1 < argc)
-            only = argv[++i];
-        else if (!std::strcmp(argv[i], "--path") && i + 1 < argc)
-            path = argv[++i];
-        else {
-            std::fprintf(stderr, "usage: %s [--min-time SECONDS] [--case SUBSTRING] [--path kernel|op]\n", argv[0]);
-            return 2;
-        }
-    }
+    bench::Options opt;
+    if (const auto done = bench::parse_options(argc, argv, opt, true))
+        return *done;
+    const double min_time = opt.min_time;
+    const std::string& path = opt.path;
     if (path != "all" && path != "kernel" && path != "op") {
         std::fprintf(stderr, "bench_batch_norm: --path must be kernel or op, got '%s'\n", path.c_str());
         return 2;
@@ -79,7 +69,7 @@ int main(int argc, char** argv)
     const bool run_kernel = path != "op", run_op = path != "kernel";
     for (const Case& c : bench::batch_norm_cases()) {
         const std::string name = bench::case_name(c);
-        if (!only.empty() && name.find(only) == std::string::npos)
+        if (!opt.selected(name))
             continue;
         const bn::Layout l = layout_of(c);
         const std::size_t n = l.size(), C = l.channels;

@@ -8,7 +8,7 @@
 // channel-first cases also "onednn-blocked" (oneDNN's nChw16c, see data_desc):
 //   {"case": "32x56x56x64/axis-1", "path": "onednn", "phase": "forward", "threads": 2, "median_us": ..., ...}
 //
-//   bench_batch_norm_onednn [--min-time SECONDS] [--case SUBSTRING]
+//   bench_batch_norm_onednn [--min-time SECONDS] [--case SUBSTRING] [--list]
 #include "bench/batch_norm_cases.hpp"
 
 #include <oneapi/dnnl/dnnl.hpp>
@@ -16,7 +16,6 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <random>
 #include <string>
 
@@ -57,18 +56,10 @@ void fill(memory& m, std::size_t n, std::mt19937& gen, double mean, double stdde
 
 int main(int argc, char** argv)
 {
-    double min_time = 1.0;
-    std::string only;
-    for (int i = 1; i < argc; ++i) {
-        if (!std::strcmp(argv[i], "--min-time") && i + 1 < argc)
-            min_time = std::atof(argv[++i]);
-        else if (!std::strcmp(argv[i], "--case") && i + 1 < argc)
-            only = argv[++i];
-        else {
-            std::fprintf(stderr, "usage: %s [--min-time SECONDS] [--case SUBSTRING]\n", argv[0]);
-            return 2;
-        }
-    }
+    bench::Options opt;
+    if (const auto done = bench::parse_options(argc, argv, opt))
+        return *done;
+    const double min_time = opt.min_time;
     using namespace dnnl;
     engine eng(engine::kind::cpu, 0);
     stream strm(eng);
@@ -76,7 +67,7 @@ int main(int argc, char** argv)
     const auto flags = normalization_flags::use_scale | normalization_flags::use_shift;
     for (const Case& c : bench::batch_norm_cases()) {
         const std::string name = bench::case_name(c);
-        if (!only.empty() && name.find(only) == std::string::npos)
+        if (!opt.selected(name))
             continue;
         for (bool blocked : { false, true }) {
             if (blocked && c.axis != 1)

@@ -16,7 +16,7 @@
 // outside it.
 //   {"case": "32x56x56x64/axis-1", "path": "torch", "phase": "forward", "threads": 2, "median_us": ..., ...}
 //
-//   bench_batch_norm_torch [--min-time SECONDS] [--case SUBSTRING]
+//   bench_batch_norm_torch [--min-time SECONDS] [--case SUBSTRING] [--list]
 #include "bench/batch_norm_cases.hpp"
 
 #include <torch/torch.h>
@@ -24,7 +24,6 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <sstream>
 #include <string>
 #include <tuple>
@@ -70,18 +69,10 @@ std::string cpu_capability()
 
 int main(int argc, char** argv)
 {
-    double min_time = 1.0;
-    std::string only;
-    for (int i = 1; i < argc; ++i) {
-        if (!std::strcmp(argv[i], "--min-time") && i + 1 < argc)
-            min_time = std::atof(argv[++i]);
-        else if (!std::strcmp(argv[i], "--case") && i + 1 < argc)
-            only = argv[++i];
-        else {
-            std::fprintf(stderr, "usage: %s [--min-time SECONDS] [--case SUBSTRING]\n", argv[0]);
-            return 2;
-        }
-    }
+    bench::Options opt;
+    if (const auto done = bench::parse_options(argc, argv, opt))
+        return *done;
+    const double min_time = opt.min_time;
     // Nothing here needs gradients recorded; the guard keeps autograd's bookkeeping out of the
     // timings even if a tensor were created with requires_grad.
     torch::NoGradGuard no_grad;
@@ -92,7 +83,7 @@ int main(int argc, char** argv)
     const std::array<bool, 3> all_grads = { true, true, true };
     for (const Case& c : bench::batch_norm_cases()) {
         const std::string name = bench::case_name(c);
-        if (!only.empty() && name.find(only) == std::string::npos)
+        if (!opt.selected(name))
             continue;
         const torch::Tensor x = as_torch_layout(c, 0.5, 2.0), dy = as_torch_layout(c, 0.5, 2.0);
         const int64_t C = x.size(1);

@@ -19,7 +19,7 @@ for b in bench_batch_norm_onednn bench_batch_norm_torch; do
     [ -x "$build/bench/$b" ] && others+=("$build/bench/$b")
 done
 [ ${#others[@]} -gt 0 ] || echo "compare_batch_norm: no comparison bench built; xtape alone" >&2
-cases=$("$xtape" --case "${only:-x}" --path kernel --min-time 0 2>/dev/null | sed -n 's/.*"case": "\([^"]*\)".*/\1/p' | sort -u)
+cases=$("$xtape" --list --case "$only")
 [ -n "$cases" ] || { echo "compare_batch_norm: no case matches '$only'" >&2; exit 1; }
 
 lines=$(mktemp)

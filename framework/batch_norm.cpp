@@ -217,6 +217,10 @@ std::size_t tile_rows_for(std::size_t C)
 
 // ---- channel-first runs: `n` contiguous elements of one channel -------------------------------
 
+/// Whole runs of one channel (consecutive rows) per statistics tile: as many as fit in
+/// run_segment elements; a longer run is cut into segments instead (1).
+inline std::size_t runs_per_tile(std::size_t I) { return I <= run_segment ? run_segment / I : 1; }
+
 /// Mean and sum of squared deviations of `rows` runs of n elements each, `stride` apart, with
 /// rows * n <= run_segment (or one run of n <= run_segment): their mean in T, then sums of
 /// (x - that mean), which are small, so their square does not cancel. Several short runs (one
@@ -672,8 +676,7 @@ void chunk_moments(const Layout& l, const T* x, std::size_t o0, std::size_t o1, 
         return;
     }
     if (I <= run_segment) {
-        // Tiles of whole runs: one channel of up to run_segment / I consecutive rows.
-        const std::size_t g = run_segment / I;
+        const std::size_t g = runs_per_tile(I);
         for (std::size_t o = o0; o < o1; o += g) {
             const std::size_t nr = std::min(g, o1 - o);
             const MergeWeights w(n_prev, static_cast<double>(nr * I));
@@ -728,8 +731,8 @@ void chunk_grad_sums(const Layout& l, const T* x, const T* dy, const T* m, std::
         }
         return;
     }
-    // Several whole runs per tile when they fit, as in chunk_moments.
-    const std::size_t g = I <= run_segment ? run_segment / I : 1;
+    // The same tiles as chunk_moments.
+    const std::size_t g = runs_per_tile(I);
     for (std::size_t o = o0; o < o1; o += g) {
         const std::size_t nr = std::min(g, o1 - o);
         for (std::size_t c = 0; c < C; ++c) {
