@@ -108,7 +108,7 @@ inline std::optional<int> parse_options(int argc, char** argv, Options& o, bool 
             list = true;
         else {
             std::fprintf(stderr, "usage: %s [--min-time SECONDS] [--case SUBSTRING] [--list]%s\n", argv[0],
-                         with_path ? " [--path kernel|op]" : "");
+                         with_path ? " [--path kernel|op|floor]" : "");
             return 2;
         }
     }

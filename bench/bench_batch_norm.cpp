@@ -14,17 +14,26 @@
 // Prints one JSON object per line:
 //   {"case": "32x56x56x64/axis-1", "path": "kernel", "phase": "forward", "threads": 2, "median_us": ..., "min_us": ..., "max_us": ...}
 //
-//   bench_batch_norm [--min-time SECONDS] [--case SUBSTRING] [--list] [--path kernel|op]
+//   bench_batch_norm [--min-time SECONDS] [--case SUBSTRING] [--list] [--path kernel|op|floor]
 #include "bench/batch_norm_cases.hpp"
 #include "framework/allocator.hpp"
 #include "framework/batch_norm.hpp"
 #include "framework/parallel.hpp"
 #include "framework/tape.hpp"
 
+#include <xsimd/xsimd.hpp>
+
 
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__AVX512F__) || defined(__AVX__)
+#include <immintrin.h>
+#endif
 #include <string>
 #include <vector>
 
@@ -52,6 +61,130 @@ bn::Layout layout_of(const Case& c)
     return l;
 }
 
+// ---- the "floor" path: the byte model's traffic, nothing else ------------------------------------
+
+/// The 2 passes of the byte model over [0, n) split in contiguous thread ranges (as the kernels
+/// split rows): first `read(b, e)` over the whole range, then `write(b, e)` over it in 8192-element
+/// blocks, last block first (the kernels' order, so the same data is still cached).
+template <class R, class W>
+void floor_passes(std::size_t n, R&& read, W&& write)
+{
+#pragma omp parallel
+    {
+#ifdef _OPENMP
+        const std::size_t t = static_cast<std::size_t>(omp_get_thread_num()), nt = static_cast<std::size_t>(omp_get_num_threads());
+#else
+        const std::size_t t = 0, nt = 1;
+#endif
+        // Ranges on 64-byte boundaries, so the streaming stores stay aligned.
+        const std::size_t b = n * t / nt / 16 * 16, e = t + 1 == nt ? n : n * (t + 1) / nt / 16 * 16;
+        read(b, e);
+        constexpr std::size_t block = 8192;
+        for (std::size_t k = (e - b + block - 1) / block; k-- > 0;)
+            write(b + k * block, std::min(e, b + (k + 1) * block));
+    }
+#if defined(__AVX512F__) || defined(__AVX__)
+    _mm_sfence();
+#endif
+}
+
+/// out[i] = f(i) for i in [s, e); non-temporal stores when `stream` (out 64-byte aligned, s a
+/// multiple of 16), as the kernels stream outputs of 8 MB and more.
+template <class F>
+void floor_store(float* out, std::size_t s, std::size_t e, bool stream, F&& f)
+{
+#if defined(__AVX512F__)
+    if (stream) {
+        std::size_t i = s;
+        for (; i + 16 <= e; i += 16) {
+            alignas(64) float v[16];
+#pragma omp simd
+            for (int k = 0; k < 16; ++k)
+                v[k] = f(i + k);
+            _mm512_stream_ps(out + i, _mm512_load_ps(v));
+        }
+        for (; i < e; ++i)
+            out[i] = f(i);
+        return;
+    }
+#elif defined(__AVX__)
+    if (stream) {
+        std::size_t i = s;
+        for (; i + 8 <= e; i += 8) {
+            alignas(32) float v[8];
+#pragma omp simd
+            for (int k = 0; k < 8; ++k)
+                v[k] = f(i + k);
+            _mm256_stream_ps(out + i, _mm256_load_ps(v));
+        }
+        for (; i < e; ++i)
+            out[i] = f(i);
+        return;
+    }
+#endif
+    (void)stream;
+#pragma omp simd
+    for (std::size_t i = s; i < e; ++i)
+        out[i] = f(i);
+}
+
+volatile float floor_sink; // keeps the read pass's sums alive
+
+using fvec = xsimd::batch<float>;
+
+// The read passes keep four vector accumulators: `#pragma omp simd reduction` kept GCC 12's
+// partial sums on the stack here and ran at a tenth of the memory speed.
+void floor_forward(const float* x, float* y, std::size_t n)
+{
+    const bool stream = n * sizeof(float) >= (std::size_t(8) << 20);
+    floor_passes(
+        n,
+        [&](std::size_t b, std::size_t e) {
+            constexpr std::size_t L = fvec::size;
+            fvec s0(0.f), s1(0.f), s2(0.f), s3(0.f);
+            std::size_t i = b;
+            for (; i + 4 * L <= e; i += 4 * L) {
+                s0 += fvec::load_unaligned(x + i);
+                s1 += fvec::load_unaligned(x + i + L);
+                s2 += fvec::load_unaligned(x + i + 2 * L);
+                s3 += fvec::load_unaligned(x + i + 3 * L);
+            }
+            float s = xsimd::hadd((s0 + s1) + (s2 + s3));
+            for (; i < e; ++i)
+                s += x[i];
+            floor_sink = s;
+        },
+        [&](std::size_t b, std::size_t e) {
+            floor_store(y, b, e, stream, [&](std::size_t i) { return x[i] * 1.01f + 0.5f; });
+        });
+}
+
+void floor_backward(const float* x, const float* dy, float* dx, std::size_t n)
+{
+    const bool stream = n * sizeof(float) >= (std::size_t(8) << 20);
+    floor_passes(
+        n,
+        [&](std::size_t b, std::size_t e) {
+            constexpr std::size_t L = fvec::size;
+            fvec s0(0.f), s1(0.f), q0(0.f), q1(0.f);
+            std::size_t i = b;
+            for (; i + 2 * L <= e; i += 2 * L) {
+                const fvec d0 = fvec::load_unaligned(dy + i), d1 = fvec::load_unaligned(dy + i + L);
+                s0 += d0;
+                s1 += d1;
+                q0 = xsimd::fma(d0, fvec::load_unaligned(x + i), q0);
+                q1 = xsimd::fma(d1, fvec::load_unaligned(x + i + L), q1);
+            }
+            float s = xsimd::hadd(s0 + s1) + xsimd::hadd(q0 + q1);
+            for (; i < e; ++i)
+                s += dy[i] + dy[i] * x[i];
+            floor_sink = s;
+        },
+        [&](std::size_t b, std::size_t e) {
+            floor_store(dx, b, e, stream, [&](std::size_t i) { return x[i] * 0.3f + dy[i] * 1.01f - 0.5f; });
+        });
+}
+
 } // namespace
 
 int main(int argc, char** argv)
@@ -61,12 +194,13 @@ int main(int argc, char** argv)
         return *done;
     const double min_time = opt.min_time;
     const std::string& path = opt.path;
-    if (path != "all" && path != "kernel" && path != "op") {
-        std::fprintf(stderr, "bench_batch_norm: --path must be kernel or op, got '%s'\n", path.c_str());
+    if (path != "all" && path != "kernel" && path != "op" && path != "floor") {
+        std::fprintf(stderr, "bench_batch_norm: --path must be kernel, op or floor, got '%s'\n", path.c_str());
         return 2;
     }
     tune_allocator_once(); // Model::fit's allocator settings
-    const bool run_kernel = path != "op", run_op = path != "kernel";
+    const bool run_kernel = path == "all" || path == "kernel", run_op = path == "all" || path == "op";
+    const bool run_floor = path == "all" || path == "floor";
     for (const Case& c : bench::batch_norm_cases()) {
         const std::string name = bench::case_name(c);
         if (!opt.selected(name))
@@ -119,6 +253,11 @@ int main(int argc, char** argv)
                     },
                     min_time, 20);
                 print(name, "kernel", "backward", threads, bw);
+            }
+            if (run_floor) {
+                print(name, "floor", "forward", threads, time_it([&] { floor_forward(x.data(), y.data(), n); }, min_time, 20));
+                print(name, "floor", "backward", threads,
+                      time_it([&] { floor_backward(x.data(), dy.data(), dx.data(), n); }, min_time, 20));
             }
             if (run_op) {
                 std::unique_ptr<GradientTape<float>> tape;

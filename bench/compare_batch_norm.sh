@@ -4,6 +4,9 @@
 # so a slow moment of the machine hits both; after ROUNDS rounds it prints, per case and phase at
 # 2 threads, the median over rounds of each program's median and in how many rounds xtape was
 # faster than the best other program of that round. The per-round JSON lines go to stderr.
+# bench_batch_norm's "floor" path (the byte model's traffic in flat loops, no batch-norm work) runs
+# in each round too and is printed as a column, not as a competitor: how close each program is to
+# what this machine's memory gave at that moment.
 #
 #   bench/compare_batch_norm.sh [BUILD_DIR] [ROUNDS] [CASE_SUBSTRING]
 #
@@ -26,10 +29,11 @@ lines=$(mktemp)
 trap 'rm -f "$lines"' EXIT
 for r in $(seq "$rounds"); do
     for c in $cases; do
-        for prog in "$xtape" "${others[@]}"; do
+        for prog in "$xtape kernel" "$xtape floor" "${others[@]}"; do
+            read -r bin path <<<"$prog"
             args=(--case "$c" --min-time 0.3)
-            [ "$prog" = "$xtape" ] && args+=(--path kernel)
-            "$prog" "${args[@]}" 2>/dev/null | grep '"threads": 2' | sed "s/^/$r /" | tee -a "$lines" >&2
+            [ -n "$path" ] && args+=(--path "$path")
+            "$bin" "${args[@]}" 2>/dev/null | grep '"threads": 2' | sed "s/^/$r /" | tee -a "$lines" >&2
         done
     done
 done
@@ -51,6 +55,7 @@ function median(s,   a, n, i, j, t) {
     keys[key] = 1; paths[p] = 1
     med[key, p] = med[key, p] " " m
     if (p == "kernel") mine[key, r] = m
+    else if (p == "floor") { }
     else if (!((key, r) in best) || m < best[key, r]) best[key, r] = m
     rounds[key, r] = 1
 }
