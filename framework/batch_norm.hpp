@@ -14,7 +14,7 @@
 // different loop orders. Non-adjacent axis lists and ghost batches are gathered into a
 // channel-last copy first (rare paths).
 //
-// Note [Batch norm numerics]: statistics are computed per tile (up to 16 rows x 64 channels, or
+// Note [Batch norm numerics]: statistics are computed per tile (up to 64 rows x 64 channels, or
 // up to 1024 elements of one channel: part of a long run, or the whole runs of consecutive rows
 // when they are short, e.g. 5 rows of 14x14) in T by two passes over the cache-resident tile
 // (the tile mean, then shifted sums of x - tile mean and its square, which do not cancel), and
