@@ -1,5 +1,7 @@
-// matmul and the fused linear op (x@W + b). Backward uses gemm with beta = 1, so the
-// gradient is added straight into the accumulator without a temporary.
+// matmul and the fused linear op (x@W + b). Backward adds each product straight into the
+// accumulator with gemm's beta = 1, without a temporary; a first contribution (Note [First
+// gradient contributions] in tape.hpp) is written with beta = 0, which BLAS defines as not reading
+// C, so the tape need not zero-fill it.
 #include "framework/kernels/gemm.hpp"
 #include "framework/ops.hpp"
 #include "framework/parallel.hpp"
@@ -32,26 +34,29 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b)
     if (!should_record<T>({ &a, &b }))
         return y;
     record_op<T>("matmul", { a, b }, y,
-                 [a, b, m, n, k, batch, shared_b](const array_t<T>& dy, const std::vector<array_t<T>*>& dx) {
-                     // dA += dY B^T ; dB += A^T dY
+                 FirstAwareBackwardFn<T>([a, b, m, n, k, batch, shared_b](const array_t<T>& dy,
+                                                                         const std::vector<array_t<T>*>& dx,
+                                                                         const std::vector<bool>& first) {
+                     // dA += dY B^T ; dB += A^T dY (each slice of a batched product is its own block).
+                     const T beta_a = first[0] ? T(0) : T(1), beta_b = first[1] ? T(0) : T(1);
                      if (shared_b) {
                          if (dx[0])
-                             kernels::gemm<T>(false, true, batch * m, k, n, T(1), dy.data(), b.data(), T(1),
+                             kernels::gemm<T>(false, true, batch * m, k, n, T(1), dy.data(), b.data(), beta_a,
                                               dx[0]->data());
                          if (dx[1])
-                             kernels::gemm<T>(true, false, k, n, batch * m, T(1), a.data(), dy.data(), T(1),
+                             kernels::gemm<T>(true, false, k, n, batch * m, T(1), a.data(), dy.data(), beta_b,
                                               dx[1]->data());
                          return;
                      }
                      for (std::size_t i = 0; i < batch; ++i) {
                          if (dx[0])
                              kernels::gemm<T>(false, true, m, k, n, T(1), dy.data() + i * m * n,
-                                              b.data() + i * k * n, T(1), dx[0]->data() + i * m * k);
+                                              b.data() + i * k * n, beta_a, dx[0]->data() + i * m * k);
                          if (dx[1])
                              kernels::gemm<T>(true, false, k, n, m, T(1), a.data() + i * m * k,
-                                              dy.data() + i * m * n, T(1), dx[1]->data() + i * k * n);
+                                              dy.data() + i * m * n, beta_b, dx[1]->data() + i * k * n);
                      }
-                 });
+                 }));
     return y;
 }
 
@@ -89,23 +94,29 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b)
     if (!should_record<T>(inputs))
         return y;
     record_op<T>("linear", inputs, y,
-                 [x, w, m, n, k, has_bias](const array_t<T>& dy, const std::vector<array_t<T>*>& dx) {
+                 FirstAwareBackwardFn<T>([x, w, m, n, k, has_bias](const array_t<T>& dy,
+                                                                  const std::vector<array_t<T>*>& dx,
+                                                                  const std::vector<bool>& first) {
                      if (dx[0])
-                         kernels::gemm<T>(false, true, m, k, n, T(1), dy.data(), w.data(), T(1), dx[0]->data());
+                         kernels::gemm<T>(false, true, m, k, n, T(1), dy.data(), w.data(), first[0] ? T(0) : T(1),
+                                          dx[0]->data());
                      if (dx[1])
-                         kernels::gemm<T>(true, false, k, n, m, T(1), x.data(), dy.data(), T(1), dx[1]->data());
+                         kernels::gemm<T>(true, false, k, n, m, T(1), x.data(), dy.data(), first[1] ? T(0) : T(1),
+                                          dx[1]->data());
                      if (has_bias && dx[2]) {
-                         // db = column sums of dy, accumulated in double in row order.
+                         // db = column sums of dy, accumulated in double in row order, in a buffer
+                         // kept per thread (no allocation per step once it has grown).
                          T* db = dx[2]->data();
                          const T* g = dy.data();
-                         std::vector<double> acc(n, 0.0);
+                         thread_local std::vector<double> acc;
+                         acc.assign(n, 0.0);
                          for (std::size_t r = 0; r < m; ++r)
                              for (std::size_t j = 0; j < n; ++j)
                                  acc[j] += g[r * n + j];
                          for (std::size_t j = 0; j < n; ++j)
-                             db[j] += static_cast<T>(acc[j]);
+                             db[j] = static_cast<T>(acc[j]) + (first[2] ? T(0) : db[j]);
                      }
-                 });
+                 }));
     return y;
 }
 

@@ -110,6 +110,33 @@ TEST_CASE("gemm: gradient checks of matmul (2-D, batched, broadcast kernel) and 
                     { random_tensor({ 5, 3 }, 13), random_tensor({ 3, 4 }, 14), random_tensor({ 4 }, 15) });
     check_gradients([](const std::vector<Tensor<double>>& v) { return linear(v[0], v[1], Tensor<double>()); },
                     { random_tensor({ 2, 5, 3 }, 16), random_tensor({ 3, 4 }, 17) });
+    // First contributions are written with gemm's beta = 0, later ones added: a tensor in both
+    // slots of one product, and inputs reached by two products.
+    check_gradients([](const std::vector<Tensor<double>>& v) { return matmul(v[0], v[0]); },
+                    { random_tensor({ 3, 3 }, 18) });
+    check_gradients(
+        [](const std::vector<Tensor<double>>& v) {
+            return add(linear(v[0], v[1], v[2]), add(matmul(v[0], v[1]), linear(v[0], v[1], v[2])));
+        },
+        { random_tensor({ 5, 3 }, 19), random_tensor({ 3, 4 }, 20), random_tensor({ 4 }, 21) });
+}
+
+TEST_CASE("gemm: a product with no output columns gives zero input gradients")
+{
+    // dx = dy W^T with dy of shape (m, 0): a gemm over an empty inner dimension, which must still
+    // write the zeros of a first contribution.
+    for (int pass = 0; pass < 2; ++pass) {
+        Tensor<float> x = random_tensor<float>({ 4, 3 }, 22), w = random_tensor<float>({ 3, 0 }, 23);
+        const Tensor<float> b = random_tensor<float>({ 0 }, 24);
+        GradientTape<float> tape;
+        tape.watch(x);
+        const Tensor<float> y = pass ? matmul(x, w) : linear(x, w, b);
+        CHECK(y.shape() == shape_t{ 4, 0 });
+        const Tensor<float> gx = tape.gradient(y, { x })[0];
+        REQUIRE(gx.shape() == shape_t{ 4, 3 });
+        for (std::size_t i = 0; i < gx.size(); ++i)
+            CHECK(gx.data()[i] == 0.0f);
+    }
 }
 
 TEST_CASE("gemm: shape errors name the op and both shapes")
