@@ -429,28 +429,45 @@ void cf_row_dx_short(const T* x, const T* dy, std::size_t C, std::size_t I, cons
 
 // ---- channel-last tiles: nr rows of a (rows, C) matrix, channels [c, c + NV*L) ----------------
 
-/// Tile statistics merged (weights w) into (mean, m2)[c ...], which summarize the earlier rows.
+/// Tile statistics merged (weights w) into (mean, m2)[c ...], which summarize the earlier rows of
+/// the chunk. The first tile of a chunk (n_prev == 0) takes
+/// two passes: its own mean, then sums of x minus it. Later tiles take one pass, shifted by the
+/// chunk's mean so far rounded to T: that shift is as close to the data as the tile's own mean
+/// would be (both estimate the channel's mean), so x - shift does not cancel either, and the
+/// second read of the tile - from L2 for 64 rows of 1 KB, which overflow L1's sets - is saved.
 template <class T, int NV>
-void tile_moments(const T* x, std::size_t C, std::size_t nr, std::size_t c, const MergeWeights& w, double* mean,
-                  double* m2)
+void tile_moments(const T* x, std::size_t C, std::size_t nr, std::size_t c, const MergeWeights& w, bool one_pass,
+                  double* mean, double* m2)
 {
     using V = vec<T>;
     constexpr std::size_t L = V::size;
-    V s[NV];
-#pragma GCC unroll 8
-    for (int k = 0; k < NV; ++k)
-        s[k] = V(T(0));
-    for (std::size_t r = 0; r < nr; ++r) {
-        const T* p = x + r * C + c;
+    V sh[NV];
+    if (one_pass) {
+        alignas(64) T b[NV * L];
+        for (std::size_t j = 0; j < NV * L; ++j)
+            b[j] = static_cast<T>(mean[c + j]);
 #pragma GCC unroll 8
         for (int k = 0; k < NV; ++k)
-            s[k] += V::load_unaligned(p + k * L);
+            sh[k] = V::load_aligned(b + k * L);
+    } else {
+        V s[NV];
+#pragma GCC unroll 8
+        for (int k = 0; k < NV; ++k)
+            s[k] = V(T(0));
+        for (std::size_t r = 0; r < nr; ++r) {
+            const T* p = x + r * C + c;
+#pragma GCC unroll 8
+            for (int k = 0; k < NV; ++k)
+                s[k] += V::load_unaligned(p + k * L);
+        }
+        const V inv_n(T(1) / static_cast<T>(nr));
+#pragma GCC unroll 8
+        for (int k = 0; k < NV; ++k)
+            sh[k] = s[k] * inv_n;
     }
-    const V inv_n(T(1) / static_cast<T>(nr));
-    V sh[NV], a[NV], q[NV];
+    V a[NV], q[NV];
 #pragma GCC unroll 8
     for (int k = 0; k < NV; ++k) {
-        sh[k] = s[k] * inv_n;
         a[k] = V(T(0));
         q[k] = V(T(0));
     }
@@ -670,9 +687,9 @@ void chunk_moments(const Layout& l, const T* x, std::size_t o0, std::size_t o1, 
             const T* xt = x + r * C;
             std::size_t c = 0;
             for (; c + 4 * L <= C; c += 4 * L)
-                tile_moments<T, 4>(xt, C, nr, c, w, mean, m2);
+                tile_moments<T, 4>(xt, C, nr, c, w, n_prev > 0, mean, m2);
             for (; c + L <= C; c += L)
-                tile_moments<T, 1>(xt, C, nr, c, w, mean, m2);
+                tile_moments<T, 1>(xt, C, nr, c, w, n_prev > 0, mean, m2);
             for (; c < C; ++c)
                 tile_moments_scalar(xt, C, nr, c, w, mean, m2);
             n_prev += static_cast<double>(nr);

@@ -18,7 +18,13 @@
 // up to 1024 elements of one channel: part of a long run, or the whole runs of consecutive rows
 // when they are short, e.g. 5 rows of 14x14) in T by two passes over the cache-resident tile
 // (the tile mean, then shifted sums of x - tile mean and its square, which do not cancel), and
-// the tiles are merged in double by Chan's pairwise formula, in a fixed order. The variance is
+// the tiles are merged in double by Chan's pairwise formula, in a fixed order. A channel-last
+// tile after a chunk's first takes one pass, shifted by the chunk's mean so far (rounded to T),
+// which is as close to the data; on 12544x256 that took the statistics pass from 169-180 to
+// 136-157 us. Against a long-double reference (12544x64 float inputs, worst channel) the variance's
+// relative error stayed at 4e-13 for mean 1e3 / spread 1e-2, and 1.7e-10 / 3.5e-8 (two passes:
+// 3.4e-12 / 1.7e-8) for a mean drifting along the rows and for tiles alternating between two
+// means - below float32's epsilon. The variance is
 // never E[x^2] - E[x]^2 in float, is biased (divides by n) and is clamped at 0. One read of x
 // gives the statistics, so the forward reads x twice and writes y once.
 // Why float within a tile is enough: x - tile mean is exact in float (Sterbenz: both are close),
