@@ -10,6 +10,11 @@
 //             recording, the output and gradient arrays the tape allocates, and its bookkeeping.
 //             Glibc's allocator is set as Model::fit sets it (Note [Allocator settings for
 //             training] in framework/allocator.cpp) unless MALLOC_* variables are set.
+//   "floor":  the byte model's memory traffic with no batch-norm work: flat loops over the same
+//             buffers, split over the threads as the kernels split rows, second pass in reversed
+//             blocks, output streamed from 8 MB. Forward: sum x, then y = a x + b; backward: sum dy
+//             and dy x in one pass, then dx = a x + b dy + c. What this machine's memory gives for
+//             that traffic at that moment (README, "Benchmarks").
 //
 // Prints one JSON object per line:
 //   {"case": "32x56x56x64/axis-1", "path": "kernel", "phase": "forward", "threads": 2, "median_us": ..., "min_us": ..., "max_us": ...}
