@@ -546,18 +546,36 @@ void CSVLogger<T>::on_train_end(Logs&)
 
 // ---- TerminateOnNaN ----------------------------------------------------------------------------------
 
+namespace {
+
+/// Copies values into saved, reusing its buffers (no allocation once the shapes are known).
+template <class T>
+void snapshot(const std::vector<Variable<T>>& values, std::vector<array_t<T>>& saved)
+{
+    if (saved.size() != values.size())
+        saved.assign(values.size(), array_t<T>());
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        if (shape_of(saved[i]) != values[i].shape())
+            saved[i] = array_t<T>::from_shape(values[i].shape());
+        std::copy(values[i].value().begin(), values[i].value().end(), saved[i].begin());
+    }
+}
+
+} // namespace
+
+// Keras's TerminateOnNaN only stops training, leaving the weights of the bad step; xtape also puts
+// back the weights and the optimizer's state (slots and iteration count) from before that batch,
+// so the model holds finite numbers and training can go on from there (README: where xtape
+// deliberately differs).
 template <class T>
 void TerminateOnNaN<T>::on_train_batch_begin(int, Logs&)
 {
-    // Copy into the buffers of the previous step: no allocation after the first batch.
-    const auto weights = this->model()->weights();
-    if (m_saved.size() != weights.size())
-        m_saved.assign(weights.size(), array_t<T>());
-    for (std::size_t i = 0; i < weights.size(); ++i) {
-        if (shape_of(m_saved[i]) != weights[i].shape())
-            m_saved[i] = array_t<T>::from_shape(weights[i].shape());
-        std::copy(weights[i].value().begin(), weights[i].value().end(), m_saved[i].begin());
-    }
+    snapshot(this->model()->weights(), m_saved);
+    const auto& opt = this->model()->optimizer();
+    if (opt)
+        snapshot(opt->variables(), m_opt_saved);
+    else
+        m_opt_saved.clear();
 }
 
 template <class T>
@@ -568,6 +586,9 @@ void TerminateOnNaN<T>::on_train_batch_end(int batch, Logs& logs)
         return;
     std::cout << "Batch " << batch << ": Invalid loss, terminating training\n";
     this->model()->set_weights(m_saved);
+    // Before its first step an optimizer has no state to put back; the slots that step created stay.
+    if (!m_opt_saved.empty())
+        this->model()->optimizer()->set_state(this->model()->trainable_weights(), m_opt_saved);
     this->model()->set_stop_training(true);
     m_terminated = true;
 }

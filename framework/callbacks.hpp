@@ -258,7 +258,8 @@ public:
     bool terminated() const { return m_terminated; }
 
 private:
-    std::vector<array_t<T>> m_saved;
+    std::vector<array_t<T>> m_saved;     ///< the model's weights before the batch
+    std::vector<array_t<T>> m_opt_saved; ///< the optimizer's state before the batch (empty before its first step)
     bool m_terminated = false;
 };
 

@@ -399,6 +399,46 @@ TEST_CASE("callbacks: TerminateOnNaN stops at the bad batch and keeps the weight
     }
 }
 
+TEST_CASE("callbacks: TerminateOnNaN also puts back the optimizer's state, so training can go on")
+{
+    set_random_seed(6);
+    array_t<float> x, y;
+    blobs<float>(32, 4, 3, 1, x, y);
+    array_t<float> bad = x;
+    bad(20, 1) = std::numeric_limits<float>::quiet_NaN(); // batch 2 of 4
+    struct Before : Callback<float> {
+        std::vector<array_t<float>> opt_at_batch2;
+        void on_train_batch_begin(int b, Logs&) override
+        {
+            if (b == 2)
+                for (const auto& v : model()->optimizer()->variables())
+                    opt_at_batch2.push_back(v.value());
+        }
+    };
+    auto before = std::make_shared<Before>();
+    auto m = std::make_shared<Sequential<float>>();
+    m->add(std::make_shared<TDense<float>>(8, "tanh"));
+    m->add(std::make_shared<TDense<float>>(3, "softmax"));
+    m->compile(get_optimizer<float>(json("adam")), "sparse_categorical_crossentropy", {});
+    FitOptions<float> fo = quiet(1, { before, std::make_shared<TerminateOnNaN<float>>() });
+    fo.shuffle = false;
+    {
+        CaptureCout cap;
+        m->fit(bad, y, fo);
+    }
+    CHECK(m->optimizer()->iterations() == 2);
+    const auto state = m->optimizer()->variables();
+    REQUIRE(state.size() == before->opt_at_batch2.size());
+    REQUIRE(state.size() > 1); // iterations, then Adam's moments
+    for (std::size_t i = 0; i < state.size(); ++i)
+        CHECK(state[i].value() == before->opt_at_batch2[i]);
+    // Training on clean data goes on from there with finite numbers.
+    FitOptions<float> clean = quiet(2, {});
+    const auto h = m->fit(x, y, clean);
+    for (double l : h->history["loss"])
+        CHECK(std::isfinite(l));
+}
+
 TEST_CASE("callbacks: ReduceLROnPlateau and LearningRateScheduler change the optimizer's learning rate")
 {
     set_random_seed(6);
