@@ -920,6 +920,7 @@ TEST_CASE("batch_norm: results are bit-identical for 1 and 2 threads")
                                        { { 16, 14, 14, 64 }, { -1 }, false },
                                        { { 16, 64, 14, 14 }, { 1 }, false },
                                        { { 160, 16, 32, 32 }, { 1 }, false },
+                                       { { 32, 32, 4096 }, { 1 }, false }, // channel-major backward
                                        { { 64, 40, 24 }, { -1 }, true },
                                        { { 8, 40, 14, 14 }, { 1, 3 }, false } };
     for (const auto& cs : cases) {
@@ -951,7 +952,8 @@ TEST_CASE("batch_norm: results are bit-identical for 1 and 2 threads")
 TEST_CASE("batch_norm: the parallel kernels agree with the closed form on large double tensors")
 {
     // Gradient checks use small tensors, which run serially; these sizes run on every thread.
-    for (const auto& cs : { Case{ { 300, 130 }, { -1 } }, Case{ { 12, 30, 97 }, { 1 } } }) {
+    // 16x32x4096 takes the channel-major backward (Note [Channel-major backward]).
+    for (const auto& cs : { Case{ { 300, 130 }, { -1 } }, Case{ { 12, 30, 97 }, { 1 } }, Case{ { 16, 32, 4096 }, { 1 } } }) {
         CAPTURE(shape_str(cs.shape));
         const std::size_t C = batch_norm_channels(cs.shape, cs.axes);
         Tensor<double> x = random_tensor(cs.shape, 140, -1.0, 4.0);
@@ -984,6 +986,39 @@ TEST_CASE("batch_norm: the parallel kernels agree with the closed form on large 
         CHECK(err < 1e-11);
         CHECK(max_abs_diff(as_vector(r.dgamma), swx) < 1e-9);
         CHECK(max_abs_diff(as_vector(r.dbeta), sw) < 1e-9);
+    }
+}
+
+TEST_CASE("gradcheck: the channel-major backward (long runs, few rows; Note [Channel-major backward])")
+{
+    // 16x32x4096 doubles: 16 MB, runs of 32 KB, 1 MB of x and dy per channel - the layouts that
+    // take one channel at a time (the closed-form test above checks every element of it). Checked
+    // here on a seeded subset of elements, since each check runs the whole forward, plain and with
+    // renorm's r and d clipped to constants. eps 1e-3: the loss sums 2.1e6 terms, whose rounding
+    // (1e-10) over eps 1e-6 would swamp an input gradient of 0.03; y is smooth in x.
+    const shape_t shape{ 16, 32, 4096 };
+    BatchNormSpec spec;
+    spec.axes = { 1 };
+    GradcheckOptions opt;
+    opt.max_elements = 6;
+    opt.eps = 1e-3;
+    const Tensor<double> x = random_tensor(shape, 150, -1.0, 3.0);
+    BatchRenorm<double> rn;
+    rn.mean = array_t<double>::from_shape({ 32 });
+    rn.stddev = array_t<double>::from_shape({ 32 });
+    for (std::size_t c = 0; c < 32; ++c) {
+        rn.mean(c) = c % 2 ? 50.0 : -50.0;
+        rn.stddev(c) = 1e-3;
+    }
+    rn.rmax = 2.0;
+    rn.dmax = 0.5;
+    for (const BatchRenorm<double>* renorm : { static_cast<const BatchRenorm<double>*>(nullptr), static_cast<const BatchRenorm<double>*>(&rn) }) {
+        CAPTURE(renorm != nullptr);
+        const GradcheckResult r = gradcheck(
+            [&](const V& v) { return batch_norm_train(v[0], v[1], v[2], spec, nullptr, Tensor<double>(), renorm); },
+            V{ x, random_tensor({ 32 }, 151, 0.5, 1.5), random_tensor({ 32 }, 152) }, opt);
+        INFO(r.report());
+        CHECK(r.passed);
     }
 }
 
