@@ -430,11 +430,11 @@ void cf_row_dx_short(const T* x, const T* dy, std::size_t C, std::size_t I, cons
 // ---- channel-last tiles: nr rows of a (rows, C) matrix, channels [c, c + NV*L) ----------------
 
 /// Tile statistics merged (weights w) into (mean, m2)[c ...], which summarize the earlier rows of
-/// the chunk. The first tile of a chunk (n_prev == 0) takes
-/// two passes: its own mean, then sums of x minus it. Later tiles take one pass, shifted by the
-/// chunk's mean so far rounded to T: that shift is as close to the data as the tile's own mean
-/// would be (both estimate the channel's mean), so x - shift does not cancel either, and the
-/// second read of the tile - from L2 for 64 rows of 1 KB, which overflow L1's sets - is saved.
+/// the chunk. The chunk's first tile takes two passes: its own mean, then sums of x minus it.
+/// Later tiles (one_pass) take one, shifted by the chunk's mean so far rounded to T: that shift is
+/// as close to the data as the tile's own mean would be (both estimate the channel's mean), so
+/// x - shift does not cancel either, and the second read of the tile - from L2 for 64 rows of
+/// 1 KB, which overflow L1's sets - is saved.
 template <class T, int NV>
 void tile_moments(const T* x, std::size_t C, std::size_t nr, std::size_t c, const MergeWeights& w, bool one_pass,
                   double* mean, double* m2)
