@@ -842,8 +842,10 @@ bool channel_major(const Layout& l)
            2 * l.outer * run <= channel_major_max_channel_bytes && l.size() * sizeof(T) >= channel_major_min_bytes;
 }
 
-/// dx over one run of n elements of one channel: kx (x - m) + kdy dy + k0, streamed where dx is
-/// aligned (the scalar ends use std::fma in the vector code's order).
+/// dx over one run of n elements of one channel: kx (x - m) + kdy dy + k0, streamed when the run
+/// starts aligned. No scalar head is peeled off for alignment: without hardware FMA xsimd's fma
+/// rounds twice where std::fma rounds once, so a peel would make an element's bits depend on
+/// whether the output is streamed (the scalar tail is the same in both cases).
 template <class T>
 void run_dx(const T* x, const T* dy, std::size_t n, T m, T kdy, T kx, T k0, T* dx, bool accumulate, bool stream)
 {
@@ -854,9 +856,7 @@ void run_dx(const T* x, const T* dy, std::size_t n, T m, T kdy, T kx, T k0, T* d
         const T v = std::fma(kx, x[k] - m, std::fma(kdy, dy[k], k0));
         dx[k] = accumulate ? dx[k] + v : v;
     };
-    if (stream)
-        for (; i < n && !is_aligned(dx + i); ++i)
-            one(i);
+    stream = stream && is_aligned(dx);
     const V vm(m), vdy(kdy), vx(kx), v0(k0);
     for (; i + L <= n; i += L) {
         const V g = xsimd::fma(vx, V::load_unaligned(x + i) - vm, xsimd::fma(vdy, V::load_unaligned(dy + i), v0));
