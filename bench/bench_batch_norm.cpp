@@ -93,49 +93,41 @@ void floor_passes(std::size_t n, R&& read, W&& write)
 #endif
 }
 
+using fvec = xsimd::batch<float>;
+
+/// p[i] as a float or as a vector, by the type of the tag.
+inline float load(const float* p, std::size_t i, float) { return p[i]; }
+inline fvec load(const float* p, std::size_t i, fvec) { return fvec::load_unaligned(p + i); }
+
 /// out[i] = f(i) for i in [s, e); non-temporal stores when `stream` (out 64-byte aligned, s a
-/// multiple of 16), as the kernels stream outputs of 8 MB and more.
+/// multiple of 16), as the kernels stream outputs of 8 MB and more. f is called on floats and on
+/// vectors (the same expression), so one loop serves every vector width.
 template <class F>
 void floor_store(float* out, std::size_t s, std::size_t e, bool stream, F&& f)
 {
+    constexpr std::size_t L = fvec::size;
+    std::size_t i = s;
+    for (; i + L <= e; i += L) {
+        const fvec v = f(i, fvec());
 #if defined(__AVX512F__)
-    if (stream) {
-        std::size_t i = s;
-        for (; i + 16 <= e; i += 16) {
-            alignas(64) float v[16];
-#pragma omp simd
-            for (int k = 0; k < 16; ++k)
-                v[k] = f(i + k);
-            _mm512_stream_ps(out + i, _mm512_load_ps(v));
+        if (stream && L == 16) {
+            _mm512_stream_ps(out + i, v);
+            continue;
         }
-        for (; i < e; ++i)
-            out[i] = f(i);
-        return;
-    }
 #elif defined(__AVX__)
-    if (stream) {
-        std::size_t i = s;
-        for (; i + 8 <= e; i += 8) {
-            alignas(32) float v[8];
-#pragma omp simd
-            for (int k = 0; k < 8; ++k)
-                v[k] = f(i + k);
-            _mm256_stream_ps(out + i, _mm256_load_ps(v));
+        if (stream && L == 8) {
+            _mm256_stream_ps(out + i, v);
+            continue;
         }
-        for (; i < e; ++i)
-            out[i] = f(i);
-        return;
-    }
 #endif
-    (void)stream;
-#pragma omp simd
-    for (std::size_t i = s; i < e; ++i)
-        out[i] = f(i);
+        v.store_unaligned(out + i);
+    }
+    for (; i < e; ++i)
+        out[i] = f(i, 0.0f);
 }
 
 volatile float floor_sink; // keeps the read pass's sums alive
 
-using fvec = xsimd::batch<float>;
 
 // The read passes keep four vector accumulators: `#pragma omp simd reduction` kept GCC 12's
 // partial sums on the stack here and ran at a tenth of the memory speed.
@@ -160,7 +152,7 @@ void floor_forward(const float* x, float* y, std::size_t n)
             floor_sink = s;
         },
         [&](std::size_t b, std::size_t e) {
-            floor_store(y, b, e, stream, [&](std::size_t i) { return x[i] * 1.01f + 0.5f; });
+            floor_store(y, b, e, stream, [&](std::size_t i, auto v) { return load(x, i, v) * 1.01f + 0.5f; });
         });
 }
 
@@ -186,7 +178,8 @@ void floor_backward(const float* x, const float* dy, float* dx, std::size_t n)
             floor_sink = s;
         },
         [&](std::size_t b, std::size_t e) {
-            floor_store(dx, b, e, stream, [&](std::size_t i) { return x[i] * 0.3f + dy[i] * 1.01f - 0.5f; });
+            floor_store(dx, b, e, stream,
+                        [&](std::size_t i, auto v) { return load(x, i, v) * 0.3f + load(dy, i, v) * 1.01f - 0.5f; });
         });
 }
 
