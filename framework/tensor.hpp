@@ -6,6 +6,7 @@
 
 #include "framework/errors.hpp"
 
+#include <xsimd/memory/xsimd_aligned_allocator.hpp>
 #include <xtensor/xarray.hpp>
 
 #include <cstddef>
@@ -18,8 +19,18 @@ namespace xtape {
 
 using shape_t = std::vector<std::size_t>;
 
+// Note [Array alignment is part of the ABI]
+// xtensor's default allocator aligns to XSIMD_DEFAULT_ALIGNMENT, which follows the instruction
+// set the file is compiled for (16 bytes for SSE2, 32 for AVX, 64 for AVX-512), and the
+// allocator is part of xt::xarray's type. With the default, a program compiled without
+// -march=native could not link against an xtape built with it (undefined Model<float>::
+// train_on_batch(xarray<..., aligned_allocator<float, 16>>) against the library's 64): the
+// install_consumer test caught it. A fixed 64 bytes (a cache line, enough for every vector
+// width) makes the type the same whatever the flags.
+inline constexpr std::size_t array_alignment = 64;
+
 template <class T>
-using array_t = xt::xarray<T, xt::layout_type::row_major>;
+using array_t = xt::xarray<T, xt::layout_type::row_major, xsimd::aligned_allocator<T, array_alignment>>;
 
 template <class T>
 inline const char* dtype_name();
