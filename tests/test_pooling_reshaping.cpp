@@ -5,6 +5,7 @@
 #include "framework/parallel.hpp"
 #include "framework/pooling.hpp"
 #include "layers/layer_config.hpp"
+#include "layers/pooling/global_pooling.hpp"
 #include "layers/pooling/pooling.hpp"
 #include "layers/registry.hpp"
 #include "tests/helpers.hpp"
@@ -310,4 +311,197 @@ TEST_CASE("MaxPooling2D: shapes, errors, masks and configs")
     check_layer_gradients(gl, random_tensor({ 2, 5, 4, 3 }, 21));
     MaxPooling2D<D> gf(pool_opts({ 2 }, {}, "valid", "channels_first"));
     check_layer_gradients(gf, random_tensor({ 2, 3, 5, 4 }, 22));
+}
+
+TEST_CASE("AveragePooling2D: Keras's documented examples; same padding averages the cells inside the input")
+{
+    const Tensor<D> x33(arr({ 1, 2, 3, 4, 5, 6, 7, 8, 9 }, { 1, 3, 3, 1 }));
+    const Tensor<D> x34(arr({ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 }, { 1, 3, 4, 1 }));
+    for (const std::string fmt : { "channels_last", "channels_first" }) {
+        CAPTURE(fmt);
+        const bool cf = fmt == "channels_first";
+        auto run = [&](const PoolingOptions& o, const Tensor<D>& x) {
+            AveragePooling2D<D> layer(o);
+            const Tensor<D> y = layer(cf ? to_channels_first(x) : x);
+            return cf ? to_channels_last(y) : y;
+        };
+        // tf.keras's AveragePooling2D docstring values.
+        check_close(run(pool_opts({ 2, 2 }, { 1, 1 }, "valid", fmt), x33).value(), arr({ 3, 4, 6, 7 }, { 1, 2, 2, 1 }));
+        check_close(run(pool_opts({ 2, 2 }, { 2, 2 }, "valid", fmt), x34).value(), arr({ 3.5, 5.5 }, { 1, 1, 2, 1 }));
+        // The right column and bottom row pool 2 cells, the corner 1: padding is not counted.
+        check_close(run(pool_opts({ 2, 2 }, { 1, 1 }, "same", fmt), x33).value(),
+                    arr({ 3, 4, 4.5, 6, 7, 7.5, 7.5, 8.5, 9 }, { 1, 3, 3, 1 }));
+        // 3x3 strides 2 same on 3x3: out 2, padding (2-1)*2+3-3 = 2, one cell before and one after,
+        // so the windows [-1, 2) and [1, 4) hold the cells [0, 2) and [1, 3): four cells each.
+        check_close(run(pool_opts({ 3 }, { 2 }, "same", fmt), x33).value(),
+                    arr({ 3, 4, 6, 7 }, { 1, 2, 2, 1 }));
+    }
+}
+
+TEST_CASE("MaxPooling1D and AveragePooling1D: Keras's documented examples, both formats, configs")
+{
+    const Tensor<D> x(arr({ 1, 2, 3, 4, 5 }, { 1, 5, 1 }));
+    for (const std::string fmt : { "channels_last", "channels_first" }) {
+        CAPTURE(fmt);
+        const bool cf = fmt == "channels_first";
+        auto run = [&](bool is_max, const PoolingOptions& o) {
+            std::shared_ptr<Layer<D>> l;
+            if (is_max)
+                l = std::make_shared<MaxPooling1D<D>>(o);
+            else
+                l = std::make_shared<AveragePooling1D<D>>(o);
+            const Tensor<D> y = (*l)(cf ? to_channels_first(x) : x);
+            return cf ? to_channels_last(y) : y;
+        };
+        check_close(run(true, pool_opts({ 2 }, { 1 }, "valid", fmt)).value(), arr({ 2, 3, 4, 5 }, { 1, 4, 1 }));
+        check_close(run(true, pool_opts({ 2 }, { 2 }, "valid", fmt)).value(), arr({ 2, 4 }, { 1, 2, 1 }));
+        check_close(run(true, pool_opts({ 2 }, { 1 }, "same", fmt)).value(), arr({ 2, 3, 4, 5, 5 }, { 1, 5, 1 }));
+        check_close(run(false, pool_opts({ 2 }, { 1 }, "valid", fmt)).value(),
+                    arr({ 1.5, 2.5, 3.5, 4.5 }, { 1, 4, 1 }));
+        check_close(run(false, pool_opts({ 2 }, { 2 }, "valid", fmt)).value(), arr({ 1.5, 3.5 }, { 1, 2, 1 }));
+        check_close(run(false, pool_opts({ 2 }, { 1 }, "same", fmt)).value(),
+                    arr({ 1.5, 2.5, 3.5, 4.5, 5 }, { 1, 5, 1 }));
+    }
+    // Several channels in each layout.
+    MaxPooling1D<D> m(pool_opts({ 3 }, { 2 }, "valid", "channels_first"));
+    check_close(m(Tensor<D>(arr({ 1, 5, 2, 0, 3, -1, -5, -2, 0, -3 }, { 1, 2, 5 }))).value(),
+                arr({ 5, 3, -1, 0 }, { 1, 2, 2 }));
+    AveragePooling1D<D> a(pool_opts({ 2 }, {}, "valid"));
+    check_close(a(Tensor<D>(arr({ 1, 10, 3, 30, 5, 50 }, { 1, 3, 2 }))).value(), arr({ 2, 20 }, { 1, 1, 2 }));
+    CHECK(a.compute_output_shape({ none_dim, 7, 4 }) == dims_t{ none_dim, 3, 4 });
+    check_layer_gradients(m, random_tensor({ 2, 3, 8 }, 31));
+    check_layer_gradients(a, random_tensor({ 2, 8, 3 }, 32));
+
+    // issue_9560's MaxPooling1D config (tf.keras 2.2.4-tf), Keras 1's pool_length / stride / border_mode.
+    auto t = layer_from_config<float>("MaxPooling1D", json::parse(R"({"name": "max_pooling1d", "trainable": true,
+        "dtype": "float32", "strides": [4], "pool_size": [4], "padding": "valid", "data_format": "channels_last"})"));
+    CHECK(t->compute_output_shape({ none_dim, 2029, 32 }) == dims_t{ none_dim, 507, 32 });
+    check_round_trip<float>(*t);
+    auto k1 = AveragePooling1D<float>::from_config(
+        json::parse(R"({"name": "averagepooling1d_1", "trainable": true, "pool_length": 3, "stride": null,
+                        "border_mode": "same"})"));
+    CHECK(k1->pool_size() == std::vector<std::size_t>{ 3 });
+    CHECK(k1->strides() == std::vector<std::size_t>{ 3 });
+    CHECK(k1->padding() == "same");
+    CHECK(k1->get_config()["pool_size"] == json({ 3 }));
+    // pretrainedResnet's AveragePooling2D.
+    auto r = layer_from_config<float>("AveragePooling2D",
+                                      json::parse(R"({"name": "average_pooling2d", "trainable": true, "dtype":
+        "float32", "pool_size": [8, 8], "padding": "valid", "strides": [8, 8], "data_format": "channels_last"})"));
+    CHECK(r->compute_output_shape({ none_dim, 8, 8, 64 }) == dims_t{ none_dim, 1, 1, 64 });
+    CHECK_THROWS_AS(MaxPooling1D<float>::from_config(json::parse(R"({"pool_size": [2, 2]})")), ValueError);
+    CHECK_THROWS_AS(MaxPooling1D<float>(pool_opts({ 2 }, {}, "valid"))(Tensor<float>::zeros({ 2, 4, 4, 1 })),
+                    ShapeError);
+}
+
+// ---- global pooling -----------------------------------------------------------------------------------
+
+TEST_CASE("Global pooling: hand-computed values, keepdims, both formats, gradients")
+{
+    // (1, 2, 3, 2): channel 0 holds 1..6, channel 1 holds -6, 5, 0, 2, -1, 3.
+    const Tensor<D> x(arr({ 1, -6, 2, 5, 3, 0, 4, 2, 5, -1, 6, 3 }, { 1, 2, 3, 2 }));
+    for (bool cf : { false, true })
+        for (bool keep : { false, true }) {
+            CAPTURE(cf);
+            CAPTURE(keep);
+            GlobalPoolingOptions o;
+            o.data_format = cf ? "channels_first" : "channels_last";
+            o.keepdims = keep;
+            const Tensor<D> in = cf ? to_channels_first(x) : x;
+            GlobalAveragePooling2D<D> avg(o);
+            GlobalMaxPooling2D<D> mx(o);
+            const shape_t want = !keep ? shape_t{ 1, 2 } : cf ? shape_t{ 1, 2, 1, 1 } : shape_t{ 1, 1, 1, 2 };
+            check_close(avg(in).value(), arr({ 3.5, 0.5 }, want));
+            check_close(mx(in).value(), arr({ 6, 5 }, want));
+            CHECK(avg.compute_output_shape(dims_of(in.shape())) == dims_of(want));
+            check_layer_gradients(avg, random_tensor(in.shape(), 41));
+            check_layer_gradients(mx, random_tensor(in.shape(), 42));
+            // 1-D: the rows of x as steps, (1, 6, 2) or (1, 2, 6).
+            const Tensor<D> x1 = reshape(x, { 1, 6, 2 });
+            const Tensor<D> in1 = cf ? to_channels_first(x1) : x1;
+            GlobalAveragePooling1D<D> avg1(o);
+            GlobalMaxPooling1D<D> mx1(o);
+            const shape_t want1 = !keep ? shape_t{ 1, 2 } : cf ? shape_t{ 1, 2, 1 } : shape_t{ 1, 1, 2 };
+            check_close(avg1(in1).value(), arr({ 3.5, 0.5 }, want1));
+            check_close(mx1(in1).value(), arr({ 6, 5 }, want1));
+            check_layer_gradients(avg1, random_tensor(in1.shape(), 43));
+            check_layer_gradients(mx1, random_tensor(in1.shape(), 44));
+        }
+    // The max gradient goes to the first maximum.
+    const Tensor<D> ties(arr({ 2, 7, 2, 7 }, { 1, 2, 2 }));
+    GradientTape<D> tape;
+    tape.watch(ties);
+    const auto g = tape.gradient(global_max_pool(ties, false, false), std::vector<Tensor<D>>{ ties });
+    check_close(g[0].value(), arr({ 1, 1, 0, 0 }, { 1, 2, 2 }));
+    // Many steps, in parallel: 1 and 2 threads give the same bits; sums accumulate in double.
+    for (bool cf : { false, true }) {
+        const Tensor<float> big = random_tensor<float>({ 8, 64, 64, 16 }, 45);
+        auto run = [&](int threads) {
+            set_num_threads(threads);
+            return array_t<float>(global_average_pool(big, cf, false).value());
+        };
+        const array_t<float> one = run(1), two = run(2);
+        set_num_threads(2);
+        CHECK(one == two);
+    }
+}
+
+TEST_CASE("GlobalAveragePooling1D: a mask averages over the unmasked steps (Keras 3), no mask passes on")
+{
+    // Steps 0 and 2 of sample 0 count, all of sample 1 but the last.
+    const Tensor<D> x(arr({ 1, 10, 2, 20, 4, 40, 3, 30, 5, 50, 7, 70 }, { 2, 3, 2 }));
+    const Tensor<D> mask(arr({ 1, 0, 1, 1, 1, 0 }, { 2, 3 }));
+    GlobalAveragePooling1D<D> gap;
+    check_close(gap(x, false, mask).value(), arr({ 2.5, 25, 4, 40 }, { 2, 2 }));
+    check_close(gap(x).value(), arr({ 7.0 / 3, 70.0 / 3, 5, 50 }, { 2, 2 }));
+    CHECK(!gap.compute_mask(x, mask).defined());
+    check_layer_gradients(gap, random_tensor({ 2, 3, 2 }, 51), false, mask);
+    // channels_first: the mask is still (batch, steps).
+    GlobalPoolingOptions o;
+    o.data_format = "channels_first";
+    o.keepdims = true;
+    GlobalAveragePooling1D<D> gcf(o);
+    check_close(gcf(to_channels_first(x), false, mask).value(), arr({ 2.5, 25, 4, 40 }, { 2, 2, 1 }));
+    check_layer_gradients(gcf, random_tensor({ 2, 2, 3 }, 52), false, mask);
+    // Every step masked: Keras's 0 / 0.
+    const Tensor<D> none(arr({ 0, 0, 0, 1, 1, 1 }, { 2, 3 }));
+    const Tensor<D> y = gap(x, false, none);
+    CHECK(std::isnan(y.value()(0, 0)));
+    CHECK(y.value()(1, 1) == doctest::Approx(50));
+    // The max and the 2-D average ignore a mask, as Keras 3 does.
+    GlobalMaxPooling1D<D> gmp;
+    check_close(gmp(x, false, mask).value(), arr({ 4, 40, 7, 70 }, { 2, 2 }));
+    CHECK_THROWS_AS(global_average_pool(x, false, false, Tensor<D>(arr({ 1, 1 }, { 2, 1 }))), ShapeError);
+}
+
+TEST_CASE("Global pooling: errors and configs in every Keras form")
+{
+    reset_layer_names();
+    GlobalAveragePooling2D<float> g;
+    CHECK(g.name() == "global_average_pooling2d");
+    const std::string e = error_of([&] { g(Tensor<float>::zeros({ 2, 3, 4 })); });
+    CHECK(e.find("global_average_pooling2d") != std::string::npos);
+    CHECK(e.find("expected ndim=4, found ndim=3") != std::string::npos);
+    CHECK_THROWS_AS(g(Tensor<float>::zeros({ 2, 3, 4 })), ShapeError);
+    CHECK_THROWS_AS(GlobalMaxPooling1D<float>(GlobalPoolingOptions{ "NCW" }), ValueError);
+    // GAPError's layer (tf.keras 2.2.4: no keepdims key).
+    auto t = layer_from_config<float>("GlobalAveragePooling1D",
+                                      json::parse(R"({"name": "global_average_pooling1d_5", "trainable": true,
+                                                      "data_format": "channels_last"})"));
+    CHECK(t->compute_output_shape({ none_dim, 398, 512 }) == dims_t{ none_dim, 512 });
+    const json c = t->get_config();
+    CHECK(c["keepdims"] == false);
+    CHECK(c["data_format"] == "channels_last");
+    check_round_trip<float>(*t);
+    GlobalPoolingOptions o;
+    o.data_format = "channels_first";
+    o.keepdims = true;
+    check_round_trip<float>(GlobalMaxPooling2D<float>(o));
+    // Keras 1: dim_ordering.
+    auto k1 = GlobalMaxPooling2D<float>::from_config(json::parse(R"({"name": "g", "dim_ordering": "th"})"));
+    CHECK(k1->data_format() == "channels_first");
+    CHECK(k1->compute_output_shape({ none_dim, 5, 7, 7 }) == dims_t{ none_dim, 5 });
+    for (const char* alias : { "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D",
+                               "AvgPool1D", "AvgPool2D", "MaxPool1D" })
+        CHECK(is_registered_layer<double>(alias));
 }
