@@ -1,13 +1,23 @@
 // Pooling and reshaping layers over spatial data: MaxPooling1D/2D, AveragePooling1D/2D and the
-// global poolings (framework/pooling.hpp), with Keras's documented values, hand-computed cases,
-// gradient checks in double for every option combination, errors and configs in every Keras form.
+// global poolings (framework/pooling.hpp); ZeroPadding1D/2D, Cropping1D/2D, UpSampling1D/2D,
+// RepeatVector, Permute (framework/resampling.hpp) and SpatialDropout1D/2D. Keras's documented
+// values, hand-computed cases, gradient checks in double for every option combination, masks,
+// errors and configs in every Keras form.
 // ctest-labels: sanitize
 #include "framework/parallel.hpp"
 #include "framework/pooling.hpp"
+#include "framework/random.hpp"
+#include "framework/resampling.hpp"
 #include "layers/layer_config.hpp"
 #include "layers/pooling/global_pooling.hpp"
 #include "layers/pooling/pooling.hpp"
 #include "layers/registry.hpp"
+#include "layers/regularization/spatial_dropout.hpp"
+#include "layers/reshaping/cropping.hpp"
+#include "layers/reshaping/permute.hpp"
+#include "layers/reshaping/repeat_vector.hpp"
+#include "layers/reshaping/up_sampling.hpp"
+#include "layers/reshaping/zero_padding.hpp"
 #include "tests/helpers.hpp"
 
 #include <doctest/doctest.h>
@@ -504,4 +514,297 @@ TEST_CASE("Global pooling: errors and configs in every Keras form")
     for (const char* alias : { "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D",
                                "AvgPool1D", "AvgPool2D", "MaxPool1D" })
         CHECK(is_registered_layer<double>(alias));
+}
+
+// ---- padding and cropping -----------------------------------------------------------------------------
+
+namespace {
+/// np.arange(prod(shape)).reshape(shape), as Keras's docstrings build their inputs.
+Tensor<D> arange(const shape_t& shape)
+{
+    array_t<D> a = array_t<D>::from_shape(shape);
+    for (std::size_t i = 0; i < a.size(); ++i)
+        a.data()[i] = static_cast<D>(i);
+    return Tensor<D>(a);
+}
+} // namespace
+
+TEST_CASE("zero_pad and crop: hand-computed boxes, gradients, errors")
+{
+    const Tensor<D> x = arange({ 2, 3 });
+    check_close(zero_pad(x, { { 1, 0 }, { 0, 2 } }).value(),
+                arr({ 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 3, 4, 5, 0, 0 }, { 3, 5 }));
+    check_close(crop(x, { { 0, 1 }, { 1, 1 } }).value(), arr({ 1 }, { 1, 1 }));
+    check_close(crop(zero_pad(x, { { 2, 1 }, { 3, 0 } }), { { 2, 1 }, { 3, 0 } }).value(), x.value());
+    const Tensor<D> r = random_tensor({ 2, 4, 3, 5 }, 61);
+    xtape::testing::check_gradients([](const std::vector<Tensor<D>>& in) { return zero_pad(in[0], { { 0, 0 }, { 2, 1 }, { 0, 3 }, { 1, 0 } }); },
+                                    { r });
+    xtape::testing::check_gradients([](const std::vector<Tensor<D>>& in) { return crop(in[0], { { 0, 1 }, { 1, 2 }, { 0, 0 }, { 2, 2 } }); },
+                                    { r });
+    CHECK_THROWS_AS(zero_pad(x, { { 1, 1 } }), ValueError);
+    CHECK_THROWS_AS(crop(x, { { 0, 0 }, { 2, 1 } }), ShapeError);
+}
+
+TEST_CASE("ZeroPadding1D/2D: Keras's documented examples, channels_first, gradients, configs")
+{
+    ZeroPadding1D<D> p1({ 2, 2 });
+    check_close(p1(arange({ 2, 2, 3 })).value(),
+                arr({ 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 0, 0, 0, 0, 0, 0,
+                      0, 0, 0, 0, 0, 0, 6, 7, 8, 9, 10, 11, 0, 0, 0, 0, 0, 0 },
+                    { 2, 6, 3 }));
+    ZeroPadding2D<D> p2;
+    check_close(p2(arange({ 1, 1, 2, 2 })).value(),
+                arr({ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }, { 1, 3, 4, 2 }));
+    // channels_first pads the last two axes; asymmetric widths.
+    ZeroPadding2D<D> cf({ { 0, 1 }, { 1, 0 } }, "channels_first");
+    check_close(cf(arange({ 1, 2, 1, 2 })).value(), arr({ 0, 0, 1, 0, 0, 0, 0, 2, 3, 0, 0, 0 }, { 1, 2, 2, 3 }));
+    CHECK(cf.compute_output_shape({ none_dim, 2, none_dim, 5 }) == dims_t{ none_dim, 2, none_dim, 6 });
+    ZeroPadding1D<D> cf1({ 1, 0 }, "channels_first");
+    check_close(cf1(arange({ 1, 2, 2 })).value(), arr({ 0, 0, 1, 0, 2, 3 }, { 1, 2, 3 }));
+    check_layer_gradients(cf, random_tensor({ 2, 3, 2, 4 }, 62));
+    check_layer_gradients(p1, random_tensor({ 2, 3, 2 }, 63));
+    CHECK(!p2.compute_mask(Tensor<D>(), Tensor<D>::full({ 1, 1 }, 1.0)).defined());
+    CHECK_THROWS_AS(p2(Tensor<D>::zeros({ 1, 2, 2 })), ShapeError);
+
+    // wgan_discriminator's layer (Keras 2.1.3), Keras 3's forms, Keras 1's 4-tuple and dictionaries.
+    auto w = layer_from_config<float>("ZeroPadding2D", json::parse(R"({"name": "zero_padding2d_1", "trainable": true,
+        "padding": [[0, 1], [0, 1]], "data_format": "channels_last"})"));
+    CHECK(w->compute_output_shape({ none_dim, 7, 7, 64 }) == dims_t{ none_dim, 8, 8, 64 });
+    check_round_trip<float>(*w);
+    CHECK(w->get_config()["padding"] == json::parse("[[0, 1], [0, 1]]"));
+    CHECK(ZeroPadding2D<float>::from_config(json::parse(R"({"padding": 3})"))->padding() ==
+          pad_widths_t{ { 3, 3 }, { 3, 3 } });
+    CHECK(ZeroPadding2D<float>::from_config(json::parse(R"({"padding": [1, 2]})"))->padding() ==
+          pad_widths_t{ { 1, 1 }, { 2, 2 } });
+    auto k1 = ZeroPadding2D<float>::from_config(json::parse(R"({"padding": [1, 2, 3, 4], "dim_ordering": "th"})"));
+    CHECK(k1->padding() == pad_widths_t{ { 1, 2 }, { 3, 4 } });
+    CHECK(k1->data_format() == "channels_first");
+    CHECK(ZeroPadding2D<float>::from_config(json::parse(R"({"padding": {"top_pad": 1, "right_pad": 2}})"))
+              ->padding() == pad_widths_t{ { 1, 0 }, { 0, 2 } });
+    CHECK(ZeroPadding1D<float>::from_config(json::parse(R"({"padding": 2})"))->padding() == pad_widths_t{ { 2, 2 } });
+    CHECK(ZeroPadding1D<float>::from_config(json::parse(R"({"padding": {"left_pad": 3}})"))->padding() ==
+          pad_widths_t{ { 3, 0 } });
+    ZeroPadding1D<float> z1({ 1, 3 });
+    CHECK(z1.get_config()["padding"] == json({ 1, 3 }));
+    check_round_trip<float>(z1);
+    CHECK_THROWS_AS(ZeroPadding2D<float>::from_config(json::parse(R"({"padding": [1, 2, 3]})")), ValueError);
+    CHECK_THROWS_AS(ZeroPadding1D<float>::from_config(json::parse(R"({"padding": -1})")), ValueError);
+}
+
+TEST_CASE("Cropping1D/2D: Keras's documented examples, channels_first, errors, gradients, configs")
+{
+    Cropping1D<D> c1(std::make_pair(std::size_t(1), std::size_t(1)));
+    check_close(c1(arange({ 2, 3, 2 })).value(), arr({ 2, 3, 8, 9 }, { 2, 1, 2 }));
+    Cropping2D<D> c2({ { 2, 2 }, { 4, 4 } });
+    CHECK(c2(arange({ 2, 28, 28, 3 })).shape() == shape_t{ 2, 24, 20, 3 });
+    // channels_first: x[:, :, 1:, 0:-1] of a 3x3 plane.
+    Cropping2D<D> cf({ { 1, 0 }, { 0, 1 } }, "channels_first");
+    check_close(cf(arange({ 1, 1, 3, 3 })).value(), arr({ 3, 4, 6, 7 }, { 1, 1, 2, 2 }));
+    check_layer_gradients(cf, random_tensor({ 2, 2, 4, 3 }, 64));
+    check_layer_gradients(c1, random_tensor({ 2, 4, 3 }, 65));
+    // Errors: Keras's messages with the layer's name.
+    const std::string e1 = error_of([&] { c1(Tensor<D>::zeros({ 1, 2, 3 })); });
+    CHECK(e1.find("must be smaller than the input length") != std::string::npos);
+    CHECK(e1.find("cropping1d") != std::string::npos);
+    CHECK_THROWS_AS(c1(Tensor<D>::zeros({ 1, 2, 3 })), ShapeError);
+    CHECK(error_of([&] { cf.compute_output_shape({ none_dim, 3, 1, 9 }); })
+              .find("should be smaller than the corresponding spatial dimension") != std::string::npos);
+    CHECK(cf.compute_output_shape({ none_dim, 3, none_dim, 9 }) == dims_t{ none_dim, 3, none_dim, 8 });
+    CHECK(!cf.compute_mask(Tensor<D>(), Tensor<D>::full({ 1, 1 }, 1.0)).defined());
+    // Configs.
+    CHECK(c1.get_config()["cropping"] == json({ 1, 1 }));
+    CHECK(!c1.get_config().contains("data_format"));
+    check_round_trip<D>(c1);
+    check_round_trip<D>(cf);
+    CHECK(cf.get_config()["cropping"] == json::parse("[[1, 0], [0, 1]]"));
+    CHECK(Cropping2D<float>::from_config(json::parse(R"({"cropping": 2})"))->cropping() ==
+          pad_widths_t{ { 2, 2 }, { 2, 2 } });
+    CHECK(Cropping2D<float>::from_config(json::parse(R"({"cropping": [[1, 2], [3, 4]], "dim_ordering": "th"})"))
+              ->data_format() == "channels_first");
+    CHECK(Cropping1D<float>::from_config(json::parse(R"({"cropping": [0, 2]})"))->cropping() == pad_widths_t{ { 0, 2 } });
+}
+
+// ---- up-sampling, RepeatVector, Permute ---------------------------------------------------------------------
+
+TEST_CASE("repeat_elements: values on several axes, gradients, thread count")
+{
+    check_close(repeat_elements(arange({ 2, 2 }), { 2, 3 }).value(),
+                arr({ 0, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 2, 2, 2, 3, 3, 3 }, { 4, 6 }));
+    check_close(repeat_elements(arange({ 3 }), { 2 }).value(), arr({ 0, 0, 1, 1, 2, 2 }, { 6 }));
+    for (const std::vector<std::size_t>& reps : std::vector<std::vector<std::size_t>>{
+             { 1, 2, 3, 1 }, { 1, 1, 2, 2 }, { 2, 1, 1, 3 }, { 1, 3, 1, 1 } }) {
+        CAPTURE(shape_str(reps));
+        xtape::testing::check_gradients(
+            [&](const std::vector<Tensor<D>>& in) { return repeat_elements(in[0], reps); }, { random_tensor({ 2, 3, 2, 4 }, 66) });
+    }
+    CHECK_THROWS_AS(repeat_elements(arange({ 2, 2 }), { 2 }), ValueError);
+    CHECK_THROWS_AS(repeat_elements(arange({ 2, 2 }), { 2, 0 }), ValueError);
+    const Tensor<float> big = random_tensor<float>({ 8, 32, 32, 16 }, 67);
+    auto run = [&](int threads) {
+        set_num_threads(threads);
+        GradientTape<float> tape;
+        tape.watch(big);
+        const Tensor<float> y = repeat_elements(big, { 1, 2, 2, 1 });
+        auto g = tape.gradient(mul(y, random_tensor<float>(y.shape(), 68)), std::vector<Tensor<float>>{ big });
+        return array_t<float>(g[0].value());
+    };
+    const array_t<float> one = run(1), two = run(2);
+    set_num_threads(2);
+    CHECK(one == two);
+}
+
+TEST_CASE("UpSampling1D/2D: Keras's documented examples, channels_first, bilinear, gradients, configs")
+{
+    UpSampling1D<D> u1;
+    check_close(u1(arange({ 2, 2, 3 })).value(),
+                arr({ 0, 1, 2, 0, 1, 2, 3, 4, 5, 3, 4, 5, 6, 7, 8, 6, 7, 8, 9, 10, 11, 9, 10, 11 }, { 2, 4, 3 }));
+    UpSampling2D<D> u2({ 1, 2 });
+    check_close(u2(arange({ 2, 2, 1, 3 })).value(),
+                arr({ 0, 1, 2, 0, 1, 2, 3, 4, 5, 3, 4, 5, 6, 7, 8, 6, 7, 8, 9, 10, 11, 9, 10, 11 }, { 2, 2, 2, 3 }));
+    UpSampling2D<D> cf({ 2, 1 }, "channels_first");
+    check_close(cf(arange({ 1, 2, 1, 2 })).value(), arr({ 0, 1, 0, 1, 2, 3, 2, 3 }, { 1, 2, 2, 2 }));
+    CHECK(cf.compute_output_shape({ none_dim, 2, 5, none_dim }) == dims_t{ none_dim, 2, 10, none_dim });
+    check_layer_gradients(u1, random_tensor({ 2, 3, 2 }, 69));
+    check_layer_gradients(u2, random_tensor({ 2, 2, 3, 2 }, 70));
+    check_layer_gradients(cf, random_tensor({ 2, 2, 3, 2 }, 71));
+
+    // Bilinear, tf.image.resize's half-pixel centres: [0, 4] -> [0, 1, 3, 4], separably on both axes.
+    for (bool channels_first : { false, true }) {
+        CAPTURE(channels_first);
+        UpSampling2D<D> b({ 2, 2 }, channels_first ? "channels_first" : "channels_last", "Bilinear");
+        CHECK(b.interpolation() == "bilinear");
+        const Tensor<D> x(arr({ 0, 4, 8, 12 }, { 1, 2, 2, 1 }));
+        const Tensor<D> in = channels_first ? to_channels_first(x) : x;
+        const Tensor<D> y = b(in);
+        check_close((channels_first ? to_channels_last(y) : y).value(),
+                    arr({ 0, 1, 3, 4, 2, 3, 5, 6, 6, 7, 9, 10, 8, 9, 11, 12 }, { 1, 4, 4, 1 }));
+        UpSampling2D<D> b3({ 3, 2 }, channels_first ? "channels_first" : "channels_last", "bilinear");
+        check_layer_gradients(b3, random_tensor(channels_first ? shape_t{ 2, 3, 3, 2 } : shape_t{ 2, 3, 2, 3 }, 72));
+    }
+    CHECK_THROWS_AS(UpSampling2D<float>({ 2, 2 }, "channels_last", "bicubic"), NotImplementedError);
+    CHECK_THROWS_AS(UpSampling2D<float>({ 2, 2 }, "channels_last", "nearest-ish"), ValueError);
+    CHECK_THROWS_AS(UpSampling1D<float>(0), ValueError);
+    CHECK_THROWS_AS(u1(Tensor<D>::zeros({ 2, 3 })), ShapeError);
+    CHECK(!u2.compute_mask(Tensor<D>(), Tensor<D>::full({ 1, 1 }, 1.0)).defined());
+
+    // dcgan_generator's layer (Keras 2.1.3: no interpolation key), Keras 1's length and dim_ordering.
+    auto d = layer_from_config<float>("UpSampling2D", json::parse(R"({"name": "up_sampling2d_1", "trainable": true,
+        "size": [2, 2], "data_format": "channels_last"})"));
+    CHECK(d->compute_output_shape({ none_dim, 7, 7, 128 }) == dims_t{ none_dim, 14, 14, 128 });
+    CHECK(d->get_config()["interpolation"] == "nearest");
+    check_round_trip<float>(*d);
+    CHECK(UpSampling2D<float>::from_config(json::parse(R"({"size": 3, "dim_ordering": "th"})"))->size() ==
+          std::vector<std::size_t>{ 3, 3 });
+    CHECK(UpSampling1D<float>::from_config(json::parse(R"({"length": 3})"))->size() == 3);
+    check_round_trip<D>(u1);
+    CHECK(u1.get_config()["size"] == 2);
+}
+
+TEST_CASE("RepeatVector and Permute: values, shapes, errors, gradients, configs")
+{
+    RepeatVector<D> rv(3);
+    check_close(rv(arange({ 2, 2 })).value(), arr({ 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3 }, { 2, 3, 2 }));
+    CHECK(rv.compute_output_shape({ none_dim, 51 }) == dims_t{ none_dim, 3, 51 });
+    check_layer_gradients(rv, random_tensor({ 3, 4 }, 73));
+    CHECK_THROWS_AS(rv(Tensor<D>::zeros({ 2, 2, 2 })), ShapeError);
+    CHECK_THROWS_AS(RepeatVector<float>(0), ValueError);
+    // GAPError's RepeatVector (tf.keras 2.2.4).
+    auto g = layer_from_config<float>("RepeatVector",
+                                      json::parse(R"({"name": "repeat_vector_5", "trainable": true, "n": 400})"));
+    CHECK(g->compute_output_shape({ none_dim, 512 }) == dims_t{ none_dim, 400, 512 });
+    check_round_trip<float>(*g);
+    CHECK(!rv.compute_mask(Tensor<D>(), Tensor<D>::full({ 1 }, 1.0)).defined());
+
+    // Keras's docstring: Permute((2, 1)) turns (None, 10, 64) into (None, 64, 10).
+    Permute<D> p({ 2, 1 });
+    CHECK(p.compute_output_shape({ none_dim, 10, 64 }) == dims_t{ none_dim, 64, 10 });
+    check_close(p(arange({ 1, 2, 3 })).value(), arr({ 0, 3, 1, 4, 2, 5 }, { 1, 3, 2 }));
+    Permute<D> p3({ 3, 1, 2 });
+    const Tensor<D> x = random_tensor({ 2, 3, 4, 5 }, 74);
+    const Tensor<D> y = p3(x);
+    REQUIRE(y.shape() == shape_t{ 2, 5, 3, 4 });
+    CHECK(y.value()(1, 4, 2, 3) == x.value()(1, 2, 3, 4));
+    check_layer_gradients(p3, x);
+    CHECK(error_of([] { Permute<float>({ 0, 1 }); }).find("must be consecutive and start from 1") != std::string::npos);
+    CHECK_THROWS_AS(Permute<float>({ 1, 1 }), ValueError);
+    CHECK_THROWS_AS(p(Tensor<D>::zeros({ 2, 2 })), ShapeError);
+    CHECK(p3.get_config()["dims"] == json({ 3, 1, 2 }));
+    check_round_trip<D>(p3);
+}
+
+// ---- SpatialDropout ---------------------------------------------------------------------------------------
+
+TEST_CASE("SpatialDropout1D/2D: one draw per sample and channel, Keras's scaling, seeds, masks, configs")
+{
+    const double rate = 0.4;
+    for (int axes : { 1, 2 })
+        for (bool cf : { false, true }) {
+            if (axes == 1 && cf)
+                continue;
+            CAPTURE(axes);
+            CAPTURE(cf);
+            std::shared_ptr<Layer<D>> layer;
+            if (axes == 1)
+                layer = std::make_shared<SpatialDropout1D<D>>(rate, 7);
+            else
+                layer = std::make_shared<SpatialDropout2D<D>>(rate, cf ? "channels_first" : "channels_last", 7);
+            const std::size_t n = 64, c = 32, s = 6;
+            const shape_t shape = axes == 1 ? shape_t{ n, s, c } : cf ? shape_t{ n, c, 2, 3 } : shape_t{ n, 2, 3, c };
+            const Tensor<D> x = Tensor<D>::full(shape, 1.0);
+            const Tensor<D> y = (*layer)(x, true);
+            // Per (sample, channel): all spatial values equal, either 0 or 1 / (1 - rate).
+            std::size_t dropped = 0;
+            for (std::size_t b = 0; b < n; ++b)
+                for (std::size_t ch = 0; ch < c; ++ch) {
+                    std::vector<D> vals;
+                    for (std::size_t k = 0; k < s; ++k) {
+                        const std::size_t i = axes == 1 || !cf ? (b * s + k) * c + ch : (b * c + ch) * s + k;
+                        vals.push_back(y.value().data()[i]);
+                    }
+                    for (D v : vals)
+                        CHECK(v == vals[0]);
+                    CHECK((vals[0] == 0.0 || vals[0] == doctest::Approx(1.0 / (1.0 - rate))));
+                    dropped += vals[0] == 0.0;
+                }
+            // 2048 draws at rate 0.4: 819 expected, sd 22.
+            CHECK(dropped > 700);
+            CHECK(dropped < 940);
+            // Inference is the identity; a mask passes through.
+            CHECK((*layer)(x, false).value() == x.value());
+            const Tensor<D> mask = Tensor<D>::full({ n, s }, 1.0);
+            CHECK(layer->compute_mask(x, mask).node() == mask.node());
+        }
+    // The same seed draws the same maps; the gradient is the same mask.
+    SpatialDropout2D<D> a(0.5, "channels_last", 11), b(0.5, "channels_last", 11);
+    const Tensor<D> x = random_tensor({ 4, 3, 3, 5 }, 75);
+    CHECK(a(x, true).value() == b(x, true).value());
+    Tensor<D> xv = x;
+    GradientTape<D> tape;
+    tape.watch(xv);
+    const Tensor<D> y = a(xv, true);
+    const auto gr = tape.gradient(y, std::vector<Tensor<D>>{ xv });
+    for (std::size_t i = 0; i < x.size(); ++i)
+        CHECK(gr[0].value().data()[i] * x.value().data()[i] == doctest::Approx(y.value().data()[i]));
+    // set_random_seed fixes unseeded layers.
+    set_random_seed(3);
+    SpatialDropout1D<D> u(0.5);
+    set_random_seed(3);
+    SpatialDropout1D<D> v(0.5);
+    CHECK(u(random_tensor({ 4, 3, 5 }, 76), true).value() == v(random_tensor({ 4, 3, 5 }, 76), true).value());
+
+    CHECK_THROWS_AS(SpatialDropout1D<float>(1.5), ValueError);
+    CHECK_THROWS_AS(SpatialDropout1D<float>(0.5)(Tensor<float>::zeros({ 2, 3 }), true), ShapeError);
+    // Configs: Keras 3 (rate, seed, data_format), Keras 1 (p, dim_ordering).
+    SpatialDropout2D<float> s2(0.25, "channels_first", 5);
+    const json c = s2.get_config();
+    CHECK(c["rate"] == 0.25);
+    CHECK(c["seed"] == 5);
+    CHECK(c["data_format"] == "channels_first");
+    check_round_trip<float>(s2);
+    check_round_trip<float>(SpatialDropout1D<float>(0.1));
+    auto k1 = layer_from_config<float>("SpatialDropout2D", json::parse(R"({"name": "s", "p": 0.3, "dim_ordering": "th"})"));
+    auto* k1s = dynamic_cast<SpatialDropout2D<float>*>(k1.get());
+    REQUIRE(k1s);
+    CHECK(k1s->rate() == doctest::Approx(0.3));
+    CHECK(k1s->data_format() == "channels_first");
 }
