@@ -8,6 +8,8 @@
 #include "framework/pooling.hpp"
 #include "framework/random.hpp"
 #include "framework/resampling.hpp"
+#include "framework/sequential.hpp"
+#include "layers/flatten.hpp"
 #include "layers/layer_config.hpp"
 #include "layers/pooling/global_pooling.hpp"
 #include "layers/pooling/pooling.hpp"
@@ -807,4 +809,34 @@ TEST_CASE("SpatialDropout1D/2D: one draw per sample and channel, Keras's scaling
     REQUIRE(k1s);
     CHECK(k1s->rate() == doctest::Approx(0.3));
     CHECK(k1s->data_format() == "channels_first");
+}
+
+// ---- masks through a model ------------------------------------------------------------------------------
+
+TEST_CASE("masks: Keras 3's rules through a Sequential model")
+{
+    // Steps 0 and 2 of sample 0 count, steps 0 and 1 of sample 1.
+    const Tensor<D> x(arr({ 1, 10, 2, 20, 4, 40, 3, 30, 5, 50, 7, 70 }, { 2, 3, 2 }));
+    const Tensor<D> mask(arr({ 1, 0, 1, 1, 1, 0 }, { 2, 3 }));
+    const array_t<D> masked_mean = arr({ 2.5, 25, 4, 40 }, { 2, 2 });
+    const array_t<D> plain_mean = arr({ 7.0 / 3, 70.0 / 3, 5, 50 }, { 2, 2 });
+    // SpatialDropout1D passes the mask on (and is the identity in inference).
+    Sequential<D> a({ std::make_shared<SpatialDropout1D<D>>(0.5, 1), std::make_shared<GlobalAveragePooling1D<D>>() });
+    check_close(a(x, false, mask).value(), masked_mean);
+    // Layers that do not support masking stop it: the average then runs over every step.
+    for (const LayerPtr<D>& stop : std::vector<LayerPtr<D>>{
+             std::make_shared<ZeroPadding1D<D>>(std::make_pair(std::size_t(0), std::size_t(0))),
+             std::make_shared<Cropping1D<D>>(std::make_pair(std::size_t(0), std::size_t(0))),
+             std::make_shared<UpSampling1D<D>>(1), std::make_shared<MaxPooling1D<D>>(pool_opts({ 1 }, {}, "valid")),
+             std::make_shared<AveragePooling1D<D>>(pool_opts({ 1 }, {}, "valid")),
+             std::make_shared<Permute<D>>(std::vector<long>{ 1, 2 }) }) {
+        CAPTURE(stop->class_name());
+        CHECK(!stop->compute_mask(x, mask).defined());
+        Sequential<D> b({ stop, std::make_shared<GlobalAveragePooling1D<D>>() });
+        check_close(b(x, false, mask).value(), plain_mean);
+    }
+    // Flatten, global pooling and RepeatVector end a mask too.
+    CHECK(!Flatten<D>().compute_mask(x, mask).defined());
+    CHECK(!GlobalMaxPooling1D<D>().compute_mask(x, mask).defined());
+    CHECK(!GlobalAveragePooling1D<D>().compute_mask(x, mask).defined());
 }
