@@ -7,7 +7,10 @@
 #include "layers/flatten.hpp"
 #include "layers/input_layer.hpp"
 #include "layers/leaky_relu.hpp"
+#include "layers/pooling/register_pooling.hpp"
+#include "layers/regularization/register_regularization.hpp"
 #include "layers/relu.hpp"
+#include "layers/reshaping/register_reshaping.hpp"
 #include "layers/reshape.hpp"
 #include "layers/softmax.hpp"
 
@@ -65,6 +68,9 @@ struct Registry
         factories["Flatten"] = make<T, Flatten<T>>;
         factories["Reshape"] = make<T, Reshape<T>>;
         factories["BatchNormalization"] = make<T, BatchNormalization<T>>;
+        register_pooling_layers<T>(factories);
+        register_reshaping_layers<T>(factories);
+        register_regularization_layers<T>(factories);
         // Keras 1 wrote these core layers under the same class names, so no aliases are needed;
         // an unknown Keras 1 name (Convolution2D, Merge, ...) reaches the NotImplementedError below.
     }

@@ -1,0 +1,64 @@
+// Keras's UpSampling1D and UpSampling2D. UpSampling1D repeats each step `size` times
+// ((batch, steps, C) -> (batch, steps * size, C)); UpSampling2D repeats rows and columns
+// ("nearest", on the repeat_elements op) or interpolates them ("bilinear", upsample_bilinear with
+// tf.image.resize's half-pixel centres), channels_last or channels_first. No mask passes on
+// (Keras 3: these layers do not support masking).
+#pragma once
+
+#include "framework/layer.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace xtape {
+
+template <class T>
+class UpSampling1D : public Layer<T> {
+public:
+    /// requires: size > 0 (ValueError, Keras's message).
+    explicit UpSampling1D(long size = 2, const std::string& name = "", bool trainable = true);
+    /// Keras 2/3 "size", Keras 1 "length".
+    static std::shared_ptr<UpSampling1D> from_config(const json& config);
+    json get_config() const override;
+    dims_t compute_output_shape(const dims_t& input_shape) const override;
+    Tensor<T> compute_mask(const Tensor<T>&, const Tensor<T>&) const override { return Tensor<T>(); }
+    std::size_t size() const { return m_size; }
+
+protected:
+    Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask) override;
+    void check_input(const shape_t& x) const override;
+
+private:
+    std::size_t m_size;
+};
+
+template <class T>
+class UpSampling2D : public Layer<T> {
+public:
+    /// requires: size one positive value or two; interpolation "nearest" or "bilinear" (any case;
+    ///           Keras's other methods, bicubic and lanczos, give NotImplementedError).
+    explicit UpSampling2D(const std::vector<long>& size = { 2, 2 }, const std::string& data_format = "channels_last",
+                          const std::string& interpolation = "nearest", const std::string& name = "",
+                          bool trainable = true);
+    /// Keras 2/3 (size, data_format, interpolation; tf.keras before 2.2.3 has no interpolation)
+    /// and Keras 1 (size, dim_ordering).
+    static std::shared_ptr<UpSampling2D> from_config(const json& config);
+    json get_config() const override;
+    dims_t compute_output_shape(const dims_t& input_shape) const override;
+    Tensor<T> compute_mask(const Tensor<T>&, const Tensor<T>&) const override { return Tensor<T>(); }
+    const std::vector<std::size_t>& size() const { return m_size; }
+    const std::string& data_format() const { return m_data_format; }
+    const std::string& interpolation() const { return m_interpolation; }
+
+protected:
+    Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask) override;
+    void check_input(const shape_t& x) const override;
+
+private:
+    std::vector<std::size_t> m_size;
+    std::string m_data_format;
+    std::string m_interpolation;
+};
+
+} // namespace xtape
