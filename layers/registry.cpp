@@ -2,6 +2,7 @@
 
 #include "layers/activation.hpp"
 #include "layers/batch_normalization.hpp"
+#include "layers/convolutional/register_convolutional.hpp"
 #include "layers/dense.hpp"
 #include "layers/dropout.hpp"
 #include "layers/flatten.hpp"
@@ -65,6 +66,7 @@ struct Registry
         factories["Flatten"] = make<T, Flatten<T>>;
         factories["Reshape"] = make<T, Reshape<T>>;
         factories["BatchNormalization"] = make<T, BatchNormalization<T>>;
+        register_convolutional_layers<T>(factories);
         // Keras 1 wrote these core layers under the same class names, so no aliases are needed;
         // an unknown Keras 1 name (Convolution2D, Merge, ...) reaches the NotImplementedError below.
     }

@@ -179,10 +179,10 @@ TEST_CASE("cli: errors on real files name the file and the layer" * xtape::testi
     if (!have_cli() || !have_keras_models())
         return;
     TempDir tmp("cli_errors_real");
-    Run conv = run(tmp, { "summary", keras_file("dl4j-test-resources/fullconfigs/cnn/cnn_batch_norm.h5") });
+    Run conv = run(tmp, { "summary", keras_file("dl4j-test-resources/weights/issue_9560.h5") });
     CHECK(conv.status == 1);
     check_one_error_line(conv);
-    CHECK(conv.err.find("cnn_batch_norm.h5: layer 'conv2d_1' (Conv2D)") != std::string::npos);
+    CHECK(conv.err.find("issue_9560.h5: layer 'max_pooling1d' (MaxPooling1D)") != std::string::npos);
     Run no_output = run(tmp, { "predict", keras_file("dl4j-test-resources/examples/activations/ReLU_0_model.h5"),
                                "--input", "x.h5" });
     CHECK(no_output.status == 2);
