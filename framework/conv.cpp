@@ -50,7 +50,7 @@ void split_x(const shape_t& x, bool channels_first, std::size_t rank, std::array
 {
     channels = channels_first ? x[1] : x.back();
     for (std::size_t d = 0; d < rank; ++d)
-        spatial[d] = x[channels_first ? 2 + d : 1 + d];
+        spatial[3 - rank + d] = x[channels_first ? 2 + d : 1 + d];
 }
 
 std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
@@ -70,7 +70,7 @@ shape_t Geometry::x_shape() const
     shape_t s{ batch };
     if (channels_first)
         s.push_back(in_channels);
-    for (std::size_t d = 0; d < rank; ++d)
+    for (std::size_t d = 3 - rank; d < 3; ++d)
         s.push_back(in[d]);
     if (!channels_first)
         s.push_back(in_channels);
@@ -82,7 +82,7 @@ shape_t Geometry::y_shape() const
     shape_t s{ batch };
     if (channels_first)
         s.push_back(out_channels);
-    for (std::size_t d = 0; d < rank; ++d)
+    for (std::size_t d = 3 - rank; d < 3; ++d)
         s.push_back(out[d]);
     if (!channels_first)
         s.push_back(out_channels);
@@ -91,7 +91,7 @@ shape_t Geometry::y_shape() const
 
 shape_t Geometry::kernel_shape() const
 {
-    shape_t s(kernel.begin(), kernel.begin() + rank);
+    shape_t s(kernel.begin() + (3 - rank), kernel.end());
     s.push_back(in_per_group());
     s.push_back(out_channels);
     return s;
@@ -126,27 +126,28 @@ Geometry conv_geometry(const shape_t& x, const shape_t& k, const ConvOptions& o,
         throw ValueError(op + ": padding 'causal' is only allowed for 1-D convolutions, received an input of " +
                          std::to_string(g.rank) + " spatial dimensions");
     for (std::size_t d = 0; d < g.rank; ++d) {
+        const std::size_t a = 3 - g.rank + d; // spatial dimensions sit last in Geometry's arrays
         if (strides[d] == 0 || dil[d] == 0 || k[d] == 0)
             throw ValueError(op + ": kernel sizes, strides and dilation rates must be positive, received kernel " +
                              shape_str(k) + ", strides " + list_str(strides) + ", dilation_rate " + list_str(dil));
-        g.kernel[d] = k[d];
-        g.stride[d] = strides[d];
-        g.dilation[d] = dil[d];
-        const std::size_t span = (k[d] - 1) * dil[d] + 1, n = g.in[d], s = strides[d];
+        g.kernel[a] = k[d];
+        g.stride[a] = strides[d];
+        g.dilation[a] = dil[d];
+        const std::size_t span = (k[d] - 1) * dil[d] + 1, n = g.in[a], s = strides[d];
         if (o.padding == "valid") {
-            g.out[d] = n >= span ? (n - span) / s + 1 : 0;
-            g.pad[d] = 0;
+            g.out[a] = n >= span ? (n - span) / s + 1 : 0;
+            g.pad[a] = 0;
         } else if (o.padding == "same") {
             // TensorFlow's rule, which Keras files were trained with: out = ceil(n / s), the
             // padding split with the odd element after.
-            g.out[d] = ceil_div(n, s);
-            const long total = std::max<long>(long((g.out[d] - 1) * s + span) - long(n), 0);
-            g.pad[d] = total / 2;
+            g.out[a] = ceil_div(n, s);
+            const long total = std::max<long>(long((g.out[a] - 1) * s + span) - long(n), 0);
+            g.pad[a] = total / 2;
         } else { // causal: pad (span - 1) zeros in front, then valid
-            g.out[d] = n == 0 ? 0 : (n - 1) / s + 1;
-            g.pad[d] = long(span) - 1;
+            g.out[a] = n == 0 ? 0 : (n - 1) / s + 1;
+            g.pad[a] = long(span) - 1;
         }
-        if (g.out[d] == 0)
+        if (g.out[a] == 0)
             throw ValueError(op + ": the output would be empty: spatial dimension " + std::to_string(d) + " of size " +
                              std::to_string(n) + " is smaller than the dilated kernel (" + std::to_string(span) +
                              ") with padding '" + o.padding + "'; input shape " + shape_str(x) + ", kernel shape " +
@@ -182,13 +183,14 @@ Geometry conv_transpose_geometry(const shape_t& x, const shape_t& k, const ConvO
         throw ValueError(op + ": `output_padding` must have " + std::to_string(g.rank) + " values, received " +
                          std::to_string(opad.size()));
     for (std::size_t d = 0; d < g.rank; ++d) {
+        const std::size_t a = 3 - g.rank + d; // spatial dimensions sit last in Geometry's arrays
         if (strides[d] == 0 || dil[d] == 0 || k[d] == 0)
             throw ValueError(op + ": kernel sizes, strides and dilation rates must be positive, received kernel " +
                              shape_str(k) + ", strides " + list_str(strides) + ", dilation_rate " + list_str(dil));
-        g.kernel[d] = k[d];
-        g.stride[d] = strides[d];
-        g.dilation[d] = dil[d];
-        const long span = long((k[d] - 1) * dil[d] + 1), s = long(strides[d]), n = long(g.out[d]);
+        g.kernel[a] = k[d];
+        g.stride[a] = strides[d];
+        g.dilation[a] = dil[d];
+        const long span = long((k[d] - 1) * dil[d] + 1), s = long(strides[d]), n = long(g.out[a]);
         if (!opad.empty() && (opad[d] < 0 || opad[d] >= s))
             throw ValueError(op + ": Strides must be greater than output padding. Received strides " +
                              list_str(strides) + " and output_padding value " + std::to_string(opad[d]) +
@@ -217,8 +219,8 @@ Geometry conv_transpose_geometry(const shape_t& x, const shape_t& k, const ConvO
         }
         if (length <= 0)
             throw ValueError(op + ": the output would be empty in spatial dimension " + std::to_string(d));
-        g.in[d] = std::size_t(length);
-        g.pad[d] = span - 1 - left;
+        g.in[a] = std::size_t(length);
+        g.pad[a] = span - 1 - left;
     }
     return g;
 }

@@ -56,8 +56,9 @@ struct ConvOptions {
 
 namespace convolution {
 
-/// One convolution problem: the forward maps x (in) to y (out). Unused spatial dimensions of a
-/// 1-D or 2-D problem have extent 1, kernel 1, stride 1, dilation 1 and no padding.
+/// One convolution problem: the forward maps x (in) to y (out). The r spatial dimensions sit last
+/// in the arrays (a 2-D problem uses [1] and [2]), so the innermost loops run along the rows of the
+/// data; unused leading dimensions have extent 1, kernel 1, stride 1, dilation 1 and no padding.
 struct Geometry {
     std::size_t rank = 2; ///< spatial dimensions
     std::size_t batch = 0, in_channels = 0, out_channels = 0, groups = 1;

@@ -312,7 +312,7 @@ dims_t BaseConv<T>::compute_output_shape(const dims_t& s) const
         o.groups = 1;
         g = m_kind == ConvKind::transpose ? convolution::conv_transpose_geometry(x1, k, o, this->name())
                                           : convolution::conv_geometry(x1, k, o, this->name());
-        out[first + d] = long(m_kind == ConvKind::transpose ? g.in[d] : g.out[d]);
+        out[first + d] = long(m_kind == ConvKind::transpose ? g.in[3 - m_rank + d] : g.out[3 - m_rank + d]);
     }
     return out;
 }
