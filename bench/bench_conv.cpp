@@ -2,9 +2,13 @@
 // kernel + bias), float32, channels_last and channels_first, at 1 and 2 threads, on the issue's
 // shapes, next to OpenBLAS's sgemm measured in the same program:
 //
-//   "sgemm": kernels::gemm (OpenBLAS, split over the OpenMP team as every xtape product is) on the
-//            product the convolution amounts to, (N * P, K) x (K, C_out) with K = taps x C_in / groups,
-//            on buffers allocated once - the rate the convolution would reach with free im2col.
+//   "sgemm 1024^3": kernels::gemm (OpenBLAS, split over the OpenMP team as every xtape product is)
+//            on square 1024 matrices: the machine's sgemm rate at that thread count, measured first;
+//            "pct_of_sgemm" of every other line is relative to it.
+//   "sgemm": the same on the product the convolution amounts to, (N * P, K) x (K, C_out) with
+//            K = taps x C_in / groups, on buffers allocated once - the rate the convolution would
+//            reach with free im2col (that product alone is 231 MB for the 3x3 case, so it is slower
+//            than the square one).
 //
 // Each line: {"case", "format", "phase", "threads", "median_us", "min_us", "max_us", "gflops",
 // "sgemm_gflops", "pct_of_sgemm"}; GFLOP/s counts 2 flops per multiply-add of the direct formula
@@ -79,6 +83,21 @@ int main(int argc, char** argv)
         { "32x56x56x64 depthwise 3x3", 32, 56, 56, 64, 64, 3, true },
     };
     const int max_t = max_threads();
+    std::vector<double> square(max_t + 1, 0.0);
+    {
+        const std::size_t n = 1024;
+        std::vector<float> A = random_vector(n * n, 7), B = random_vector(n * n, 8), C(n * n);
+        for (int threads = 1; threads <= max_t; ++threads) {
+            if (only_threads && threads != only_threads)
+                continue;
+            set_num_threads(threads);
+            const double flops = 2.0 * double(n) * n * n;
+            const bench::Timing t = bench::time_it(
+                [&] { kernels::gemm<float>(false, false, n, n, n, 1.f, A.data(), B.data(), 0.f, C.data()); }, min_time, 5);
+            square[threads] = flops / (t.median * 1e3);
+            print("sgemm 1024^3", "-", "sgemm", threads, t, flops, square[threads]);
+        }
+    }
     for (const ConvCase& c : cases) {
         if (!only.empty() && c.name.find(only) == std::string::npos)
             continue;
@@ -103,12 +122,11 @@ int main(int argc, char** argv)
                     continue;
                 set_num_threads(threads);
                 const char* fmt = cf ? "channels_first" : "channels_last";
-                double sgemm = 0;
+                const double sgemm = square[threads];
                 if (!c.depthwise) {
                     const bench::Timing t = bench::time_it(
                         [&] { kernels::gemm<float>(false, false, M, Nc, K, 1.f, A.data(), B.data(), 0.f, C.data()); },
                         min_time, 5);
-                    sgemm = flops / (t.median * 1e3);
                     print(c.name, fmt, "sgemm", threads, t, flops, sgemm);
                 }
                 const bench::Timing f = bench::time_it(
