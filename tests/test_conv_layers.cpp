@@ -11,6 +11,7 @@
 #include "layers/convolutional/base_conv.hpp"
 #include "layers/dense.hpp"
 #include "layers/flatten.hpp"
+#include "layers/fold_batch_norm.hpp"
 #include "layers/input_layer.hpp"
 #include "layers/registry.hpp"
 #include "saving/keras_h5.hpp"
@@ -534,4 +535,132 @@ TEST_CASE("conv real files: batchNormError / batchNormError2 / str_ww_ref_model 
         CHECK(xt::all(xt::isfinite(y)));
         MESSAGE(std::string(f.path) << ": output " << shape_str(shape_of(y)));
     }
+}
+
+// ---- batch-norm folding ---------------------------------------------------------------------------
+
+namespace {
+
+/// Gives every BatchNormalization of `m` non-trivial statistics and affine weights.
+void randomize_bn(Model<float>& m, unsigned seed)
+{
+    for (const auto& l : m.layers()) {
+        if (l->class_name() != "BatchNormalization")
+            continue;
+        std::vector<array_t<float>> w;
+        for (const auto& v : l->weights()) {
+            const bool var = v.name() == "moving_variance" || v.name() == "gamma";
+            w.push_back(array_t<float>(xt::cast<float>(random_tensor(v.shape(), seed++, var ? 0.3 : -1.0, var ? 2.0 : 1.0).value())));
+        }
+        l->set_weights(w);
+    }
+}
+
+/// max |a - b| relative to max |b| (the outputs' scale).
+double max_rel_diff(const array_t<float>& a, const array_t<float>& b)
+{
+    REQUIRE(shape_of(a) == shape_of(b));
+    double m = 0, scale = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        m = std::max(m, std::abs(double(a.data()[i]) - double(b.data()[i])));
+        scale = std::max(scale, std::abs(double(b.data()[i])));
+    }
+    INFO("output scale " << scale);
+    CHECK(scale > 1e-3);
+    return m / scale;
+}
+
+} // namespace
+
+TEST_CASE("fold_batch_norm: Dense, Conv2D (both formats) and DepthwiseConv2D followed by BN fold; predictions agree")
+{
+    reset_layer_names();
+    auto m = std::make_shared<Sequential<float>>("to_fold");
+    m->add(std::make_shared<InputLayer<float>>(dims_t{ 8, 8, 3 }));
+    ConvLayerOptions<float> c;
+    c.filters = 4;
+    c.kernel_size = { 3 };
+    c.use_bias = false;
+    m->add(std::make_shared<Conv2D<float>>(c));                  // folds (no bias)
+    m->add(std::make_shared<BatchNormalization<float>>());
+    m->add(std::make_shared<Activation<float>>("relu"));
+    ConvLayerOptions<float> d;
+    d.kernel_size = { 3 };
+    d.depth_multiplier = 2;
+    d.padding = "same";
+    m->add(std::make_shared<DepthwiseConv2D<float>>(d));         // folds (bias kept)
+    m->add(std::make_shared<BatchNormalization<float>>());
+    ConvLayerOptions<float> r;
+    r.filters = 5;
+    r.kernel_size = { 2 };
+    r.activation = "relu";
+    m->add(std::make_shared<Conv2D<float>>(r));                  // activation in between: stays
+    m->add(std::make_shared<BatchNormalization<float>>());
+    m->add(std::make_shared<Flatten<float>>());
+    m->add(std::make_shared<Dense<float>>(6));                   // folds
+    m->add(std::make_shared<BatchNormalization<float>>());
+    m->add(std::make_shared<Dense<float>>(3, "softmax"));
+    randomize_bn(*m, 10);
+    const array_t<float> x = array_t<float>(xt::cast<float>(random_tensor({ 7, 8, 8, 3 }, 4).value()));
+    const array_t<float> before = m->predict(x, quiet());
+    std::vector<std::string> folded;
+    auto f = fold_batch_norm<float>(*m, &folded);
+    CHECK(folded == std::vector<std::string>{ "conv2d <- batch_normalization", "depthwise_conv2d <- batch_normalization_1",
+                                              "dense <- batch_normalization_3" });
+    CHECK(f->layers().size() == m->layers().size() - 3);
+    const array_t<float> after = f->predict(x, quiet());
+    const double diff = max_rel_diff(after, before);
+    MESSAGE("folded Sequential: max relative difference " << diff);
+    CHECK(diff < 1e-5);
+    // saved and loaded as an ordinary Keras file
+    xtape::testing::TempDir tmp("fold");
+    save_model(*f, tmp.file("folded.h5"));
+    auto back = load_model<float>(tmp.file("folded.h5"));
+    CHECK(max_abs_diff(back->predict(x, quiet()), after) == 0.0);
+
+    // channels_first with BN on axis 1 folds; axis -1 after channels_first does not
+    reset_layer_names();
+    for (int axis : { 1, -1 }) {
+        auto cf = std::make_shared<Sequential<float>>("cf");
+        cf->add(std::make_shared<InputLayer<float>>(dims_t{ 3, 6, 6 }));
+        ConvLayerOptions<float> o;
+        o.filters = 4;
+        o.kernel_size = { 3 };
+        o.data_format = "channels_first";
+        cf->add(std::make_shared<Conv2D<float>>(o));
+        BatchNormalizationOptions<float> bo;
+        bo.axis = { axis };
+        cf->add(std::make_shared<BatchNormalization<float>>(bo));
+        randomize_bn(*cf, 20);
+        const array_t<float> xc = array_t<float>(xt::cast<float>(random_tensor({ 5, 3, 6, 6 }, 5).value()));
+        std::vector<std::string> fcf;
+        auto g = fold_batch_norm<float>(*cf, &fcf);
+        CHECK(fcf.size() == (axis == 1 ? 1u : 0u));
+        CHECK(max_rel_diff(g->predict(xc, quiet()), cf->predict(xc, quiet())) < 1e-5);
+    }
+}
+
+TEST_CASE("fold_batch_norm: str_ww_ref_model (Functional, trained BN after 1x1 Conv2D) folds and predicts the same" *
+          xtape::testing::real_files())
+{
+    if (!xtape::testing::have_keras_models())
+        return;
+    auto m = load_model<float>(
+        keras_file("mlcommons-tiny/benchmark/training/streaming_wakeword/trained_models/str_ww_ref_model.h5"), false);
+    std::vector<std::string> folded;
+    auto f = fold_batch_norm<float>(*m, &folded);
+    CHECK(folded.size() == 4);
+    // Compared before the final softmax (a saturated softmax would hide differences).
+    auto logits = [](const Model<float>& model) {
+        json spec = model_to_json(model);
+        spec["config"]["layers"].back()["config"]["activation"] = "linear";
+        auto copy = model_from_config<float>(spec, [](const json& l) { return layer_from_config<float>(l); });
+        for (std::size_t i = 0; i < copy->layers().size(); ++i)
+            copy->layers()[i]->set_weights(model.layers()[i]->get_weights());
+        return copy;
+    };
+    const array_t<float> x = array_t<float>(xt::cast<float>(random_tensor({ 16, 30, 1, 40 }, 6).value()));
+    const double diff = max_rel_diff(logits(*f)->predict(x, quiet()), logits(*m)->predict(x, quiet()));
+    MESSAGE("str_ww_ref_model folded (" << folded.size() << " pairs): max relative difference " << diff);
+    CHECK(diff < 1e-5);
 }
