@@ -756,3 +756,26 @@ TEST_CASE("cli: gradcheck refuses a non-finite loss with one line")
     CHECK(r.err.find("nan.h5") != std::string::npos);
     CHECK(r.err.find("non-finite loss") != std::string::npos);
 }
+
+TEST_CASE("cli: fold folds str_ww_ref_model's BatchNormalization layers and writes a loadable file" *
+          xtape::testing::real_files())
+{
+    if (!have_cli() || !have_keras_models())
+        return;
+    TempDir tmp("cli_fold");
+    const std::string in =
+        keras_file("mlcommons-tiny/benchmark/training/streaming_wakeword/trained_models/str_ww_ref_model.h5");
+    Run r = run(tmp, { "fold", in, "--output", tmp.file("folded.h5"), "--samples", "16" });
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    const json j = json::parse(r.out);
+    CHECK(j["folded"].size() == 4);
+    CHECK(j["max_abs_diff"].get<double>() < 1e-5);
+    CHECK(j.contains("predict_ms_before"));
+    Run s = run(tmp, { "summary", tmp.file("folded.h5") });
+    CHECK(s.status == 0);
+    CHECK(s.out.find("batch_normalization") == std::string::npos);
+    Run missing = run(tmp, { "fold", in });
+    CHECK(missing.status == 2);
+    CHECK(missing.err.find("--output") != std::string::npos);
+}
