@@ -268,6 +268,9 @@ void im2col_cl(const Geometry& g, const T* x, std::size_t group, T* col)
                                 if (Add)
                                     for (std::size_t c = 0; c < cg; ++c)
                                         src[c] += dst[c];
+                                else if (cg < 16) // a call to memcpy costs more than a few elements
+                                    for (std::size_t c = 0; c < cg; ++c)
+                                        dst[c] = src[c];
                                 else
                                     std::memcpy(dst, src, cg * sizeof(T));
                             } else if (!Add) {
@@ -532,6 +535,16 @@ void depthwise_kernel_sample(const Geometry& g, const T* x, const T* dy, T* dw)
 
 bool direct_depthwise(const Geometry& g) { return g.in_per_group() == 1 && g.groups > 1; }
 
+/// Note [Single-channel channels_last]: with one input channel a channels_last sample is the same
+/// memory as a channels_first one, so its column matrix is built row by row (im2col_cf, copies of
+/// whole rows) instead of one element per tap and position, and the product is taken transposed,
+/// col^T W, which lands in channels_last order. For the first layer of a grayscale network
+/// (28x28x1 -> 32, 3x3) that took the forward from 18% to about the sgemm rate of channels_first.
+bool single_channel_last(const Geometry& g)
+{
+    return !g.channels_first && g.in_channels == 1 && g.groups == 1 && !g.pointwise();
+}
+
 } // namespace
 
 template <class T>
@@ -568,6 +581,13 @@ void forward(const Geometry& g, const T* x, const T* w, const T* bias, T* y, boo
                     std::memcpy(yb + r * cout, bias, cout * sizeof(T));
             const T* xb = x + n0 * inP * cin;
             T* col = pw ? nullptr : scratch<T, 0>(rows * depth);
+            if (single_channel_last(g)) { // Note [Single-channel channels_last]
+                for (std::size_t n = 0; n < nb; ++n) {
+                    im2col_cf<T, false>(g, xb + n * inP, 0, col);
+                    gemm<T>(true, false, P, cout, depth, col, P, w, cout, beta, yb + n * P * cout, cout);
+                }
+                return;
+            }
             for (std::size_t gr = 0; gr < g.groups; ++gr) {
                 if (pw) {
                     gemm<T>(false, false, rows, og, cg, xb + gr * cg, cin, w + gr * og, cout, beta, yb + gr * og, cout);
@@ -617,6 +637,13 @@ void backward_input(const Geometry& g, const T* dy, const T* w, T* dx)
             const T* dyb = dy + n0 * P * cout;
             T* dxb = dx + n0 * inP * cin;
             T* col = pw ? nullptr : scratch<T, 0>(rows * depth);
+            if (single_channel_last(g)) { // dcol (depth, P) = W (depth, cout) dy^T
+                for (std::size_t n = 0; n < nb; ++n) {
+                    gemm<T>(false, true, depth, P, cout, w, cout, dyb + n * P * cout, cout, T(0), col, P);
+                    im2col_cf<T, true>(g, dxb + n * inP, 0, col);
+                }
+                return;
+            }
             for (std::size_t gr = 0; gr < g.groups; ++gr) {
                 // dcol (rows, depth) = dy_g (rows, og) W_g^T, W_g (depth, og) with row stride cout.
                 if (pw) {
@@ -689,6 +716,14 @@ void backward_kernel(const Geometry& g, const T* x, const T* dy, T* dw)
                 const T* xb = x + n0 * inP * cin;
                 const T* dyb = dy + n0 * P * cout;
                 T* col = pw ? nullptr : scratch<T, 0>(rows * depth);
+                if (single_channel_last(g)) { // dW (depth, cout) += col (depth, P) dy (P, cout)
+                    for (std::size_t n = 0; n < nb; ++n) {
+                        im2col_cf<T, false>(g, xb + n * inP, 0, col);
+                        gemm<T>(false, false, depth, cout, P, col, P, dyb + n * P * cout, cout, n == 0 ? beta : T(1),
+                                pc, cout);
+                    }
+                    continue;
+                }
                 for (std::size_t gr = 0; gr < g.groups; ++gr) {
                     // dW_g (depth, og) += col^T (depth, rows) dy_g (rows, og)
                     const T* a = xb + gr * cg;
