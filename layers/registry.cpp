@@ -2,6 +2,7 @@
 
 #include "layers/activation.hpp"
 #include "layers/batch_normalization.hpp"
+#include "layers/convolutional/register_convolutional.hpp"
 #include "layers/dense.hpp"
 #include "layers/dropout.hpp"
 #include "layers/flatten.hpp"
@@ -71,6 +72,7 @@ struct Registry
         register_pooling_layers<T>(factories);
         register_reshaping_layers<T>(factories);
         register_regularization_layers<T>(factories);
+        register_convolutional_layers<T>(factories);
         // Keras 1 wrote these core layers under the same class names, so no aliases are needed;
         // an unknown Keras 1 name (Convolution2D, Merge, ...) reaches the NotImplementedError below.
     }

@@ -5,9 +5,11 @@
 #include "framework/sequential.hpp"
 #include "layers/registry.hpp"
 #include "optim/optimizer_base.hpp"
+#include "saving/keras_h5_legacy_kernels.hpp"
 #include "saving/keras_h5_weights.hpp"
 #include "saving/keras_model_config.hpp"
 
+#include <deque>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -153,6 +155,18 @@ void apply_weights(Model<T>& model, const keras_h5::WeightsGroup<T>& saved, cons
         throw ValueError(file + ": cannot load weights into model '" + model.name() +
                          "': it is not built yet (its weights do not exist); build it or call it on data first");
     std::vector<std::pair<Variable<T>, const array_t<T>*>> assignments;
+    // Kernels older files store in another layout (saving/keras_h5_legacy_kernels.hpp), converted
+    // for the layer that receives them; the copies live until the assignments are done.
+    std::deque<keras_h5::LayerWeights<T>> converted;
+    auto prepared = [&](const Layer<T>& layer, const keras_h5::LayerWeights<T>* s) {
+        const json config = layer.get_config();
+        if (!keras_h5::needs_legacy_kernel_conversion(layer.class_name(), config, saved.keras_version, saved.backend))
+            return s;
+        converted.push_back(*s);
+        keras_h5::convert_legacy_kernel<T>(layer.class_name(), config, converted.back().values, saved.keras_version,
+                                           saved.backend);
+        return static_cast<const keras_h5::LayerWeights<T>*>(&converted.back());
+    };
     auto fail = [&](bool shape_problem, const std::string& msg) {
         if (shape_problem)
             throw ShapeError(file + ": " + msg);
@@ -168,7 +182,8 @@ void apply_weights(Model<T>& model, const keras_h5::WeightsGroup<T>& saved, cons
             if (it == by.end() || layer->weights().empty())
                 continue;
             bool shape_problem = false;
-            const std::string problem = check_pair(*layer, *it->second, shape_problem);
+            const keras_h5::LayerWeights<T>* src = prepared(*layer, it->second);
+            const std::string problem = check_pair(*layer, *src, shape_problem);
             if (!problem.empty()) {
                 if (skip_mismatch) {
                     warn(file + ": skipping " + problem);
@@ -178,7 +193,7 @@ void apply_weights(Model<T>& model, const keras_h5::WeightsGroup<T>& saved, cons
             }
             const auto vars = layer->weights();
             for (std::size_t i = 0; i < vars.size(); ++i)
-                assignments.emplace_back(vars[i], &it->second->values[i]);
+                assignments.emplace_back(vars[i], &src->values[i]);
         }
     } else {
         const auto layers = layers_with_weights(model);
@@ -195,12 +210,13 @@ void apply_weights(Model<T>& model, const keras_h5::WeightsGroup<T>& saved, cons
                              "), the file has " + std::to_string(saved_layers.size()) + " (" + saved_names + ")");
         for (std::size_t k = 0; k < layers.size(); ++k) {
             bool shape_problem = false;
-            const std::string problem = check_pair(*layers[k], *saved_layers[k], shape_problem);
+            const keras_h5::LayerWeights<T>* src = prepared(*layers[k], saved_layers[k]);
+            const std::string problem = check_pair(*layers[k], *src, shape_problem);
             if (!problem.empty())
                 fail(shape_problem, problem);
             const auto vars = layers[k]->weights();
             for (std::size_t i = 0; i < vars.size(); ++i)
-                assignments.emplace_back(vars[i], &saved_layers[k]->values[i]);
+                assignments.emplace_back(vars[i], &src->values[i]);
         }
     }
     // Every check passed: only now does the model change.

@@ -179,10 +179,10 @@ TEST_CASE("cli: errors on real files name the file and the layer" * xtape::testi
     if (!have_cli() || !have_keras_models())
         return;
     TempDir tmp("cli_errors_real");
-    Run conv = run(tmp, { "summary", keras_file("dl4j-test-resources/fullconfigs/cnn/cnn_batch_norm.h5") });
+    Run conv = run(tmp, { "summary", keras_file("dl4j-test-resources/weights/issue_9560.h5") });
     CHECK(conv.status == 1);
     check_one_error_line(conv);
-    CHECK(conv.err.find("cnn_batch_norm.h5: layer 'conv2d_1' (Conv2D)") != std::string::npos);
+    CHECK(conv.err.find("issue_9560.h5: layer 'max_pooling1d' (MaxPooling1D)") != std::string::npos);
     Run no_output = run(tmp, { "predict", keras_file("dl4j-test-resources/examples/activations/ReLU_0_model.h5"),
                                "--input", "x.h5" });
     CHECK(no_output.status == 2);
@@ -755,4 +755,27 @@ TEST_CASE("cli: gradcheck refuses a non-finite loss with one line")
     check_one_error_line(r);
     CHECK(r.err.find("nan.h5") != std::string::npos);
     CHECK(r.err.find("non-finite loss") != std::string::npos);
+}
+
+TEST_CASE("cli: fold folds str_ww_ref_model's BatchNormalization layers and writes a loadable file" *
+          xtape::testing::real_files())
+{
+    if (!have_cli() || !have_keras_models())
+        return;
+    TempDir tmp("cli_fold");
+    const std::string in =
+        keras_file("mlcommons-tiny/benchmark/training/streaming_wakeword/trained_models/str_ww_ref_model.h5");
+    Run r = run(tmp, { "fold", in, "--output", tmp.file("folded.h5"), "--samples", "16" });
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    const json j = json::parse(r.out);
+    CHECK(j["folded"].size() == 4);
+    CHECK(j["max_abs_diff"].get<double>() < 1e-5);
+    CHECK(j.contains("predict_ms_before"));
+    Run s = run(tmp, { "summary", tmp.file("folded.h5") });
+    CHECK(s.status == 0);
+    CHECK(s.out.find("batch_normalization") == std::string::npos);
+    Run missing = run(tmp, { "fold", in });
+    CHECK(missing.status == 2);
+    CHECK(missing.err.find("--output") != std::string::npos);
 }
