@@ -223,6 +223,18 @@ TEST_CASE("functional: several inputs and outputs, by reference, nested in model
     CHECK(seq.built());
     CHECK(seq.predict_on_batch(xa.value()).shape() == std::vector<std::size_t>{ 5, 2 });
     CHECK(seq.count_params() == 3 * 4 + 4 + 4 * 2 + 2);
+    // ... and a Sequential (not built yet) inside a functional model: built by the symbolic call.
+    auto inner_seq = std::make_shared<Sequential<float>>(std::vector<LayerPtr<float>>{ dense(4, "q1", "relu") }, "inner_seq");
+    CHECK_FALSE(inner_seq->built());
+    auto qi = Input<float>({ 3 }, "qi");
+    Model<float> around(qi, (*dense(1, "q2"))((*inner_seq)(qi)), "around");
+    CHECK(inner_seq->built());
+    CHECK(around.weights().size() == 4);
+    CHECK(around(xa).shape() == shape_t{ 5, 1 });
+    const json around_cfg = model_to_json(around);
+    auto around_back = model_from_config<float>(around_cfg, registry_factory<float>);
+    around_back->set_weights(around.get_weights());
+    CHECK(same_values((*around_back)(xa).value(), around(xa).value()));
 }
 
 TEST_CASE("functional: a node's training argument wins over the model's call (tf.keras's rule)")
