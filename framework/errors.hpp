@@ -40,6 +40,13 @@ public:
     using Error::Error;
 };
 
+/// An attribute that does not exist in this state, e.g. layer.input of a layer called twice
+/// (Keras: AttributeError).
+class AttributeError : public Error {
+public:
+    using Error::Error;
+};
+
 /// Reading or writing a file failed; the message names the file.
 class IOError : public Error {
 public:

@@ -1,7 +1,9 @@
 #include "framework/layer.hpp"
 
+#include "framework/graph/node.hpp"
 #include "framework/ops.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <map>
 #include <mutex>
@@ -76,19 +78,78 @@ Layer<T>::Layer(std::string class_name, std::string name, bool trainable)
 }
 
 template <class T>
-void Layer<T>::build_once(const dims_t& input_shape)
+void Layer<T>::build_once_list(const std::vector<dims_t>& input_shapes)
 {
     if (m_built)
         return;
-    build(input_shape);
-    m_build_shape = input_shape;
+    build_list(input_shapes);
+    m_build_shapes = input_shapes;
     m_built = true;
+}
+
+template <class T>
+const dims_t& Layer<T>::build_input_shape() const
+{
+    static const dims_t none;
+    return m_build_shapes.empty() ? none : m_build_shapes[0];
+}
+
+template <class T>
+void Layer<T>::require_one_input(std::size_t n) const
+{
+    if (n != 1)
+        throw ValueError("Layer \"" + m_name + "\" expects 1 input(s), but it received " + std::to_string(n) +
+                         " input tensors.");
+}
+
+template <class T>
+void Layer<T>::build_list(const std::vector<dims_t>& input_shapes)
+{
+    require_one_input(input_shapes.size());
+    build(input_shapes[0]);
+}
+
+template <class T>
+Tensor<T> Layer<T>::call(const Tensor<T>&, bool, const Tensor<T>&)
+{
+    throw NotImplementedError("layer \"" + m_name + "\" (" + m_class_name +
+                              ") implements neither call(x, training, mask) nor call_list(inputs, masks, args)");
+}
+
+template <class T>
+std::vector<Tensor<T>> Layer<T>::call_list(const std::vector<Tensor<T>>& inputs, const std::vector<Tensor<T>>& masks,
+                                           const CallArgs& args)
+{
+    require_one_input(inputs.size());
+    return { call(inputs[0], args.training.value_or(false), masks.empty() ? Tensor<T>() : masks[0]) };
+}
+
+template <class T>
+void Layer<T>::check_input_list(const std::vector<shape_t>& shapes) const
+{
+    require_one_input(shapes.size());
+    check_input(shapes[0]);
+}
+
+template <class T>
+std::vector<dims_t> Layer<T>::compute_output_shape_list(const std::vector<dims_t>& input_shapes) const
+{
+    require_one_input(input_shapes.size());
+    return { compute_output_shape(input_shapes[0]) };
+}
+
+template <class T>
+std::vector<Tensor<T>> Layer<T>::compute_mask_list(const std::vector<Tensor<T>>& inputs,
+                                                   const std::vector<Tensor<T>>& masks) const
+{
+    require_one_input(inputs.size());
+    return { compute_mask(inputs[0], masks.empty() ? Tensor<T>() : masks[0]) };
 }
 
 template <class T>
 void Layer<T>::check_input(const shape_t& x) const
 {
-    const dims_t& b = m_build_shape;
+    const dims_t& b = build_input_shape();
     bool ok = b.size() == x.size();
     for (std::size_t i = 1; ok && i < b.size(); ++i)
         ok = b[i] < 0 || static_cast<std::size_t>(b[i]) == x[i];
@@ -114,28 +175,260 @@ struct CallDepth {
 };
 } // namespace
 
+// Note [One tensor or a list]
+// Keras layers take a structure of tensors; xtape's general form is a flat list, one entry per
+// input, and every call - real, symbolic, from a graph - goes through call_tensors or
+// call_symbolic, which reach the layer's list methods. The single-tensor methods are what the
+// list methods' defaults call, so a single-input layer is written as before and a merge
+// overrides the list forms. A Tensor is a shared handle: passing lists copies no values.
+
 template <class T>
-Tensor<T> Layer<T>::operator()(const Tensor<T>& x, bool training, const Tensor<T>& mask)
+std::vector<Tensor<T>> Layer<T>::call_tensors(const std::vector<Tensor<T>>& inputs,
+                                              const std::vector<Tensor<T>>& masks, const CallArgs& args)
 {
-    if (!x.defined())
-        throw ValueError("layer \"" + m_name + "\": called on an empty tensor");
+    if (inputs.empty())
+        throw ValueError("layer \"" + m_name + "\": called on an empty list of tensors");
+    for (const auto& x : inputs)
+        if (!x.defined())
+            throw ValueError("layer \"" + m_name + "\": called on an empty tensor");
+    if (!masks.empty() && masks.size() != inputs.size())
+        throw ValueError("layer \"" + m_name + "\": got " + std::to_string(masks.size()) + " masks for " +
+                         std::to_string(inputs.size()) + " inputs");
     if (!m_built) {
-        dims_t d = dims_of(x.shape());
-        if (!d.empty())
-            d[0] = none_dim;
-        build_once(d);
+        std::vector<dims_t> shapes;
+        for (const auto& x : inputs) {
+            dims_t d = dims_of(x.shape());
+            if (!d.empty())
+                d[0] = none_dim;
+            shapes.push_back(std::move(d));
+        }
+        build_once_list(shapes);
     }
-    check_input(x.shape());
+    std::vector<shape_t> shapes;
+    shapes.reserve(inputs.size());
+    for (const auto& x : inputs)
+        shapes.push_back(x.shape());
+    check_input_list(shapes);
     if (t_call_depth == 0)
         clear_losses();
     CallDepth depth;
-    Tensor<T> y = call(x, training, mask);
+    std::vector<Tensor<T>> ys = call_list(inputs, masks, args);
     if (m_activity_regularizer) {
         // Keras divides the activity penalty by the batch size.
+        const Tensor<T>& x = inputs[0];
         const T batch = x.dim() ? static_cast<T>(x.shape()[0]) : T(1);
-        add_loss(mul_scalar((*m_activity_regularizer)(y), T(1) / batch));
+        for (const auto& y : ys)
+            add_loss(mul_scalar((*m_activity_regularizer)(y), T(1) / batch));
     }
-    return y;
+    return ys;
+}
+
+template <class T>
+Tensor<T> Layer<T>::operator()(const Tensor<T>& x, bool training, const Tensor<T>& mask)
+{
+    std::vector<Tensor<T>> masks;
+    if (mask.defined())
+        masks.push_back(mask);
+    std::vector<Tensor<T>> ys = call_tensors({ x }, masks, CallArgs{ training });
+    if (ys.size() != 1)
+        throw ValueError("layer \"" + m_name + "\" returned " + std::to_string(ys.size()) +
+                         " outputs; call it with a list of tensors to get them all");
+    return ys[0];
+}
+
+template <class T>
+std::vector<Tensor<T>> Layer<T>::operator()(const std::vector<Tensor<T>>& xs, bool training,
+                                            const std::vector<Tensor<T>>& masks)
+{
+    return call_tensors(xs, masks, CallArgs{ training });
+}
+
+template <class T>
+std::vector<KerasTensor<T>> Layer<T>::call_symbolic(const std::vector<KerasTensor<T>>& inputs, const CallArgs& args)
+{
+    std::shared_ptr<Layer<T>> self = this->weak_from_this().lock();
+    if (!self)
+        throw ValueError("layer \"" + m_name +
+                         "\": a layer called on symbolic tensors must be owned by a std::shared_ptr "
+                         "(std::make_shared), so that the graph can keep it alive");
+    if (inputs.empty())
+        throw ValueError("layer \"" + m_name + "\": called on an empty list of tensors");
+    std::vector<dims_t> shapes;
+    for (const auto& x : inputs) {
+        if (!x.defined())
+            throw ValueError("layer \"" + m_name + "\": called on an undefined symbolic tensor");
+        shapes.push_back(x.shape());
+    }
+    if (!m_built)
+        build_once_list(shapes);
+    else {
+        // Check as a real call would, with the unknown dimensions taken from the built shapes.
+        std::vector<shape_t> concrete;
+        for (std::size_t i = 0; i < shapes.size(); ++i) {
+            const dims_t* b = i < m_build_shapes.size() ? &m_build_shapes[i] : nullptr;
+            shape_t s;
+            for (std::size_t k = 0; k < shapes[i].size(); ++k) {
+                long d = shapes[i][k];
+                if (d < 0)
+                    d = (b && b->size() == shapes[i].size() && (*b)[k] > 0) ? (*b)[k] : 1;
+                s.push_back(static_cast<std::size_t>(d));
+            }
+            concrete.push_back(std::move(s));
+        }
+        check_input_list(concrete);
+    }
+    auto node = std::make_shared<Node<T>>();
+    node->layer = this;
+    node->index = m_inbound_nodes.size();
+    node->inputs = inputs;
+    node->args = args;
+    node->output_shapes = compute_output_shape_list(shapes);
+    for (const auto& x : inputs) {
+        auto& out = x.layer()->m_outbound_nodes;
+        // Forget consumers that no longer exist, so a long-lived layer's list stays short.
+        out.erase(std::remove_if(out.begin(), out.end(), [](const auto& w) { return w.expired(); }), out.end());
+        out.push_back(node);
+    }
+    m_inbound_nodes.push_back(node);
+    std::vector<KerasTensor<T>> ys;
+    for (std::size_t i = 0; i < node->output_shapes.size(); ++i)
+        ys.emplace_back(self, node->index, i, node->output_shapes[i]);
+    return ys;
+}
+
+template <class T>
+KerasTensor<T> Layer<T>::operator()(const KerasTensor<T>& x, std::optional<bool> training)
+{
+    std::vector<KerasTensor<T>> ys = call_symbolic({ x }, CallArgs{ training });
+    if (ys.size() != 1)
+        throw ValueError("layer \"" + m_name + "\" returns " + std::to_string(ys.size()) +
+                         " outputs; call it with a list of tensors to get them all");
+    return ys[0];
+}
+
+template <class T>
+KerasTensors<T> Layer<T>::operator()(const std::vector<KerasTensor<T>>& xs, std::optional<bool> training)
+{
+    return call_symbolic(xs, CallArgs{ training });
+}
+
+template <class T>
+void Layer<T>::add_input_node(const dims_t& shape)
+{
+    auto node = std::make_shared<Node<T>>();
+    node->layer = this;
+    node->index = m_inbound_nodes.size();
+    node->output_shapes = { shape };
+    m_inbound_nodes.push_back(node);
+}
+
+template <class T>
+std::vector<std::shared_ptr<Node<T>>> Layer<T>::outbound_nodes() const
+{
+    std::vector<std::shared_ptr<Node<T>>> out;
+    for (const auto& w : m_outbound_nodes)
+        if (auto n = w.lock())
+            out.push_back(n);
+    return out;
+}
+
+namespace {
+template <class T>
+const Node<T>& node_at(const Layer<T>& l, std::size_t i, const char* what)
+{
+    if (l.inbound_nodes().empty())
+        throw AttributeError("The layer " + l.name() + " has never been called and thus has no defined " + what + ".");
+    if (i >= l.inbound_nodes().size())
+        throw ValueError(std::string("Asked to get ") + what + " at node " + std::to_string(i) +
+                         ", but the operation has only " + std::to_string(l.inbound_nodes().size()) +
+                         " inbound nodes.");
+    return *l.inbound_nodes()[i];
+}
+
+template <class T>
+std::size_t only_node(const Layer<T>& l, const char* what, const char* getter)
+{
+    if (l.inbound_nodes().size() > 1)
+        throw AttributeError("Layer " + l.name() + " has multiple inbound nodes, hence the notion of \"layer " + what +
+                             "\" is ill-defined. Use `" + getter + "(node_index)` instead.");
+    node_at(l, 0, what);
+    return 0;
+}
+
+template <class T, class V>
+const typename V::value_type& single(const Layer<T>& l, const V& v, std::size_t node, const char* what,
+                                     const char* plural_getter)
+{
+    if (v.size() != 1)
+        throw ValueError("layer \"" + l.name() + "\": node " + std::to_string(node) + " has " +
+                         std::to_string(v.size()) + " " + what + "s; use " + plural_getter);
+    return v[0];
+}
+} // namespace
+
+template <class T>
+std::vector<KerasTensor<T>> Layer<T>::get_inputs_at(std::size_t i) const
+{
+    return node_at(*this, i, "input").inputs;
+}
+
+template <class T>
+std::vector<KerasTensor<T>> Layer<T>::get_outputs_at(std::size_t i) const
+{
+    const Node<T>& n = node_at(*this, i, "output");
+    auto self = std::const_pointer_cast<Layer<T>>(this->shared_from_this());
+    std::vector<KerasTensor<T>> out;
+    for (std::size_t k = 0; k < n.output_shapes.size(); ++k)
+        out.emplace_back(self, i, k, n.output_shapes[k]);
+    return out;
+}
+
+template <class T>
+KerasTensor<T> Layer<T>::get_input_at(std::size_t i) const
+{
+    return single(*this, get_inputs_at(i), i, "input", "get_inputs_at");
+}
+
+template <class T>
+KerasTensor<T> Layer<T>::get_output_at(std::size_t i) const
+{
+    return single(*this, get_outputs_at(i), i, "output", "get_outputs_at");
+}
+
+template <class T>
+dims_t Layer<T>::get_input_shape_at(std::size_t i) const
+{
+    return get_input_at(i).shape();
+}
+
+template <class T>
+dims_t Layer<T>::get_output_shape_at(std::size_t i) const
+{
+    return single(*this, node_at(*this, i, "output shape").output_shapes, i, "output shape", "get_outputs_at");
+}
+
+template <class T>
+KerasTensor<T> Layer<T>::input() const
+{
+    return get_input_at(only_node(*this, "input", "get_input_at"));
+}
+
+template <class T>
+KerasTensor<T> Layer<T>::output() const
+{
+    return get_output_at(only_node(*this, "output", "get_output_at"));
+}
+
+template <class T>
+dims_t Layer<T>::input_shape() const
+{
+    return get_input_shape_at(only_node(*this, "input_shape", "get_input_shape_at"));
+}
+
+template <class T>
+dims_t Layer<T>::output_shape() const
+{
+    return get_output_shape_at(only_node(*this, "output_shape", "get_output_shape_at"));
 }
 
 template <class T>
@@ -267,7 +560,26 @@ json Layer<T>::get_config() const
     return json{ { "name", m_name }, { "trainable", m_trainable }, { "dtype", dtype_name<T>() } };
 }
 
+template <class T>
+std::string KerasTensor<T>::name() const
+{
+    if (!m_layer)
+        return "<undefined>";
+    return m_layer->name() + ":" + std::to_string(m_node_index) + ":" + std::to_string(m_tensor_index);
+}
+
+template <class T>
+KerasTensor<T>::operator std::shared_ptr<Layer<T>>() const
+{
+    if (!m_layer || m_layer->class_name() != "InputLayer")
+        throw ValueError("Only the output of keras.Input (an InputLayer) stands for a layer in a layer list; got "
+                         "tensor " + name() + (m_layer ? " of a " + m_layer->class_name() : std::string()));
+    return m_layer;
+}
+
 template class Layer<float>;
 template class Layer<double>;
+template class KerasTensor<float>;
+template class KerasTensor<double>;
 
 } // namespace xtape

@@ -2,6 +2,14 @@
 //
 //   Dense<float> d(DenseOptions{...});      // name "dense", then "dense_1", ... (Keras's uids)
 //   Tensor<float> y = d(x, /*training=*/true); // builds from x's shape on the first call
+//   KerasTensor<float> h = (*dense)(Input<float>({ 4 }));   // symbolic: records a Node
+//   auto s = (*add)({ h1, h2 });                              // a list of inputs (merges)
+//
+// Inputs and outputs are lists (Note [One tensor or a list]): the general entry points
+// (build_list, call_list, check_input_list, compute_output_shape_list, compute_mask_list) take
+// one entry per input. Their defaults require exactly one input and call the single-tensor
+// methods (build, call, check_input, compute_output_shape, compute_mask), so a single-input layer
+// overrides only those; a multi-input layer (a merge) overrides the list forms.
 //
 // Parameters and state are kept apart: add_weight(trainable=true) makes parameters that
 // receive gradients; add_weight(trainable=false) makes state (moving statistics) that only
@@ -11,6 +19,7 @@
 
 #include "framework/config.hpp"
 #include "framework/errors.hpp"
+#include "framework/graph/keras_tensor.hpp"
 #include "framework/initializer.hpp"
 #include "framework/tensor.hpp"
 
@@ -20,9 +29,6 @@
 
 namespace xtape {
 
-/// A Keras shape: dimensions with -1 for None (the batch dimension is usually None).
-using dims_t = std::vector<long>;
-inline constexpr long none_dim = -1;
 /// "(None, 784)" as Keras prints shapes.
 std::string dims_str(const dims_t& d);
 /// The concrete shape of x as dims.
@@ -36,7 +42,10 @@ void reset_layer_names();
 std::string to_snake_case(const std::string& class_name);
 
 template <class T>
-class Layer {
+struct Node;
+
+template <class T>
+class Layer : public std::enable_shared_from_this<Layer<T>> {
 public:
     /// `class_name` is Keras's ("Dense"); an empty `name` gets a unique one from it.
     explicit Layer(std::string class_name, std::string name = "", bool trainable = true);
@@ -50,22 +59,73 @@ public:
     // ---- building and calling ---------------------------------------------------------------
     bool built() const { return m_built; }
     /// Builds once for `input_shape` (batch dimension included, may be None).
-    void build_once(const dims_t& input_shape);
-    /// The input shape the layer was built for.
-    const dims_t& build_input_shape() const { return m_build_shape; }
+    void build_once(const dims_t& input_shape) { build_once_list({ input_shape }); }
+    /// Builds once for one shape per input.
+    void build_once_list(const std::vector<dims_t>& input_shapes);
+    /// The input shape the layer was built for (the first input's for a multi-input layer).
+    const dims_t& build_input_shape() const;
+    /// One shape per input, as built.
+    const std::vector<dims_t>& build_input_shapes() const { return m_build_shapes; }
 
-    /// Builds on first use, checks the input against the built shape (ShapeError naming the layer,
-    /// the expected and the received shapes), runs call(), and adds the activity regularizer's loss.
-    /// `mask` may be empty.
+    /// Keras's __call__ on real tensors, the single path every call takes: builds on first use
+    /// from the inputs' shapes (batch axis as None), checks the inputs against the built shapes
+    /// (ShapeError naming the layer, the expected and the received shapes), runs call_list(),
+    /// and adds the activity regularizer's loss for each output. `masks` is empty or one
+    /// (possibly empty) tensor per input; args.training unset means false.
+    std::vector<Tensor<T>> call_tensors(const std::vector<Tensor<T>>& inputs, const std::vector<Tensor<T>>& masks,
+                                        const CallArgs& args);
+    /// One real tensor in, one out. requires: the layer returns one output (ValueError otherwise).
     Tensor<T> operator()(const Tensor<T>& x, bool training = false, const Tensor<T>& mask = Tensor<T>());
+    /// A list of real tensors in (a merge's inputs), every output out.
+    std::vector<Tensor<T>> operator()(const std::vector<Tensor<T>>& xs, bool training = false,
+                                      const std::vector<Tensor<T>>& masks = {});
+
+    /// Symbolic call: builds from the tensors' shapes if needed, checks them, records a Node
+    /// (with `training` as its call argument: unset follows the model's call) and returns the
+    /// outputs' symbolic tensors. requires: the layer is owned by a std::shared_ptr (make_shared;
+    /// ValueError otherwise: the tensors keep their layer alive).
+    std::vector<KerasTensor<T>> call_symbolic(const std::vector<KerasTensor<T>>& inputs, const CallArgs& args);
+    /// One symbolic tensor in, one out (ValueError for a layer with several outputs).
+    KerasTensor<T> operator()(const KerasTensor<T>& x, std::optional<bool> training = std::nullopt);
+    /// A list of symbolic tensors in, every output out (usable as one tensor when there is one).
+    KerasTensors<T> operator()(const std::vector<KerasTensor<T>>& xs, std::optional<bool> training = std::nullopt);
 
     virtual dims_t compute_output_shape(const dims_t& input_shape) const { return input_shape; }
+    /// One shape per input -> one shape per output; by default one input through compute_output_shape.
+    virtual std::vector<dims_t> compute_output_shape_list(const std::vector<dims_t>& input_shapes) const;
     /// The mask of the output; by default the input mask passes through unchanged.
     virtual Tensor<T> compute_mask(const Tensor<T>& x, const Tensor<T>& mask) const
     {
         (void)x;
         return mask;
     }
+    /// One mask per output from the inputs and their masks (`masks` empty or one per input);
+    /// by default one input through compute_mask.
+    virtual std::vector<Tensor<T>> compute_mask_list(const std::vector<Tensor<T>>& inputs,
+                                                     const std::vector<Tensor<T>>& masks) const;
+
+    // ---- nodes: the layer's calls on symbolic tensors (tf.keras's layer-node API) ------------
+    const std::vector<std::shared_ptr<Node<T>>>& inbound_nodes() const { return m_inbound_nodes; }
+    /// The nodes (of other layers) that consume this layer's outputs and are still alive.
+    std::vector<std::shared_ptr<Node<T>>> outbound_nodes() const;
+    std::size_t inbound_node_count() const { return m_inbound_nodes.size(); }
+    std::size_t outbound_node_count() const { return outbound_nodes().size(); }
+    /// The input / output tensor(s) of the call `node_index` (ValueError when out of range; the
+    /// singular forms also when that call has several tensors).
+    KerasTensor<T> get_input_at(std::size_t node_index) const;
+    KerasTensor<T> get_output_at(std::size_t node_index) const;
+    std::vector<KerasTensor<T>> get_inputs_at(std::size_t node_index) const;
+    std::vector<KerasTensor<T>> get_outputs_at(std::size_t node_index) const;
+    dims_t get_input_shape_at(std::size_t node_index) const;
+    dims_t get_output_shape_at(std::size_t node_index) const;
+    /// The layer's only call's tensors and shapes. requires: exactly one inbound node
+    /// (AttributeError otherwise, Keras's message).
+    KerasTensor<T> input() const;
+    KerasTensor<T> output() const;
+    dims_t input_shape() const;
+    dims_t output_shape() const;
+    /// Records the node of an InputLayer (no inputs, one output of `shape`); for InputLayer.
+    void add_input_node(const dims_t& shape);
 
     // ---- weights --------------------------------------------------------------------------
     // Virtual so that a model (a layer made of layers) aggregates its sublayers' weights.
@@ -114,10 +174,22 @@ public:
 protected:
     /// Creates the layer's weights for `input_shape`. Called once, by build_once().
     virtual void build(const dims_t& input_shape) { (void)input_shape; }
-    /// The computation; x has the built shape (up to the batch dimension).
-    virtual Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask) = 0;
+    /// One shape per input; by default requires one input and calls build.
+    virtual void build_list(const std::vector<dims_t>& input_shapes);
+    /// The computation; x has the built shape (up to the batch dimension). A layer that
+    /// overrides call_list instead need not override this (the default throws).
+    virtual Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask);
+    /// The general computation: one tensor per input, `masks` empty or one per input, the
+    /// call's arguments (training resolved); returns every output. By default requires one
+    /// input and calls call(x, training, mask).
+    virtual std::vector<Tensor<T>> call_list(const std::vector<Tensor<T>>& inputs, const std::vector<Tensor<T>>& masks,
+                                             const CallArgs& args);
     /// Checks x against the built input shape; override for layers that accept other ranks.
     virtual void check_input(const shape_t& x) const;
+    /// Checks every input; by default requires one input and calls check_input.
+    virtual void check_input_list(const std::vector<shape_t>& shapes) const;
+    /// "Layer "dense" expects 1 input(s), but it received 2 input tensors" (Keras's message).
+    void require_one_input(std::size_t n) const;
 
     Variable<T> add_weight(const std::string& name, const shape_t& shape, const InitializerPtr<T>& initializer,
                            const RegularizerPtr<T>& regularizer = nullptr,
@@ -128,7 +200,9 @@ private:
     std::string m_name;
     bool m_trainable;
     bool m_built = false;
-    dims_t m_build_shape;
+    std::vector<dims_t> m_build_shapes;
+    std::vector<std::shared_ptr<Node<T>>> m_inbound_nodes;
+    std::vector<std::weak_ptr<Node<T>>> m_outbound_nodes;
     std::vector<Variable<T>> m_variables; // creation order
     std::vector<Tensor<T>> m_added_losses;
     RegularizerPtr<T> m_activity_regularizer;

@@ -1,6 +1,7 @@
 #include "framework/model.hpp"
 
 #include "framework/allocator.hpp"
+#include "framework/graph/functional.hpp"
 #include "framework/ops.hpp"
 #include "framework/random.hpp"
 #include "framework/tape.hpp"
@@ -9,6 +10,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <numeric>
 #include <sstream>
 #include <sys/ioctl.h>
@@ -240,6 +242,102 @@ Model<T>::Model(std::string class_name, std::string name, bool trainable)
 }
 
 template <class T>
+Model<T>::Model(std::vector<KerasTensor<T>> inputs, std::vector<KerasTensor<T>> outputs, std::string name,
+                bool trainable)
+    : Layer<T>("Functional", name.empty() ? unique_layer_name("functional") : std::move(name), trainable)
+    , m_graph(std::make_shared<const Graph<T>>(std::move(inputs), std::move(outputs)))
+{
+    std::vector<dims_t> shapes;
+    for (const auto& x : m_graph->inputs())
+        shapes.push_back(x.shape());
+    this->build_once_list(shapes);
+    if (!trainable)
+        set_trainable(false);
+}
+
+template <class T>
+Model<T>::Model(const KerasTensor<T>& input, const KerasTensor<T>& output, std::string name, bool trainable)
+    : Model(std::vector<KerasTensor<T>>{ input }, std::vector<KerasTensor<T>>{ output }, std::move(name), trainable)
+{
+}
+
+template <class T>
+std::vector<LayerPtr<T>> Model<T>::layers() const
+{
+    std::vector<LayerPtr<T>> out;
+    if (m_graph)
+        for (const auto& l : m_graph->all_layers())
+            if (!(l->inbound_nodes().size() == 1 && l->inbound_nodes()[0]->is_input()))
+                out.push_back(l);
+    return out;
+}
+
+template <class T>
+std::vector<KerasTensor<T>> Model<T>::inputs() const
+{
+    return m_graph ? m_graph->inputs() : std::vector<KerasTensor<T>>{};
+}
+
+template <class T>
+std::vector<KerasTensor<T>> Model<T>::outputs() const
+{
+    return m_graph ? m_graph->outputs() : std::vector<KerasTensor<T>>{};
+}
+
+template <class T>
+std::vector<std::string> Model<T>::input_names() const
+{
+    std::vector<std::string> n;
+    for (const auto& x : inputs())
+        n.push_back(x.layer()->name());
+    return n;
+}
+
+template <class T>
+std::vector<std::string> Model<T>::output_names() const
+{
+    std::vector<std::string> n;
+    for (const auto& x : outputs())
+        n.push_back(x.layer()->name());
+    return n;
+}
+
+namespace {
+template <class T>
+const KerasTensor<T>& only(const std::vector<KerasTensor<T>>& v, const std::string& model, const char* what)
+{
+    if (v.size() != 1)
+        throw ValueError("model \"" + model + "\" has " + std::to_string(v.size()) + " " + what + "s; use " + what +
+                         "s()");
+    return v[0];
+}
+} // namespace
+
+template <class T>
+KerasTensor<T> Model<T>::input() const
+{
+    return m_graph ? only(m_graph->inputs(), this->name(), "input") : Layer<T>::input();
+}
+
+template <class T>
+KerasTensor<T> Model<T>::output() const
+{
+    return m_graph ? only(m_graph->outputs(), this->name(), "output") : Layer<T>::output();
+}
+
+template <class T>
+dims_t Model<T>::input_shape() const
+{
+    return m_graph ? input().shape() : Layer<T>::input_shape();
+}
+
+template <class T>
+dims_t Model<T>::output_shape() const
+{
+    return m_graph ? output().shape() : Layer<T>::output_shape();
+}
+
+template <class T>
 LayerPtr<T> Model<T>::get_layer(const std::string& name) const
 {
     std::string names;
@@ -251,13 +349,24 @@ LayerPtr<T> Model<T>::get_layer(const std::string& name) const
     throw ValueError("No such layer: " + name + ". Existing layers are: [" + names + "].");
 }
 
+namespace {
+/// Keeps the first occurrence of each variable: a layer shared by two branches, or by two
+/// nested models, owns its weights once (Keras deduplicates by identity).
+template <class T>
+void append_unique(std::vector<Variable<T>>& out, const std::vector<Variable<T>>& vs)
+{
+    for (const auto& v : vs)
+        if (std::none_of(out.begin(), out.end(), [&](const Variable<T>& w) { return w.same_as(v); }))
+            out.push_back(v);
+}
+} // namespace
+
 template <class T>
 std::vector<Variable<T>> Model<T>::weights() const
 {
     std::vector<Variable<T>> w;
     for (const auto& l : layers())
-        for (auto& v : l->weights())
-            w.push_back(v);
+        append_unique(w, l->weights());
     return w;
 }
 
@@ -268,8 +377,7 @@ std::vector<Variable<T>> Model<T>::trainable_weights() const
     if (!this->trainable())
         return w;
     for (const auto& l : layers())
-        for (auto& v : l->trainable_weights())
-            w.push_back(v);
+        append_unique(w, l->trainable_weights());
     return w;
 }
 
@@ -280,8 +388,7 @@ std::vector<Variable<T>> Model<T>::non_trainable_weights() const
         return weights();
     std::vector<Variable<T>> w;
     for (const auto& l : layers())
-        for (auto& v : l->non_trainable_weights())
-            w.push_back(v);
+        append_unique(w, l->non_trainable_weights());
     return w;
 }
 
@@ -305,8 +412,8 @@ template <class T>
 std::size_t Model<T>::count_params() const
 {
     std::size_t n = 0;
-    for (const auto& l : layers())
-        n += l->count_params();
+    for (const auto& v : weights())
+        n += v.size();
     return n;
 }
 
@@ -319,12 +426,42 @@ void Model<T>::set_trainable(bool t)
 }
 
 template <class T>
+json Model<T>::get_config() const
+{
+    return m_graph ? functional_config(*this) : Layer<T>::get_config();
+}
+
+template <class T>
 dims_t Model<T>::compute_output_shape(const dims_t& input_shape) const
 {
+    if (m_graph) {
+        const auto out = compute_output_shape_list({ input_shape });
+        if (out.size() != 1)
+            throw ValueError("model \"" + this->name() + "\" has " + std::to_string(out.size()) +
+                             " outputs; use compute_output_shape_list");
+        return out[0];
+    }
     dims_t s = input_shape;
     for (const auto& l : layers())
         s = l->compute_output_shape(s);
     return s;
+}
+
+template <class T>
+std::vector<dims_t> Model<T>::compute_output_shape_list(const std::vector<dims_t>& input_shapes) const
+{
+    if (!m_graph)
+        return Layer<T>::compute_output_shape_list(input_shapes);
+    bool same = input_shapes.size() == m_graph->inputs().size();
+    for (std::size_t i = 0; same && i < input_shapes.size(); ++i)
+        same = input_shapes[i] == m_graph->inputs()[i].shape();
+    if (same) {
+        std::vector<dims_t> out;
+        for (const auto& y : m_graph->outputs())
+            out.push_back(y.shape());
+        return out;
+    }
+    return m_graph->output_shapes(input_shapes);
 }
 
 template <class T>
@@ -338,15 +475,61 @@ void Model<T>::build(const dims_t& input_shape)
 }
 
 template <class T>
-Tensor<T> Model<T>::call(const Tensor<T>& x, bool training, const Tensor<T>& mask_in)
+void Model<T>::build_list(const std::vector<dims_t>& input_shapes)
 {
-    Tensor<T> h = x, mask = mask_in;
-    for (const auto& l : layers()) {
-        Tensor<T> in = h;
-        h = (*l)(in, training, mask);
-        mask = l->compute_mask(in, mask);
+    if (!m_graph)
+        Layer<T>::build_list(input_shapes);
+}
+
+template <class T>
+void Model<T>::check_input_list(const std::vector<shape_t>& shapes) const
+{
+    if (!m_graph) {
+        Layer<T>::check_input_list(shapes);
+        return;
     }
-    return h;
+    const auto& ins = m_graph->inputs();
+    if (shapes.size() != ins.size())
+        throw ValueError("Layer \"" + this->name() + "\" expects " + std::to_string(ins.size()) +
+                         " input(s), but it received " + std::to_string(shapes.size()) + " input tensors.");
+    for (std::size_t i = 0; i < shapes.size(); ++i) {
+        const dims_t& e = ins[i].shape();
+        bool ok = e.size() == shapes[i].size();
+        for (std::size_t k = 1; ok && k < e.size(); ++k)
+            ok = e[k] < 0 || static_cast<std::size_t>(e[k]) == shapes[i][k];
+        if (!ok)
+            throw ShapeError("Input " + std::to_string(i) + " of layer \"" + this->name() +
+                             "\" is incompatible with the layer: expected shape=" + dims_str(e) +
+                             ", found shape=" + shape_str(shapes[i]));
+    }
+}
+
+template <class T>
+std::vector<Tensor<T>> Model<T>::call_list(const std::vector<Tensor<T>>& inputs, const std::vector<Tensor<T>>& masks,
+                                           const CallArgs& args)
+{
+    if (!m_graph)
+        throw NotImplementedError("model \"" + this->name() + "\" (" + this->class_name() +
+                                  ") has no graph; a subclassed model overrides call or call_list");
+    std::vector<Tensor<T>> out_masks;
+    std::vector<Tensor<T>> ys = m_graph->run(inputs, masks, args.training.value_or(false), &out_masks);
+    m_last_inputs = inputs;
+    m_last_output_masks = std::move(out_masks);
+    return ys;
+}
+
+template <class T>
+std::vector<Tensor<T>> Model<T>::compute_mask_list(const std::vector<Tensor<T>>& inputs,
+                                                   const std::vector<Tensor<T>>& masks) const
+{
+    if (!m_graph)
+        return Layer<T>::compute_mask_list(inputs, masks);
+    bool same = inputs.size() == m_last_inputs.size();
+    for (std::size_t i = 0; same && i < inputs.size(); ++i)
+        same = inputs[i].node() == m_last_inputs[i].node();
+    if (same)
+        return m_last_output_masks;
+    return std::vector<Tensor<T>>(m_graph->outputs().size());
 }
 
 // ---- compile -------------------------------------------------------------------------------------------
@@ -712,10 +895,28 @@ array_t<T> Model<T>::predict(const array_t<T>& x, const PredictOptions<T>& o)
 template <class T>
 std::string Model<T>::summary_string(int line_length) const
 {
-    const int L = line_length > 0 ? line_length : std::min(88, terminal_columns() - 4);
-    // Keras: sequential-like models use columns at 45% / 80% / 100% of the line; rich then
-    // shrinks the padded columns evenly to fit the table (borders included) into L.
-    const double positions[3] = { 0.45, 0.80, 1.0 };
+    // Keras: a functional model whose graph is not a chain (a depth with several nodes, a node
+    // with several inputs, a layer called twice) gets a fourth column "Connected to".
+    const Graph<T>* g = m_graph.get();
+    bool sequential_like = true;
+    if (g) {
+        std::map<const Layer<T>*, int> calls;
+        for (const Node<T>* n : g->nodes())
+            if (n->inputs.size() > 1 || ++calls[n->layer] > 1)
+                sequential_like = false;
+        if (g->inputs().size() > 1 || g->outputs().size() > 1)
+            sequential_like = false;
+        // Two nodes at one depth: some node's input is not the previous node's output.
+        const Node<T>* prev = nullptr;
+        for (const Node<T>* n : g->nodes()) {
+            if (prev && !(n->inputs.size() == 1 && n->inputs[0].layer().get() == prev->layer))
+                sequential_like = false;
+            prev = n;
+        }
+    }
+    const int L = line_length > 0 ? line_length : std::min(sequential_like ? 88 : 108, terminal_columns() - 4);
+    const std::vector<double> positions =
+        sequential_like ? std::vector<double>{ 0.45, 0.80, 1.0 } : std::vector<double>{ 0.3, 0.56, 0.74, 1.0 };
     std::vector<long> widths;
     long current = 0;
     for (double p : positions) {
@@ -725,10 +926,10 @@ std::string Model<T>::summary_string(int line_length) const
         widths.push_back(w + 2); // cell padding
         current += w;
     }
-    const long max_width = L - 4;
+    const long max_width = L - static_cast<long>(positions.size()) - 1;
     const long total = std::accumulate(widths.begin(), widths.end(), 0L);
     if (total > max_width)
-        widths = ratio_reduce(total - max_width, { 1, 1, 1 }, widths, widths);
+        widths = ratio_reduce(total - max_width, std::vector<long>(widths.size(), 1), widths, widths);
     std::vector<std::size_t> content;
     for (long w : widths)
         content.push_back(static_cast<std::size_t>(std::max(1L, w - 2)));
@@ -761,27 +962,57 @@ std::string Model<T>::summary_string(int line_length) const
     };
 
     std::vector<std::vector<std::string>> rows;
-    dims_t shape = this->built() ? this->build_input_shape() : dims_t{};
-    bool known = this->built();
-    if (summary_shows_input_layer())
-        rows.push_back({ input_layer_name() + " (InputLayer)", known ? dims_str(shape) : "?", "0" });
-    for (const auto& l : layers()) {
-        std::string out = "?";
-        if (known) {
-            try {
-                shape = l->compute_output_shape(shape);
-                out = dims_str(shape);
-            } catch (const Error&) {
-                known = false;
+    if (g) {
+        for (const auto& l : g->all_layers()) {
+            // Keras shows the outputs of the layer's last call, and every call's inputs.
+            const Node<T>* last = nullptr;
+            std::string connected;
+            for (const auto& n : l->inbound_nodes()) {
+                if (!g->contains(n.get()))
+                    continue;
+                last = n.get();
+                for (const auto& x : n->inputs)
+                    connected += (connected.empty() ? "" : ", ") + x.layer()->name() + "[" +
+                                 std::to_string(x.node_index()) + "][" + std::to_string(x.tensor_index()) + "]";
             }
+            std::string out = "?";
+            if (last) {
+                out.clear();
+                for (const auto& d : last->output_shapes)
+                    out += (out.empty() ? "" : ", ") + dims_str(d);
+                if (last->output_shapes.size() != 1)
+                    out = "[" + out + "]";
+            }
+            const std::string params = l->built() ? with_commas(l->count_params()) : "0 (unbuilt)";
+            std::vector<std::string> r{ l->name() + " (" + l->class_name() + ")", out, params };
+            if (!sequential_like)
+                r.push_back(connected.empty() ? "-" : connected);
+            rows.push_back(r);
         }
-        const std::string params = l->built() ? with_commas(l->count_params()) : "0 (unbuilt)";
-        rows.push_back({ l->name() + " (" + l->class_name() + ")", out, params });
+    } else {
+        dims_t shape = this->built() ? this->build_input_shape() : dims_t{};
+        bool known = this->built();
+        for (const auto& l : layers()) {
+            std::string out = "?";
+            if (known) {
+                try {
+                    shape = l->compute_output_shape(shape);
+                    out = dims_str(shape);
+                } catch (const Error&) {
+                    known = false;
+                }
+            }
+            const std::string params = l->built() ? with_commas(l->count_params()) : "0 (unbuilt)";
+            rows.push_back({ l->name() + " (" + l->class_name() + ")", out, params });
+        }
     }
 
     std::string s = "Model: \"" + this->name() + "\"\n";
     s += rule("┏", "━", "┳", "┓");
-    s += row({ "Layer (type)", "Output Shape", "Param #" }, "┃");
+    std::vector<std::string> header{ "Layer (type)", "Output Shape", "Param #" };
+    if (!sequential_like)
+        header.push_back("Connected to");
+    s += row(header, "┃");
     s += rule("┡", "━", "╇", "┩");
     for (std::size_t i = 0; i < rows.size(); ++i) {
         if (i)

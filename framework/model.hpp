@@ -23,11 +23,13 @@
 #pragma once
 
 #include "framework/callbacks.hpp"
+#include "framework/graph/graph.hpp"
 #include "framework/layer.hpp"
 #include "framework/losses_api.hpp"
 #include "framework/metrics.hpp"
 #include "framework/optimizer.hpp"
 
+#include <functional>
 #include <iosfwd>
 #include <map>
 #include <optional>
@@ -162,10 +164,32 @@ struct PredictOptions {
 template <class T>
 class Model : public Layer<T> {
 public:
-    Model(std::string class_name, std::string name, bool trainable = true);
+    /// keras.Model(inputs, outputs, name): a functional model (class name "Functional") of the
+    /// graph between symbolic tensors; Graph's rules and errors (framework/graph/graph.hpp).
+    /// Built at once; calling it on real tensors runs the graph, on symbolic tensors records a
+    /// node (so models nest as layers).
+    Model(std::vector<KerasTensor<T>> inputs, std::vector<KerasTensor<T>> outputs, std::string name = "",
+          bool trainable = true);
+    Model(const KerasTensor<T>& input, const KerasTensor<T>& output, std::string name = "", bool trainable = true);
 
-    /// The layers in call order (without an InputLayer).
-    virtual std::vector<LayerPtr<T>> layers() const = 0;
+    /// The layers: a functional model's in Keras's order without its InputLayers (a layer
+    /// used several times once), a Sequential's in call order.
+    virtual std::vector<LayerPtr<T>> layers() const;
+    /// The graph of a functional model; null for Sequential and subclassed models.
+    const std::shared_ptr<const Graph<T>>& graph() const { return m_graph; }
+    /// A functional model's symbolic inputs and outputs (empty otherwise).
+    std::vector<KerasTensor<T>> inputs() const;
+    std::vector<KerasTensor<T>> outputs() const;
+    /// The names of the layers that make the inputs / outputs (Keras's input_names, output_names).
+    std::vector<std::string> input_names() const;
+    std::vector<std::string> output_names() const;
+    /// Keras's Functional.input / output / input_shape / output_shape: the model's own symbolic
+    /// tensors (its only input / output; ValueError when it has several). A model that is not
+    /// functional answers as any layer, from the nodes of its calls.
+    KerasTensor<T> input() const;
+    KerasTensor<T> output() const;
+    dims_t input_shape() const;
+    dims_t output_shape() const;
     /// The layer with this name (ValueError listing the names otherwise).
     LayerPtr<T> get_layer(const std::string& name) const;
 
@@ -179,7 +203,15 @@ public:
     std::size_t count_params() const override;
     /// Sets the flag on the model and on every layer (Keras propagates it down).
     void set_trainable(bool t) override;
+    /// A functional model's output masks: those its graph produced in the call just made on
+    /// these inputs (a model's masks come from running it; the executors ask right after the
+    /// call). Other models: as Layer.
+    std::vector<Tensor<T>> compute_mask_list(const std::vector<Tensor<T>>& inputs,
+                                             const std::vector<Tensor<T>>& masks) const override;
+    /// A functional model's config in Keras's functional form (framework/graph/functional.hpp).
+    json get_config() const override;
     dims_t compute_output_shape(const dims_t& input_shape) const override;
+    std::vector<dims_t> compute_output_shape_list(const std::vector<dims_t>& input_shapes) const override;
 
     // ---- compile --------------------------------------------------------------------------------
     /// Keras's compile. Trainable weights are read at every step (changing a layer's trainable
@@ -233,13 +265,19 @@ public:
     void summary(std::ostream* os = nullptr, int line_length = 0) const;
 
 protected:
-    /// Builds every layer in turn for `input_shape` (the layers are a chain).
-    void build(const dims_t& input_shape) override;
-    Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask) override;
+    /// For Sequential and subclassed models, which override call_list.
+    Model(std::string class_name, std::string name, bool trainable = true);
 
-    /// Rows for summary(): the InputLayer row of a Functional model goes first.
-    virtual bool summary_shows_input_layer() const { return false; }
-    virtual std::string input_layer_name() const { return "input_layer"; }
+    /// Builds every layer in turn for `input_shape` (the layers are a chain: Sequential).
+    void build(const dims_t& input_shape) override;
+    /// A functional model is built at construction; others build as Layer does.
+    void build_list(const std::vector<dims_t>& input_shapes) override;
+    /// A functional model runs its graph; other models must override this.
+    std::vector<Tensor<T>> call_list(const std::vector<Tensor<T>>& inputs, const std::vector<Tensor<T>>& masks,
+                                     const CallArgs& args) override;
+    /// A functional model checks every input against its Input's shape (Keras's message).
+    void check_input_list(const std::vector<shape_t>& shapes) const override;
+
 
     Logs train_step(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& sample_weight);
     Logs test_step(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& sample_weight);
@@ -250,6 +288,8 @@ private:
     Logs run_evaluation(const array_t<T>& x, const array_t<T>& y, const array_t<T>* sample_weight,
                         std::size_t batch_size, CallbackList<T>& callbacks);
 
+    std::shared_ptr<const Graph<T>> m_graph;
+    std::vector<Tensor<T>> m_last_inputs, m_last_output_masks; // for compute_mask_list
     OptimizerPtr<T> m_optimizer;
     LossPtr<T> m_loss;
     std::vector<MetricSpec<T>> m_metric_specs;
@@ -262,6 +302,29 @@ private:
 
 template <class T>
 using ModelPtr = std::shared_ptr<Model<T>>;
+
+// Models from Keras JSON: framework/ knows no particular layer, so from_config() takes a
+// LayerSpecFactory that turns a layer spec {"class_name", "config", ...} into a layer; the
+// layers/ registry provides one (layer_from_config<T>), and the HDF5 loader in saving/ passes
+// it. Nested Sequential/Functional specs are built here, recursively.
+
+/// Makes a layer from its Keras spec {"class_name": ..., "config": {...}}; e.g.
+/// [](const json& s) { return layer_from_config<float>(s); } with layers/registry.hpp.
+template <class T>
+using LayerSpecFactory = std::function<LayerPtr<T>(const json& layer_spec)>;
+
+/// A model from {"class_name": "Sequential" | "Functional" | "Model", "config": {...}}
+/// (KeyError for other class names). Keras 1/2/3 forms, nested models included.
+template <class T>
+std::shared_ptr<Model<T>> model_from_config(const json& spec, const LayerSpecFactory<T>& make_layer);
+
+/// A layer spec through `make_layer`, or through model_from_config for a model class.
+template <class T>
+LayerPtr<T> layer_from_spec(const json& spec, const LayerSpecFactory<T>& make_layer);
+
+/// {"class_name": model.class_name(), "config": model.get_config()}.
+template <class T>
+json model_to_json(const Model<T>& model);
 
 /// Keras's class_weight_to_sample_weights: the weight of each sample's class (the label for
 /// class indices, the argmax of a one-hot row), 1 for classes not in the map.

@@ -62,23 +62,6 @@ json input_layer_spec(const dims_t& shape, const std::string& name, const char* 
                    { { "batch_shape", dims_json(shape) }, { "dtype", dtype }, { "sparse", false }, { "name", name } } } };
 }
 
-/// Wraps the user's factory so that nested model specs are built by model_from_config.
-template <class T>
-LayerSpecFactory<T> with_models(const LayerSpecFactory<T>& make_layer)
-{
-    return [make_layer](const json& spec) -> LayerPtr<T> {
-        if (spec.is_object() && spec.contains("class_name") && spec["class_name"].is_string() &&
-            is_model_class(spec["class_name"].get<std::string>()))
-            return model_from_config<T>(spec, make_layer);
-        if (!make_layer)
-            throw ValueError("model_from_config: no layer factory given for layer spec " + spec.dump());
-        LayerPtr<T> l = make_layer(spec);
-        if (!l)
-            throw ValueError("model_from_config: the layer factory returned null for " + spec.dump());
-        return l;
-    };
-}
-
 std::string spec_class(const json& spec)
 {
     if (!spec.is_object() || !spec.contains("class_name") || !spec["class_name"].is_string())
@@ -231,7 +214,6 @@ json Sequential<T>::get_config() const
 template <class T>
 std::shared_ptr<Sequential<T>> Sequential<T>::from_config(const json& config, const LayerSpecFactory<T>& make_layer)
 {
-    const LayerSpecFactory<T> make = with_models<T>(make_layer);
     // Keras 1 wrote the layer list itself as the config.
     const json layers = config.is_array() ? config : (config.contains("layers") ? config["layers"] : json());
     if (!layers.is_array())
@@ -254,7 +236,7 @@ std::shared_ptr<Sequential<T>> Sequential<T>::from_config(const json& config, co
         if (model->m_layers.empty() && !model->m_input_shape && spec.contains("config"))
             if (auto shape = declared_input_shape(spec["config"]))
                 model->set_input(*shape, "");
-        model->add(make(spec));
+        model->add(layer_from_spec<T>(spec, make_layer));
     }
     if (!model->built() && config.is_object() && config.contains("build_input_shape") &&
         !config["build_input_shape"].is_null() && !model->m_layers.empty())
@@ -262,193 +244,36 @@ std::shared_ptr<Sequential<T>> Sequential<T>::from_config(const json& config, co
     return model;
 }
 
-// ---- Functional -------------------------------------------------------------------------------------------
-
 template <class T>
-Functional<T>::Functional(const dims_t& input_shape, std::vector<LayerPtr<T>> layers, std::string name,
-                          std::string input_name)
-    : Model<T>("Functional", name.empty() ? unique_layer_name("functional") : std::move(name))
-    , m_input_shape(input_shape)
-    , m_layers(std::move(layers))
-    , m_input_name(input_name.empty() ? unique_layer_name("input_layer") : std::move(input_name))
+std::vector<Tensor<T>> Sequential<T>::call_list(const std::vector<Tensor<T>>& inputs,
+                                                const std::vector<Tensor<T>>& masks, const CallArgs& args)
 {
-    std::set<std::string> names{ m_input_name };
+    this->require_one_input(inputs.size());
+    Tensor<T> h = inputs[0], mask = masks.empty() ? Tensor<T>() : masks[0];
+    const bool training = args.training.value_or(false);
     for (const auto& l : m_layers) {
-        if (!l)
-            throw ValueError("Functional '" + this->name() + "': a layer is null");
-        if (!names.insert(l->name()).second)
-            throw ValueError("Functional '" + this->name() + "': the name '" + l->name() +
-                             "' is used by more than one layer; layer names must be unique");
+        Tensor<T> in = h;
+        h = (*l)(in, training, mask);
+        mask = l->compute_mask(in, mask);
     }
-    this->build_once(m_input_shape);
-}
-
-namespace {
-template <class T>
-const LayerPtr<T>& checked_input_layer(const LayerPtr<T>& input)
-{
-    if (!input || input->class_name() != "InputLayer")
-        throw ValueError("Functional: the input must be an InputLayer (keras.Input), got " +
-                         (input ? "'" + input->name() + "' (" + input->class_name() + ")" : std::string("null")));
-    if (!declared_input_shape(input->get_config()))
-        throw ValueError("Functional: the InputLayer '" + input->name() + "' declares no batch_shape");
-    return input;
-}
-} // namespace
-
-template <class T>
-Functional<T>::Functional(const LayerPtr<T>& input, std::vector<LayerPtr<T>> layers, std::string name)
-    : Functional(*declared_input_shape(checked_input_layer(input)->get_config()), std::move(layers), std::move(name),
-                 checked_input_layer(input)->name())
-{
-}
-
-template <class T>
-json Functional<T>::get_config() const
-{
-    json c{ { "name", this->name() }, { "trainable", this->trainable() } };
-    json layers = json::array();
-    json in = input_layer_spec(m_input_shape, m_input_name, dtype_name<T>());
-    in["name"] = m_input_name;
-    in["inbound_nodes"] = json::array();
-    layers.push_back(in);
-    std::string prev = m_input_name;
-    dims_t shape = m_input_shape;
-    for (const auto& l : m_layers) {
-        json kt{ { "class_name", "__keras_tensor__" },
-                 { "config", { { "shape", dims_json(shape) }, { "dtype", dtype_name<T>() }, { "keras_history", { prev, 0, 0 } } } } };
-        json node{ { "args", json::array({ kt }) }, { "kwargs", json::object() } };
-        layers.push_back(json{ { "class_name", l->class_name() },
-                               { "config", l->get_config() },
-                               { "name", l->name() },
-                               { "inbound_nodes", json::array({ node }) } });
-        prev = l->name();
-        shape = l->compute_output_shape(shape);
-    }
-    c["layers"] = layers;
-    c["input_layers"] = json::array({ json::array({ m_input_name, 0, 0 }) });
-    c["output_layers"] = json::array({ json::array({ prev, 0, 0 }) });
-    return c;
-}
-
-namespace {
-
-/// The names of the layers feeding one inbound node, in either Keras format.
-void collect_inbound(const json& node, std::vector<std::string>& names)
-{
-    if (node.is_object()) {
-        if (node.value("class_name", "") == "__keras_tensor__") {
-            const json& h = node["config"]["keras_history"];
-            if (!h.is_array() || h.empty() || !h[0].is_string())
-                throw ValueError("Functional.from_config: bad keras_history in " + node.dump());
-            names.push_back(h[0].get<std::string>());
-            return;
-        }
-        for (const auto& kv : node.items())
-            collect_inbound(kv.value(), names);
-        return;
-    }
-    if (node.is_array()) {
-        // tf.keras 2: a node is a list of [layer_name, node_index, tensor_index, kwargs].
-        if (node.size() >= 3 && node[0].is_string() && node[1].is_number() && node[2].is_number()) {
-            names.push_back(node[0].get<std::string>());
-            return;
-        }
-        for (const auto& e : node)
-            collect_inbound(e, names);
-    }
-}
-
-/// The single [name, node, tensor] entry of input_layers / output_layers.
-std::string single_endpoint(const json& j, const char* what)
-{
-    json e = j;
-    if (e.is_array() && e.size() == 1 && e[0].is_array())
-        e = e[0];
-    if (e.is_array() && e.size() == 3 && e[0].is_string())
-        return e[0].get<std::string>();
-    throw NotImplementedError(std::string("Functional.from_config: xtape builds models with one input and one output; "
-                                          "'") +
-                              what + "' is " + j.dump());
-}
-
-} // namespace
-
-template <class T>
-std::shared_ptr<Functional<T>> Functional<T>::from_config(const json& config, const LayerSpecFactory<T>& make_layer)
-{
-    if (!config.is_object() || !config.contains("layers") || !config["layers"].is_array())
-        throw ValueError("Functional.from_config: expected a config with a 'layers' list, got " + config.dump());
-    const std::string input = single_endpoint(config.value("input_layers", json()), "input_layers");
-    const std::string output = single_endpoint(config.value("output_layers", json()), "output_layers");
-
-    struct Entry {
-        json spec;
-        std::string cls;
-        std::vector<std::string> inputs;
-    };
-    std::map<std::string, Entry> entries;
-    std::map<std::string, std::vector<std::string>> consumers;
-    for (const auto& spec : config["layers"]) {
-        const std::string cls = spec_class(spec);
-        std::string name = spec.value("name", "");
-        if (name.empty() && spec.contains("config") && spec["config"].is_object())
-            name = config_string(spec["config"], "name", "");
-        if (name.empty())
-            throw ValueError("Functional.from_config: a layer entry has no name: " + spec.dump());
-        Entry e{ spec, cls, {} };
-        const json nodes = spec.value("inbound_nodes", json::array());
-        if (nodes.size() > 1)
-            throw NotImplementedError("Functional.from_config: layer '" + name + "' (" + cls + ") is called " +
-                                      std::to_string(nodes.size()) +
-                                      " times (a shared layer); xtape builds only chains of layers");
-        if (nodes.size() == 1)
-            collect_inbound(nodes[0], e.inputs);
-        if (e.inputs.size() > 1)
-            throw NotImplementedError("Functional.from_config: layer '" + name + "' (" + cls + ") merges " +
-                                      std::to_string(e.inputs.size()) +
-                                      " inputs; xtape builds only chains of layers (no merges)");
-        for (const auto& in : e.inputs)
-            consumers[in].push_back(name);
-        entries.emplace(name, std::move(e));
-    }
-    auto in_it = entries.find(input);
-    if (in_it == entries.end())
-        throw ValueError("Functional.from_config: the input layer '" + input + "' is not among the layers");
-    if (in_it->second.cls != "InputLayer")
-        throw NotImplementedError("Functional.from_config: the input '" + input + "' is a " + in_it->second.cls +
-                                  ", expected an InputLayer");
-    const json in_cfg = in_it->second.spec.value("config", json::object());
-    const auto shape = declared_input_shape(in_cfg);
-    if (!shape)
-        throw ValueError("Functional.from_config: the InputLayer '" + input + "' declares no batch_shape");
-
-    const LayerSpecFactory<T> make = with_models<T>(make_layer);
-    std::vector<LayerPtr<T>> chain;
-    std::string at = input;
-    std::size_t guard = 0;
-    while (at != output) {
-        const auto& next = consumers[at];
-        if (next.size() != 1)
-            throw NotImplementedError("Functional.from_config: the output of layer '" + at + "' feeds " +
-                                      std::to_string(next.size()) +
-                                      " layers; xtape builds only chains of layers (no branches)");
-        at = next[0];
-        chain.push_back(make(entries.at(at).spec));
-        if (++guard > entries.size())
-            throw ValueError("Functional.from_config: the layers form a cycle");
-    }
-    if (chain.size() + 1 != entries.size())
-        for (const auto& kv : entries)
-            if (kv.first != input && std::none_of(chain.begin(), chain.end(),
-                                                  [&](const LayerPtr<T>& l) { return l->name() == kv.first; }))
-                throw NotImplementedError("Functional.from_config: layer '" + kv.first + "' (" + kv.second.cls +
-                                          ") is not on the chain from '" + input + "' to '" + output +
-                                          "'; xtape builds only chains of layers");
-    return std::make_shared<Functional<T>>(*shape, std::move(chain), config_string(config, "name", ""), input);
+    return { h };
 }
 
 // ---- free functions -----------------------------------------------------------------------------------------
+
+template <class T>
+LayerPtr<T> layer_from_spec(const json& spec, const LayerSpecFactory<T>& make_layer)
+{
+    if (spec.is_object() && spec.contains("class_name") && spec["class_name"].is_string() &&
+        is_model_class(spec["class_name"].get<std::string>()))
+        return model_from_config<T>(spec, make_layer);
+    if (!make_layer)
+        throw ValueError("model_from_config: no layer factory given for layer spec " + spec.dump());
+    LayerPtr<T> l = make_layer(spec);
+    if (!l)
+        throw ValueError("model_from_config: the layer factory returned null for " + spec.dump());
+    return l;
+}
 
 template <class T>
 std::shared_ptr<Model<T>> model_from_config(const json& spec, const LayerSpecFactory<T>& make_layer)
@@ -475,7 +300,7 @@ json model_to_json(const Model<T>& model)
 
 #define XTAPE_INSTANTIATE(T)                                                                                 \
     template class Sequential<T>;                                                                            \
-    template class Functional<T>;                                                                            \
+    template LayerPtr<T> layer_from_spec<T>(const json&, const LayerSpecFactory<T>&);                        \
     template std::shared_ptr<Model<T>> model_from_config<T>(const json&, const LayerSpecFactory<T>&);            \
     template json model_to_json<T>(const Model<T>&);
 XTAPE_INSTANTIATE(float)

@@ -23,7 +23,9 @@ InputLayer<T>::InputLayer(const dims_t& shape, long batch_size, const std::strin
                              "\": input shape dimensions must be positive or None. "
                              "Received: shape=" +
                              dims_str(shape));
-    this->build_once(with_batch(shape, batch_size < 0 ? none_dim : batch_size));
+    const dims_t batch_shape = with_batch(shape, batch_size < 0 ? none_dim : batch_size);
+    this->build_once(batch_shape);
+    this->add_input_node(batch_shape);
 }
 
 template<class T>
@@ -75,7 +77,7 @@ Tensor<T> InputLayer<T>::call(const Tensor<T>& x, bool, const Tensor<T>&)
 }
 
 template<class T>
-std::shared_ptr<InputLayer<T>> Input(const dims_t& shape, long batch_size, const std::string& name, const std::string& dtype)
+KerasTensor<T> Input(const dims_t& shape, long batch_size, const std::string& name, const std::string& dtype)
 {
     if (!dtype.empty() && dtype != dtype_name<T>()) {
         // Only the two scalar types xtape has get a hint; other dtypes have no Input<> to name.
@@ -85,12 +87,12 @@ std::shared_ptr<InputLayer<T>> Input(const dims_t& shape, long batch_size, const
         throw ValueError("Input: dtype '" + dtype + "' does not match the model's scalar type " + dtype_name<T>() +
                          hint);
     }
-    return std::make_shared<InputLayer<T>>(shape, batch_size, name);
+    return std::make_shared<InputLayer<T>>(shape, batch_size, name)->get_output_at(0);
 }
 
 template class InputLayer<float>;
 template class InputLayer<double>;
-template std::shared_ptr<InputLayer<float>> Input<float>(const dims_t&, long, const std::string&, const std::string&);
-template std::shared_ptr<InputLayer<double>> Input<double>(const dims_t&, long, const std::string&, const std::string&);
+template KerasTensor<float> Input<float>(const dims_t&, long, const std::string&, const std::string&);
+template KerasTensor<double> Input<double>(const dims_t&, long, const std::string&, const std::string&);
 
 } // namespace xtape

@@ -5,10 +5,12 @@
 //   InputLayer<float> in(dims_t{784});              // batch shape (None, 784), name "input_layer"
 //   auto in2 = InputLayer<float>::with_batch_shape({32, 28, 28});
 //
-// Input() is keras.Input: it starts a Sequential model or a Functional chain.
+// Input() is keras.Input: the symbolic tensor a functional model starts from (the InputLayer's
+// output); in a Sequential's layer list it stands for its InputLayer.
 //
 //   Sequential<float> m({ Input<float>({ 784 }), std::make_shared<Dense<float>>(10) });
-//   Functional<float> f(Input<float>({ 784 }, none_dim, "pixels"), { dense_1, dense_2 });
+//   auto x = Input<float>({ 784 }, "pixels");
+//   Functional<float> f(x, (*dense_2)((*dense_1)(x)));
 #pragma once
 
 #include "framework/layer.hpp"
@@ -41,17 +43,21 @@ protected:
     Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask) override;
 };
 
-/// keras.Input(shape, batch_size, name, dtype): an InputLayer of batch shape
-/// (batch_size, *shape) (batch_size none_dim: None). Keras returns the layer's symbolic output
-/// tensor; xtape has no symbolic tensors, so the layer itself is returned, to be given to
-/// Sequential (first layer) or to Functional's constructor.
+/// keras.Input(shape, batch_size, name, dtype): the symbolic output of a new InputLayer of
+/// batch shape (batch_size, *shape) (batch_size none_dim: None).
 /// requires: shape's dimensions positive or none_dim (ValueError); dtype empty or the name of T
 ///           ("float32" for float, "float64" for double; ValueError otherwise: the scalar type
 ///           of a model is its template argument).
 template<class T = float>
-std::shared_ptr<InputLayer<T>> Input(const dims_t& shape,
-                                     long batch_size = none_dim,
-                                     const std::string& name = "",
-                                     const std::string& dtype = "");
+KerasTensor<T> Input(const dims_t& shape,
+                     long batch_size = none_dim,
+                     const std::string& name = "",
+                     const std::string& dtype = "");
+/// keras.Input(shape, name=name).
+template<class T = float>
+KerasTensor<T> Input(const dims_t& shape, const std::string& name)
+{
+    return Input<T>(shape, none_dim, name);
+}
 
 } // namespace xtape

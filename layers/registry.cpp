@@ -10,6 +10,7 @@
 #include "layers/leaky_relu.hpp"
 #include "layers/pooling/register_pooling.hpp"
 #include "layers/regularization/register_regularization.hpp"
+#include "layers/merging/merge.hpp"
 #include "layers/relu.hpp"
 #include "layers/reshaping/register_reshaping.hpp"
 #include "layers/reshape.hpp"
@@ -34,8 +35,7 @@ const char* const keras_layers_not_implemented[] = {
     "GlobalAveragePooling2D", "GlobalAveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
     "GlobalMaxPooling3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D",
     "Cropping3D", "UpSampling1D", "UpSampling2D", "UpSampling3D", "RepeatVector", "Permute", "Embedding",
-    "LSTM", "GRU", "SimpleRNN", "Bidirectional", "TimeDistributed", "ConvLSTM2D", "Add", "Subtract",
-    "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "Merge", "LayerNormalization",
+    "LSTM", "GRU", "SimpleRNN", "Bidirectional", "TimeDistributed", "ConvLSTM2D", "Merge", "LayerNormalization",
     "GroupNormalization", "UnitNormalization", "Masking", "Lambda", "ELU", "PReLU", "ThresholdedReLU",
     "GaussianNoise", "GaussianDropout", "AlphaDropout", "SpatialDropout1D", "SpatialDropout2D",
     "SpatialDropout3D", "ActivityRegularization", "MultiHeadAttention", "Attention", "AdditiveAttention",
@@ -85,6 +85,23 @@ Registry<T>& registry()
     return r;
 }
 
+// Each layer family registers itself through register_layer, once, before the first lookup.
+// The flag lets those register_layer calls through while the families are being registered.
+thread_local bool t_registering_families = false;
+
+template<class T>
+void register_families()
+{
+    if (t_registering_families)
+        return;
+    static std::once_flag once;
+    std::call_once(once, [] {
+        t_registering_families = true;
+        register_merging_layers<T>();
+        t_registering_families = false;
+    });
+}
+
 std::string join(const std::vector<std::string>& v)
 {
     std::string s;
@@ -98,6 +115,7 @@ std::string join(const std::vector<std::string>& v)
 template<class T>
 LayerPtr<T> layer_from_config(const std::string& class_name, const json& config)
 {
+    register_families<T>();
     LayerFactory<T> factory;
     {
         auto& r = registry<T>();
@@ -140,6 +158,7 @@ LayerPtr<T> layer_from_config(const json& serialized)
 template<class T>
 void register_layer(const std::string& class_name, LayerFactory<T> factory)
 {
+    register_families<T>(); // so that a user's factory replaces a family's, not the reverse
     if (class_name.empty() || !factory)
         throw ValueError("register_layer: needs a class name and a factory (got '" + class_name + "')");
     auto& r = registry<T>();
@@ -150,6 +169,7 @@ void register_layer(const std::string& class_name, LayerFactory<T> factory)
 template<class T>
 bool is_registered_layer(const std::string& class_name)
 {
+    register_families<T>();
     auto& r = registry<T>();
     std::lock_guard<std::mutex> lock(r.mutex);
     return r.factories.count(class_name) > 0;
@@ -158,6 +178,7 @@ bool is_registered_layer(const std::string& class_name)
 template<class T>
 std::vector<std::string> registered_layers()
 {
+    register_families<T>();
     auto& r = registry<T>();
     std::lock_guard<std::mutex> lock(r.mutex);
     std::vector<std::string> names;

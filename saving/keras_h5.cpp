@@ -74,34 +74,27 @@ auto with_context(const std::string& prefix, F&& f) -> decltype(f())
 
 // ---- building a model from its config ------------------------------------------------------------
 
-template <class T>
-std::shared_ptr<Model<T>> build_model(const keras_h5::ModelSpec& spec, const std::string& source)
-{
-    std::vector<LayerPtr<T>> layers;
-    for (const auto& ls : spec.layers) {
-        const std::string prefix = source + ": layer '" + ls.name + "' (" + ls.class_name + "): ";
-        layers.push_back(with_context(prefix, [&] { return layer_from_config<T>(ls.class_name, ls.config); }));
-    }
-    const std::string prefix = source + ": model '" + spec.name + "': ";
-    return with_context(prefix, [&]() -> std::shared_ptr<Model<T>> {
-        if (spec.functional) {
-            if (!spec.input_shape)
-                throw ValueError("the InputLayer '" + spec.input_name + "' declares no input shape");
-            return std::make_shared<Functional<T>>(*spec.input_shape, layers, spec.name, spec.input_name);
-        }
-        auto model = std::make_shared<Sequential<T>>(spec.name);
-        for (auto& l : layers)
-            model->add(l);
-        if (spec.input_shape && !model->built() && !layers.empty())
-            model->build(*spec.input_shape);
-        return model;
-    });
-}
-
+/// The model of a model_config through the one config parser (model_from_config), with
+/// every layer made by the registry; errors name the file and the layer.
 template <class T>
 std::shared_ptr<Model<T>> model_from_spec_json(const json& model_config, const std::string& source)
 {
-    return build_model<T>(keras_h5::parse_model_config(model_config, source), source);
+    if (!model_config.is_object() || !model_config.contains("class_name"))
+        throw ValueError(source + ": malformed model_config: expected a JSON object with 'class_name' and 'config'");
+    const LayerSpecFactory<T> make = [](const json& spec) {
+        const json c = spec.value("config", json::object());
+        const std::string name =
+            spec.contains("name") && spec["name"].is_string()
+                ? spec["name"].get<std::string>()
+                : (c.is_object() && c.contains("name") && c["name"].is_string() ? c["name"].get<std::string>() : "");
+        const std::string prefix = "layer '" + name + "' (" + spec.value("class_name", "?") + "): ";
+        return with_context(prefix, [&] { return layer_from_config<T>(spec); });
+    };
+    const std::string cls = model_config["class_name"].is_string() ? model_config["class_name"].get<std::string>() : "";
+    if (cls != "Sequential" && cls != "Functional" && cls != "Model")
+        throw NotImplementedError(source + ": cannot build a model of class '" + cls +
+                                  "'; supported: Sequential, Model, Functional");
+    return with_context(source + ": ", [&] { return model_from_config<T>(model_config, make); });
 }
 
 // ---- weights ------------------------------------------------------------------------------------------
@@ -224,28 +217,14 @@ void apply_weights(Model<T>& model, const keras_h5::WeightsGroup<T>& saved, cons
         var.assign(*value);
 }
 
-/// The InputLayer's name when `model_config` (tf.keras form) is a Functional model, else "".
-/// tf.keras's layer_names list every layer of model.layers, and a Functional model's layers
-/// start with its InputLayer (a Sequential model hides it), so both save_model and
-/// save_weights list it, with no weights.
-std::string functional_input_layer(const json& model_config)
-{
-    if (model_config.value("class_name", "") != "Functional")
-        return {};
-    const json& in = model_config["config"]["input_layers"];
-    if (in.is_array() && !in.empty() && in[0].is_array() && !in[0].empty())
-        return in[0][0].get<std::string>();
-    return {};
-}
-
 template <class T>
-std::vector<keras_h5::LayerWeightsRef<T>> weight_refs(const Model<T>& model, const std::string& input_layer,
+std::vector<keras_h5::LayerWeightsRef<T>> weight_refs(const Model<T>& model,
                                                       std::vector<std::vector<Variable<T>>>& keep_alive)
 {
+    // tf.keras's layer_names list every layer of model.layers: a functional model's include its
+    // InputLayers (with no weights), a Sequential's do not.
     std::vector<keras_h5::LayerWeightsRef<T>> refs;
-    if (!input_layer.empty())
-        refs.push_back({ input_layer, {}, {} });
-    for (const auto& l : model.layers()) {
+    for (const auto& l : model.graph() ? model.graph()->all_layers() : model.layers()) {
         keep_alive.push_back(l->weights());
         keras_h5::LayerWeightsRef<T> r{ l->name(), {}, {} };
         for (const auto& v : keep_alive.back()) {
@@ -586,7 +565,6 @@ void save_model(const Model<T>& model, const std::string& path, bool include_opt
         throw ValueError(path + ": cannot save model '" + model.name() +
                          "': it is not built yet, so its weights do not exist; build it or call it on data first");
     const json model_config = keras_h5::to_tf_keras_model_config(model_to_json(model));
-    const std::string input_layer = functional_input_layer(model_config);
     const json training_config = training_config_of(model);
 
     io::write_atomically(path, [&](const std::string& tmp) {
@@ -601,7 +579,7 @@ void save_model(const Model<T>& model, const std::string& path, bool include_opt
                 root.write_string_attribute("training_config", training_config.dump());
             io::H5Group mw = root.create_group("model_weights");
             std::vector<std::vector<Variable<T>>> keep_alive;
-            keras_h5::write_weights_group<T>(mw, weight_refs(model, input_layer, keep_alive),
+            keras_h5::write_weights_group<T>(mw, weight_refs(model, keep_alive),
                                              keras_h5_written_keras_version, keras_h5_written_backend);
             save_stage("model_weights");
             if (include_optimizer) {
@@ -618,14 +596,12 @@ void save_weights(const Model<T>& model, const std::string& path)
 {
     if (!model.built())
         throw ValueError(path + ": cannot save the weights of model '" + model.name() + "': it is not built yet");
-    const std::string input_layer =
-        functional_input_layer(keras_h5::to_tf_keras_model_config(model_to_json(model)));
     io::write_atomically(path, [&](const std::string& tmp) {
         io::H5File f = io::H5File::create(tmp);
         {
             io::H5Group root = f.root();
             std::vector<std::vector<Variable<T>>> keep_alive;
-            keras_h5::write_weights_group<T>(root, weight_refs(model, input_layer, keep_alive),
+            keras_h5::write_weights_group<T>(root, weight_refs(model, keep_alive),
                                              keras_h5_written_keras_version, keras_h5_written_backend);
             save_stage("model_weights");
         }

@@ -347,9 +347,13 @@ void convert_layer_entry(json& layer)
         auto a = node.find("args");
         if (a != node.end())
             collect_keras3_tensors(*a, refs);
+        // tf.keras 2 repeats the node's call arguments ({"training": false}) on every tensor.
+        json kwargs = node.value("kwargs", json::object());
+        if (!kwargs.is_object())
+            kwargs = json::object();
         json list = json::array();
         for (const auto& r : refs)
-            list.push_back(json::array({ r.layer, r.node_index, r.tensor_index, json::object() }));
+            list.push_back(json::array({ r.layer, r.node_index, r.tensor_index, kwargs }));
         converted.push_back(list);
     }
     *nodes = converted;

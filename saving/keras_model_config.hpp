@@ -1,5 +1,11 @@
 // Keras's model_config JSON (the `model_config` root attribute of model.save files and the
-// output of model.to_json()), reduced to what xtape builds: a linear chain of layers.
+// output of model.to_json()).
+//
+// load_model no longer uses parse_model_config: models are built by the one config parser,
+// model_from_config (framework/model.hpp, Functional::from_config), which reads graphs of every
+// shape. parse_model_config below, the older chain-only reader, is kept only until its tests
+// (structure of real files whose layers xtape lacks) move to model_from_config; then it goes.
+// to_tf_keras_model_config is what save_model writes with.
 //
 // Forms accepted (all seen in real files, see ../shared/keras-models/README.md):
 //   {"class_name": "Sequential", "config": [layer, ...]}                       Keras 1, 2.0-2.1

@@ -1,0 +1,122 @@
+// Keras's merge layers (keras.layers.Add, Subtract, Multiply, Average, Maximum, Minimum,
+// Concatenate, Dot): layers called on a list of tensors.
+//
+//   auto s = (*std::make_shared<Add<float>>())({ a, b });                 // symbolic or real
+//   auto c = (*std::make_shared<Concatenate<float>>(-1))({ a, b });
+//   auto d = (*std::make_shared<Dot<float>>(std::vector<int>{ 1, 1 }, true))({ a, b });
+//
+// Elementwise merges (Keras's Merge base): inputs of one batch size whose non-batch shapes
+// broadcast (a dimension of 1 or None stretches; otherwise equal, ValueError "Inputs have
+// incompatible shapes" naming both); an input of lower rank gets axes of size 1 inserted after
+// the batch axis. Output masks: none unless every input has one, then their logical or
+// (Keras's Merge.compute_mask). Values are computed without the masks (Keras 3's Multiply,
+// Maximum and Minimum also substitute masked-out positions; xtape does not yet).
+// Gradients flow through the framework's broadcasting ops (framework/ops.hpp).
+#pragma once
+
+#include "framework/layer.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace xtape {
+
+template <class T>
+class Merge : public Layer<T> {
+public:
+    std::vector<dims_t> compute_output_shape_list(const std::vector<dims_t>& input_shapes) const override;
+    std::vector<Tensor<T>> compute_mask_list(const std::vector<Tensor<T>>& inputs,
+                                             const std::vector<Tensor<T>>& masks) const override;
+
+protected:
+    Merge(std::string class_name, std::string name, bool trainable);
+    /// requires: at least `min_inputs` inputs (ValueError), shapes that broadcast (ValueError).
+    void build_list(const std::vector<dims_t>& input_shapes) override;
+    std::vector<Tensor<T>> call_list(const std::vector<Tensor<T>>& inputs, const std::vector<Tensor<T>>& masks,
+                                     const CallArgs& args) override;
+    void check_input_list(const std::vector<shape_t>& shapes) const override;
+    /// The merge of inputs that all have the same rank.
+    virtual Tensor<T> merge(const std::vector<Tensor<T>>& inputs) const = 0;
+    virtual void check_count(std::size_t n) const;
+};
+
+#define XTAPE_MERGE_LAYER(Name)                                                                                \
+    template <class T>                                                                                         \
+    class Name : public Merge<T> {                                                                             \
+    public:                                                                                                    \
+        explicit Name(const std::string& name = "", bool trainable = true);                                   \
+        static std::shared_ptr<Name> from_config(const json& config);                                          \
+                                                                                                               \
+    protected:                                                                                                 \
+        Tensor<T> merge(const std::vector<Tensor<T>>& inputs) const override;                                  \
+        void check_count(std::size_t n) const override;                                                        \
+    };
+
+XTAPE_MERGE_LAYER(Add)
+XTAPE_MERGE_LAYER(Subtract) ///< exactly 2 inputs: inputs[0] - inputs[1]
+XTAPE_MERGE_LAYER(Multiply)
+XTAPE_MERGE_LAYER(Average)
+XTAPE_MERGE_LAYER(Maximum)
+XTAPE_MERGE_LAYER(Minimum)
+#undef XTAPE_MERGE_LAYER
+
+/// keras.layers.Concatenate(axis=-1): inputs of equal rank whose shapes match except on `axis`
+/// (ValueError with Keras's message otherwise). Masks: when any input has one, the inputs'
+/// masks (all ones for an input without) concatenated, any() over the last axis.
+template <class T>
+class Concatenate : public Layer<T> {
+public:
+    explicit Concatenate(int axis = -1, const std::string& name = "", bool trainable = true);
+    static std::shared_ptr<Concatenate> from_config(const json& config);
+    json get_config() const override;
+    int axis() const { return m_axis; }
+    std::vector<dims_t> compute_output_shape_list(const std::vector<dims_t>& input_shapes) const override;
+    std::vector<Tensor<T>> compute_mask_list(const std::vector<Tensor<T>>& inputs,
+                                             const std::vector<Tensor<T>>& masks) const override;
+
+protected:
+    void build_list(const std::vector<dims_t>& input_shapes) override;
+    std::vector<Tensor<T>> call_list(const std::vector<Tensor<T>>& inputs, const std::vector<Tensor<T>>& masks,
+                                     const CallArgs& args) override;
+    void check_input_list(const std::vector<shape_t>& shapes) const override;
+
+private:
+    int m_axis;
+};
+
+/// keras.layers.Dot(axes, normalize=false): the batch-wise dot product of two inputs along
+/// axes[0] of the first and axes[1] of the second (an int is used for both; negative counts
+/// from the end; the batch axis cannot be one). normalize L2-normalizes both along those axes
+/// first (x / max(||x||, 1e-7), Keras 3's ops.normalize). Inputs of rank 2 or 3 (ValueError
+/// for rank < 2, NotImplementedError above 3). Output shape: the first's without its axis,
+/// then the second's without its axis and batch; (batch, 1) when that leaves one dimension.
+/// No output mask.
+template <class T>
+class Dot : public Layer<T> {
+public:
+    explicit Dot(int axes, bool normalize = false, const std::string& name = "", bool trainable = true);
+    Dot(std::vector<int> axes, bool normalize = false, const std::string& name = "", bool trainable = true);
+    static std::shared_ptr<Dot> from_config(const json& config);
+    json get_config() const override;
+    std::vector<dims_t> compute_output_shape_list(const std::vector<dims_t>& input_shapes) const override;
+    std::vector<Tensor<T>> compute_mask_list(const std::vector<Tensor<T>>& inputs,
+                                             const std::vector<Tensor<T>>& masks) const override;
+
+protected:
+    void build_list(const std::vector<dims_t>& input_shapes) override;
+    std::vector<Tensor<T>> call_list(const std::vector<Tensor<T>>& inputs, const std::vector<Tensor<T>>& masks,
+                                     const CallArgs& args) override;
+    void check_input_list(const std::vector<shape_t>& shapes) const override;
+
+private:
+    std::pair<std::size_t, std::size_t> resolved_axes(std::size_t rank1, std::size_t rank2) const;
+    std::vector<int> m_axes; // one entry: the same axis for both
+    bool m_normalize;
+};
+
+/// Registers the merge layers under their Keras class names (called by layers/registry.cpp).
+template <class T>
+void register_merging_layers();
+
+} // namespace xtape
