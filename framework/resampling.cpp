@@ -162,11 +162,12 @@ Tensor<T> repeat_elements(const Tensor<T>& x, const std::vector<std::size_t>& re
             for (std::size_t r = r0; r < r1; ++r) {
                 const T* s = xp + source_row(r);
                 T* t = yp + r * run;
-                if (rep_last == 1)
+                if (rep_last == 1) {
                     std::copy(s, s + run, t);
-                else
-                    for (std::size_t j = 0; j < run; ++j)
-                        t[j] = s[j / rep_last];
+                } else {
+                    for (std::size_t j = 0; j < run / rep_last; ++j)
+                        std::fill(t + j * rep_last, t + (j + 1) * rep_last, s[j]);
+                }
             }
         },
         run);
@@ -190,8 +191,12 @@ Tensor<T> repeat_elements(const Tensor<T>& x, const std::vector<std::size_t>& re
                              for (std::size_t r = b0 * per_block; r < b1 * per_block; ++r) {
                                  T* t = d + source_row(r);
                                  const T* s = g + r * run;
-                                 for (std::size_t j = 0; j < run; ++j)
-                                     t[j / rep_last] += s[j];
+                                 // Nested loops rather than t[j / rep_last]: with a division per
+                                 // element the backward of UpSampling2D 2x2 on 128x14x14x64 floats
+                                 // took 31 ms at one thread, 9-13 ms without (loaded machine).
+                                 for (std::size_t j = 0; j < run / rep_last; ++j)
+                                     for (std::size_t k = 0; k < rep_last; ++k)
+                                         t[j] += s[j * rep_last + k];
                              }
                          },
                          per_block * run);
