@@ -169,7 +169,9 @@ public:
     /// Keras's keys: the base writes name, trainable, dtype; subclasses add theirs.
     virtual json get_config() const;
     /// Path of a weight as Keras names it in files: "<layer name>/<weight name>".
-    std::string weight_path(const Variable<T>& v) const { return m_name + "/" + v.name(); }
+    /// A model names a sublayer's weight as that layer does (tf.keras's variable names are
+    /// scoped by the innermost layer: "dense_1/kernel" inside a nested model too).
+    virtual std::string weight_path(const Variable<T>& v) const { return m_name + "/" + v.name(); }
 
 protected:
     /// Creates the layer's weights for `input_shape`. Called once, by build_once().

@@ -426,6 +426,16 @@ void Model<T>::set_trainable(bool t)
 }
 
 template <class T>
+std::string Model<T>::weight_path(const Variable<T>& v) const
+{
+    for (const auto& l : layers())
+        for (const auto& w : l->weights())
+            if (w.same_as(v))
+                return l->weight_path(v);
+    return Layer<T>::weight_path(v);
+}
+
+template <class T>
 json Model<T>::get_config() const
 {
     return m_graph ? functional_config(*this) : Layer<T>::get_config();

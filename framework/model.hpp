@@ -208,6 +208,8 @@ public:
     /// call). Other models: as Layer.
     std::vector<Tensor<T>> compute_mask_list(const std::vector<Tensor<T>>& inputs,
                                              const std::vector<Tensor<T>>& masks) const override;
+    /// The path the sublayer that owns `v` gives it (Layer's rule for a weight of no sublayer).
+    std::string weight_path(const Variable<T>& v) const override;
     /// A functional model's config in Keras's functional form (framework/graph/functional.hpp).
     json get_config() const override;
     dims_t compute_output_shape(const dims_t& input_shape) const override;

@@ -421,8 +421,8 @@ std::shared_ptr<Model<float>> two_tower()
     auto bn = std::make_shared<BatchNormalization<float>>(BatchNormalizationOptions<float>{});
     auto ea = (*bn)((*enc)(a), false), eb = (*bn)((*enc)(b), false);
     auto hi = Input<float>({ 10 }, "hi");
-    auto head = std::make_shared<Functional<float>>(hi, std::vector<LayerPtr<float>>{ dense(3, "head_dense", "tanh") },
-                                                    "head");
+    auto head = std::make_shared<Functional<float>>(
+        hi, std::vector<LayerPtr<float>>{ dense(3, "head_dense", "tanh"), dense(3, "head_dense_2") }, "head");
     auto cat = (*std::make_shared<Concatenate<float>>(-1, "cat"))({ ea, eb });
     auto out1 = (*dense(1, "score", "sigmoid"))((*head)(cat));
     auto out2 = (*std::make_shared<Dot<float>>(1, true, "cosine"))({ ea, eb });
@@ -506,6 +506,8 @@ TEST_CASE("functional: save_model / load_model of branches, merges, shared layer
     CHECK(model_to_json(*back)["config"]["layers"].size() == model_to_json(*m)["config"]["layers"].size());
     const auto w0 = m->weights(), w1 = back->weights();
     REQUIRE(w0.size() == w1.size());
+    // A nested model's weights are named by their own layers, so two kernels do not collide.
+    CHECK(m->get_layer("head")->weight_path(m->get_layer("head")->weights()[2]) == "head_dense_2/kernel");
     for (std::size_t i = 0; i < w0.size(); ++i) {
         CHECK(w0[i].name() == w1[i].name());
         CHECK(same_values(w0[i].value(), w1[i].value()));
