@@ -1,4 +1,5 @@
-// Shared helpers for the test suite: deterministic random tensors and gradcheck assertions.
+// Shared helpers for the test suite: deterministic random tensors, gradcheck assertions and
+// error-message checks. Test files use these instead of local copies.
 #pragma once
 
 #include "framework/gradcheck.hpp"
@@ -7,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <random>
+#include <string>
 
 namespace xtape::testing {
 
@@ -31,6 +33,24 @@ inline void check_gradients(const std::function<Tensor<double>(const std::vector
     CHECK(r.passed);
     for (const auto& e : r.entries)
         CHECK(e.checked == shape_size(e.shape));
+}
+
+/// The message of the E that f throws, or a marker that no E was thrown (so a CHECK on the
+/// message fails and shows why).
+template <class E, class F>
+std::string message_of(F&& f)
+{
+    try {
+        f();
+    } catch (const E& e) {
+        return e.what();
+    }
+    return "<no exception of the expected type>";
+}
+
+inline bool contains(const std::string& s, const std::string& part)
+{
+    return s.find(part) != std::string::npos;
 }
 
 } // namespace xtape::testing
