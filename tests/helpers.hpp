@@ -7,8 +7,11 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <initializer_list>
 #include <random>
 #include <string>
+#include <type_traits>
 
 namespace xtape::testing {
 
@@ -51,6 +54,41 @@ std::string message_of(F&& f)
 inline bool contains(const std::string& s, const std::string& part)
 {
     return s.find(part) != std::string::npos;
+}
+
+/// The message of whatever std::exception f throws, or "" when it throws none.
+template <class F>
+std::string error_of(F&& f)
+{
+    try {
+        f();
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return "";
+}
+
+/// An array of the given shape filled from a list in row-major order (arr<float>(...) for float;
+/// the list is double so that integer literals mix freely).
+template <class T = double>
+array_t<T> arr(std::initializer_list<double> v, const shape_t& shape)
+{
+    array_t<T> a = array_t<T>::from_shape(shape);
+    REQUIRE(v.size() == a.size());
+    std::transform(v.begin(), v.end(), a.begin(), [](double d) { return static_cast<T>(d); });
+    return a;
+}
+
+/// Element-wise closeness with a relative tolerance (and absolute near zero). `want` may be an
+/// xtensor expression: its type is not deduced.
+template <class T>
+void check_close(const array_t<T>& got, const std::common_type_t<array_t<T>>& want, double tol = 1e-12)
+{
+    REQUIRE(shape_of(got) == shape_of(want));
+    for (std::size_t i = 0; i < got.size(); ++i) {
+        CAPTURE(i);
+        CHECK(got.data()[i] == doctest::Approx(want.data()[i]).epsilon(tol).scale(1.0));
+    }
 }
 
 } // namespace xtape::testing

@@ -6,12 +6,14 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <initializer_list>
 #include <string>
 #include <unistd.h>
+#include <vector>
 
 namespace xtape::testing {
 
@@ -32,6 +34,15 @@ struct TempDir {
         std::filesystem::remove_all(dir, ec);
     }
     std::string file(const std::string& name) const { return (dir / name).string(); }
+    /// Names in the directory, sorted: proves that a save left no temporary behind.
+    std::vector<std::string> names() const
+    {
+        std::vector<std::string> v;
+        for (const auto& e : std::filesystem::directory_iterator(dir))
+            v.push_back(e.path().filename().string());
+        std::sort(v.begin(), v.end());
+        return v;
+    }
 };
 
 // Note [Visible skips]

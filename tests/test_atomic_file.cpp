@@ -1,6 +1,7 @@
 // ctest-labels: sanitize
 #include "framework/io/atomic_file.hpp"
 #include "framework/io/hdf5.hpp"
+#include "tests/keras_files.hpp"
 
 #include <doctest/doctest.h>
 #include <xtensor/xbuilder.hpp>
@@ -11,31 +12,11 @@
 #include <unistd.h>
 
 using namespace xtape;
+using xtape::testing::TempDir;
 using namespace xtape::io;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-    fs::path dir;
-    TempDir()
-    {
-        dir = fs::temp_directory_path() / ("xtape_test_atomic_" + std::to_string(::getpid()));
-        fs::remove_all(dir);
-        fs::create_directories(dir);
-    }
-    ~TempDir() { fs::remove_all(dir); }
-    std::string file(const std::string& name) const { return (dir / name).string(); }
-    /// Names in the directory, to prove no temporary was left behind.
-    std::vector<std::string> names() const
-    {
-        std::vector<std::string> v;
-        for (const auto& e : fs::directory_iterator(dir))
-            v.push_back(e.path().filename().string());
-        std::sort(v.begin(), v.end());
-        return v;
-    }
-};
 
 std::string slurp(const std::string& path)
 {
@@ -73,7 +54,7 @@ struct HookGuard {
 
 TEST_CASE("atomic_file: writes a new file and replaces an old one, keeping its permissions")
 {
-    TempDir tmp;
+    TempDir tmp("test_atomic");
     const std::string path = tmp.file("out.txt");
     std::string seen_tmp;
     write_atomically(path, [&](const std::string& t) {
@@ -101,7 +82,7 @@ TEST_CASE("atomic_file: writes a new file and replaces an old one, keeping its p
 
 TEST_CASE("atomic_file: a writer failing midway leaves the old file intact and no temporary")
 {
-    TempDir tmp;
+    TempDir tmp("test_atomic");
     const std::string path = tmp.file("model.txt");
     put(path, "OLD CONTENT");
     CHECK_THROWS_AS(write_atomically(path, half_then_throw), DiskFull);
@@ -117,7 +98,7 @@ TEST_CASE("atomic_file: a writer failing midway leaves the old file intact and n
 
 TEST_CASE("atomic_file: failures after the writer (test hook, missing temporary, rename) also roll back")
 {
-    TempDir tmp;
+    TempDir tmp("test_atomic");
     HookGuard guard;
     const std::string path = tmp.file("model.txt");
     put(path, "OLD");
@@ -164,7 +145,7 @@ TEST_CASE("atomic_file: failures after the writer (test hook, missing temporary,
 
 TEST_CASE("atomic_file: an HDF5 save that fails midway keeps the previous model readable")
 {
-    TempDir tmp;
+    TempDir tmp("test_atomic");
     const std::string path = tmp.file("weights.h5");
     array_t<float> old_kernel = xt::arange<float>(12.f);
     old_kernel.reshape({ 3, 4 });

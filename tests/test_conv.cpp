@@ -14,28 +14,13 @@
 #include <functional>
 
 using namespace xtape;
+using xtape::testing::arr;
+using xtape::testing::error_of;
 using xtape::testing::check_gradients;
 using xtape::testing::random_tensor;
 using D = double;
 
 namespace {
-
-array_t<D> arr(std::initializer_list<D> v, const shape_t& shape)
-{
-    array_t<D> a = array_t<D>::from_shape(shape);
-    std::copy(v.begin(), v.end(), a.begin());
-    return a;
-}
-
-std::string error_of(const std::function<void()>& f)
-{
-    try {
-        f();
-    } catch (const std::exception& e) {
-        return e.what();
-    }
-    return "";
-}
 
 /// One test problem, described the way a Keras user would (not through convolution::Geometry).
 struct Case {

@@ -17,6 +17,7 @@
 #include "saving/keras_h5.hpp"
 #include "saving/keras_h5_legacy_kernels.hpp"
 #include "tests/helpers.hpp"
+#include "tests/layer_helpers.hpp"
 
 #include <doctest/doctest.h>
 #include <xtensor/xview.hpp>
@@ -25,47 +26,14 @@
 #include <functional>
 
 using namespace xtape;
+using xtape::testing::error_of;
+using xtape::testing::check_layer_gradients;
+using xtape::testing::check_round_trip;
 using xtape::testing::keras_file;
 using xtape::testing::random_tensor;
 using D = double;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f)
-{
-    try {
-        f();
-    } catch (const std::exception& e) {
-        return e.what();
-    }
-    return "";
-}
-
-/// Gradient check through a layer with respect to its input and every trainable weight.
-void check_layer_gradients(Layer<D>& layer, const Tensor<D>& x)
-{
-    Tensor<D> y0 = layer(x, true);
-    const Tensor<D> w = random_tensor(y0.shape(), 777, 0.5, 1.5);
-    std::vector<Tensor<D>> params{ x };
-    std::vector<std::string> names{ "input" };
-    for (const auto& v : layer.trainable_weights()) {
-        params.push_back(v.tensor());
-        names.push_back(v.name());
-    }
-    GradcheckResult r = gradcheck([&]() { return sum(mul(layer(x, true), w)); }, params, names);
-    INFO(layer.name() << "\n" << r.report());
-    CHECK(r.passed);
-    CHECK(r.entries.size() == params.size());
-}
-
-template <class T>
-void check_round_trip(const Layer<T>& layer)
-{
-    const json c1 = layer.get_config();
-    LayerPtr<T> copy = layer_from_config<T>(layer.class_name(), c1);
-    CAPTURE(c1.dump());
-    CHECK(copy->get_config() == c1);
-}
 
 ConvLayerOptions<D> opts(long filters, std::vector<std::size_t> k)
 {

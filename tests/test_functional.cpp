@@ -14,11 +14,13 @@
 #include "layers/registry.hpp"
 #include "saving/keras_h5.hpp"
 #include "saving/keras_model_config.hpp"
+#include "tests/helpers.hpp"
 
 #include <doctest/doctest.h>
 #include <xtensor/xio.hpp>
 
 using namespace xtape;
+using xtape::testing::error_of;
 using xtape::testing::check_gradients;
 using xtape::testing::random_tensor;
 using xtape::testing::TempDir;
@@ -35,17 +37,6 @@ template <class T>
 LayerPtr<T> registry_factory(const json& spec)
 {
     return layer_from_config<T>(spec);
-}
-
-template <class F>
-std::string error_of(F&& f)
-{
-    try {
-        f();
-    } catch (const std::exception& e) {
-        return e.what();
-    }
-    return "";
 }
 
 bool same_values(const array_t<float>& a, const array_t<float>& b)

@@ -13,23 +13,11 @@
 #include <unistd.h>
 
 using namespace xtape;
+using xtape::testing::TempDir;
 using namespace xtape::io;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A fresh directory per process, removed at exit of the test case that owns it.
-struct TempDir {
-    fs::path dir;
-    TempDir()
-    {
-        dir = fs::temp_directory_path() / ("xtape_test_hdf5_" + std::to_string(::getpid()));
-        fs::remove_all(dir);
-        fs::create_directories(dir);
-    }
-    ~TempDir() { fs::remove_all(dir); }
-    std::string file(const std::string& name) const { return (dir / name).string(); }
-};
 
 // Real Keras files live beside the project (see ../shared/keras-models/README.md), found and
 // skipped visibly as tests/keras_files.hpp says.
@@ -144,7 +132,7 @@ array_t<float> arange_f(std::size_t n, const shape_t& shape)
 
 TEST_CASE("hdf5: attributes round-trip in the forms Keras and h5py write")
 {
-    TempDir tmp;
+    TempDir tmp("test_hdf5");
     const std::string path = tmp.file("attrs.h5");
     const std::string utf8 = "na\xc3\xafve \xe2\x9c\x93 {\"k\": [1, 2]}";
     {
@@ -198,7 +186,7 @@ TEST_CASE("hdf5: attributes round-trip in the forms Keras and h5py write")
 
 TEST_CASE("hdf5: string arrays in every stored form are read the same way")
 {
-    TempDir tmp;
+    TempDir tmp("test_hdf5");
     const std::string path = tmp.file("forms.h5");
     H5File::create(path).close();
     const std::vector<std::string> names{ "conv1d", "batch_normalization", "" };
@@ -223,7 +211,7 @@ TEST_CASE("hdf5: string arrays in every stored form are read the same way")
 
 TEST_CASE("hdf5: string arrays over 64512 bytes are chunked as Keras does and reassembled")
 {
-    TempDir tmp;
+    TempDir tmp("test_hdf5");
     const std::string path = tmp.file("chunks.h5");
     // 2151 names of 30 bytes = 64530 bytes: just over the limit, so np.array_split into 2 parts,
     // the first one element longer (1076 + 1075).
@@ -274,7 +262,7 @@ TEST_CASE("hdf5: string arrays over 64512 bytes are chunked as Keras does and re
 
 TEST_CASE("hdf5: datasets round-trip with intermediate groups and type conversion")
 {
-    TempDir tmp;
+    TempDir tmp("test_hdf5");
     const std::string path = tmp.file("data.h5");
     const array_t<float> kernel = arange_f(24, { 4, 6 });
     array_t<std::int64_t> ints = { { 1, -2, 3 }, { 4, 5, -6 } };
@@ -327,7 +315,7 @@ TEST_CASE("hdf5: datasets round-trip with intermediate groups and type conversio
 
 TEST_CASE("hdf5: every failure is an IOError naming the file and the object")
 {
-    TempDir tmp;
+    TempDir tmp("test_hdf5");
     const std::string path = tmp.file("errors.h5");
     {
         H5File f = H5File::create(path);
@@ -394,7 +382,7 @@ TEST_CASE("hdf5: every failure is an IOError naming the file and the object")
 
 TEST_CASE("hdf5: missing, non-HDF5 and truncated files give IOError, never a crash")
 {
-    TempDir tmp;
+    TempDir tmp("test_hdf5");
     expect_io_error([&] { H5File::open_read(tmp.file("nope.h5")); }, { tmp.file("nope.h5"), "no such file" });
     expect_io_error([&] { H5File::open_read(tmp.dir.string()); }, { tmp.dir.string(), "directory" });
     const std::string text = tmp.file("text.h5");
@@ -431,7 +419,7 @@ TEST_CASE("hdf5: missing, non-HDF5 and truncated files give IOError, never a cra
 
 TEST_CASE("hdf5: a group keeps working after its file object is gone; close is idempotent")
 {
-    TempDir tmp;
+    TempDir tmp("test_hdf5");
     const std::string path = tmp.file("weak.h5");
     {
         H5File f = H5File::create(path);
@@ -611,7 +599,7 @@ TEST_CASE("hdf5 real files: every file opens and all weight_names resolve; damag
 {
     if (!have_keras_models())
         return;
-    TempDir tmp;
+    TempDir tmp("test_hdf5");
     std::size_t files = 0, datasets = 0;
     for (const auto& entry : fs::recursive_directory_iterator(keras_models_dir())) {
         if (entry.path().extension() != ".h5")

@@ -1,4 +1,5 @@
 #include "framework/io/idx.hpp"
+#include "tests/keras_files.hpp"
 
 #include <doctest/doctest.h>
 #include <zlib.h>
@@ -12,22 +13,11 @@
 #include <unistd.h>
 
 using namespace xtape;
+using xtape::testing::TempDir;
 using namespace xtape::io;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-    fs::path dir;
-    TempDir()
-    {
-        dir = fs::temp_directory_path() / ("xtape_test_idx_" + std::to_string(::getpid()));
-        fs::remove_all(dir);
-        fs::create_directories(dir);
-    }
-    ~TempDir() { fs::remove_all(dir); }
-    std::string file(const std::string& name) const { return (dir / name).string(); }
-};
 
 std::string idx_bytes(unsigned char type, const std::vector<std::uint32_t>& dims, const std::string& data)
 {
@@ -74,7 +64,7 @@ void expect_io_error(const std::function<void()>& f, std::initializer_list<std::
 
 TEST_CASE("idx: plain and gzip files give the same shape and bytes")
 {
-    TempDir tmp;
+    TempDir tmp("test_idx");
     std::string data;
     for (int i = 0; i < 2 * 3 * 4; ++i)
         data += static_cast<char>(i * 10);
@@ -98,7 +88,7 @@ TEST_CASE("idx: plain and gzip files give the same shape and bytes")
 
 TEST_CASE("idx: malformed files give an IOError naming the file")
 {
-    TempDir tmp;
+    TempDir tmp("test_idx");
     const std::string p = tmp.file("bad-idx");
     expect_io_error([&] { read_idx(tmp.file("missing.gz")); }, { tmp.file("missing.gz"), "no such file" });
     put(p, std::string("\0\0", 2));

@@ -17,6 +17,7 @@
 #include "layers/reshape.hpp"
 #include "layers/softmax.hpp"
 #include "tests/helpers.hpp"
+#include "tests/layer_helpers.hpp"
 
 #include <doctest/doctest.h>
 
@@ -25,87 +26,21 @@
 #include <fstream>
 
 using namespace xtape;
+using xtape::testing::arr;
+using xtape::testing::check_close;
+using xtape::testing::check_layer_gradients;
+using xtape::testing::check_round_trip;
+using xtape::testing::error_of;
 using xtape::testing::random_tensor;
 using D = double;
 
 namespace {
-
-array_t<D> arr(std::initializer_list<D> v, const shape_t& shape)
-{
-    array_t<D> a = array_t<D>::from_shape(shape);
-    std::copy(v.begin(), v.end(), a.begin());
-    return a;
-}
-
-void check_close(const array_t<D>& got, const array_t<D>& want, double tol = 1e-12)
-{
-    REQUIRE(shape_of(got) == shape_of(want));
-    for (std::size_t i = 0; i < got.size(); ++i) {
-        CAPTURE(i);
-        CHECK(got.data()[i] == doctest::Approx(want.data()[i]).epsilon(tol).scale(1.0));
-    }
-}
-
-/// Gradient check through a layer with respect to its input and every trainable weight. The
-/// loss is a fixed weighting of the output plus, when asked, the layer's losses().
-void check_layer_gradients(Layer<D>& layer,
-                           const Tensor<D>& x,
-                           bool with_losses = false,
-                           bool training = false,
-                           GradcheckOptions opt = {})
-{
-    Tensor<D> y0 = layer(x, training); // builds
-    const Tensor<D> w = random_tensor(y0.shape(), 777, 0.5, 1.5);
-    std::vector<Tensor<D>> params{ x };
-    std::vector<std::string> names{ "input" };
-    for (const auto& v : layer.trainable_weights()) {
-        params.push_back(v.tensor());
-        names.push_back(v.name());
-    }
-    auto f = [&]() {
-        Tensor<D> loss = sum(mul(layer(x, training), w));
-        if (with_losses)
-            for (const auto& l : layer.losses())
-                loss = add(loss, sum(l));
-        return loss;
-    };
-    GradcheckResult r = gradcheck(f, params, names, opt);
-    INFO(layer.name() << "\n" << r.report());
-    CHECK(r.passed);
-    CHECK(r.entries.size() == params.size());
-    for (const auto& e : r.entries)
-        CHECK(e.checked == shape_size(e.shape));
-}
-
-/// get_config -> from_config (through the registry) -> get_config gives the same config.
-template<class T>
-void check_round_trip(const Layer<T>& layer)
-{
-    const json c1 = layer.get_config();
-    LayerPtr<T> copy = layer_from_config<T>(layer.class_name(), c1);
-    const json c2 = copy->get_config();
-    CAPTURE(c1.dump());
-    CAPTURE(c2.dump());
-    CHECK(c1 == c2);
-    CHECK(copy->class_name() == layer.class_name());
-    CHECK(copy->name() == layer.name());
-}
 
 json read_json(const std::string& path)
 {
     std::ifstream in(path);
     REQUIRE_MESSAGE(in.good(), "cannot open " << path);
     return json::parse(in);
-}
-
-std::string error_of(const std::function<void()>& f)
-{
-    try {
-        f();
-    } catch (const std::exception& e) {
-        return e.what();
-    }
-    return "";
 }
 
 const std::vector<std::string> core_activations = { "linear",      "relu",      "sigmoid", "tanh",

@@ -13,6 +13,8 @@
 #include <vector>
 
 using namespace xtape;
+using xtape::testing::message_of;
+using xtape::testing::contains;
 using xtape::testing::check_gradients;
 using xtape::testing::random_tensor;
 using V = std::vector<Tensor<double>>;
@@ -49,22 +51,6 @@ double mean_of(const Tensor<T>& t)
     for (std::size_t i = 0; i < t.size(); ++i)
         s += t.data()[i];
     return s / static_cast<double>(t.size());
-}
-
-template <class E, class F>
-std::string message_of(F&& f)
-{
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    return "<no exception of the expected type>";
-}
-
-bool contains(const std::string& s, const std::string& part)
-{
-    return s.find(part) != std::string::npos;
 }
 
 /// One-hot rows for integer labels.

@@ -1,6 +1,7 @@
 // Streaming metrics against Keras's documented examples and hand-computed values.
 // ctest-labels: sanitize
 #include "framework/metrics.hpp"
+#include "tests/helpers.hpp"
 
 #include <doctest/doctest.h>
 
@@ -9,38 +10,31 @@
 
 using namespace xtape;
 
-namespace {
-array_t<float> arr(std::initializer_list<float> v, shape_t s)
-{
-    array_t<float> a = array_t<float>::from_shape(s);
-    std::copy(v.begin(), v.end(), a.begin());
-    return a;
-}
-} // namespace
+using xtape::testing::arr;
 
 TEST_CASE("metrics: Keras's docstring examples, with and without sample weights")
 {
     {
         Accuracy<float> m;
-        m.update_state(arr({ 1, 2, 3, 4 }, { 4, 1 }), arr({ 0, 2, 3, 4 }, { 4, 1 }));
+        m.update_state(arr<float>({ 1, 2, 3, 4 }, { 4, 1 }), arr<float>({ 0, 2, 3, 4 }, { 4, 1 }));
         CHECK(m.result() == doctest::Approx(0.75));
         m.reset_state();
-        array_t<float> sw = arr({ 1, 1, 0, 0 }, { 4 });
-        m.update_state(arr({ 1, 2, 3, 4 }, { 4, 1 }), arr({ 0, 2, 3, 4 }, { 4, 1 }), &sw);
+        array_t<float> sw = arr<float>({ 1, 1, 0, 0 }, { 4 });
+        m.update_state(arr<float>({ 1, 2, 3, 4 }, { 4, 1 }), arr<float>({ 0, 2, 3, 4 }, { 4, 1 }), &sw);
         CHECK(m.result() == doctest::Approx(0.5));
     }
     {
         BinaryAccuracy<float> m;
-        m.update_state(arr({ 1, 1, 0, 0 }, { 4, 1 }), arr({ 0.98f, 1, 0, 0.6f }, { 4, 1 }));
+        m.update_state(arr<float>({ 1, 1, 0, 0 }, { 4, 1 }), arr<float>({ 0.98f, 1, 0, 0.6f }, { 4, 1 }));
         CHECK(m.result() == doctest::Approx(0.75));
         m.reset_state();
-        array_t<float> sw = arr({ 1, 0, 0, 1 }, { 4 });
-        m.update_state(arr({ 1, 1, 0, 0 }, { 4, 1 }), arr({ 0.98f, 1, 0, 0.6f }, { 4, 1 }), &sw);
+        array_t<float> sw = arr<float>({ 1, 0, 0, 1 }, { 4 });
+        m.update_state(arr<float>({ 1, 1, 0, 0 }, { 4, 1 }), arr<float>({ 0.98f, 1, 0, 0.6f }, { 4, 1 }), &sw);
         CHECK(m.result() == doctest::Approx(0.5));
     }
-    const array_t<float> onehot = arr({ 0, 0, 1, 0, 1, 0 }, { 2, 3 });
-    const array_t<float> pred = arr({ 0.1f, 0.9f, 0.8f, 0.05f, 0.95f, 0 }, { 2, 3 });
-    const array_t<float> sw = arr({ 0.7f, 0.3f }, { 2 });
+    const array_t<float> onehot = arr<float>({ 0, 0, 1, 0, 1, 0 }, { 2, 3 });
+    const array_t<float> pred = arr<float>({ 0.1f, 0.9f, 0.8f, 0.05f, 0.95f, 0 }, { 2, 3 });
+    const array_t<float> sw = arr<float>({ 0.7f, 0.3f }, { 2 });
     {
         CategoricalAccuracy<float> m;
         m.update_state(onehot, pred);
@@ -51,10 +45,10 @@ TEST_CASE("metrics: Keras's docstring examples, with and without sample weights"
     }
     {
         SparseCategoricalAccuracy<float> m;
-        m.update_state(arr({ 2, 1 }, { 2, 1 }), arr({ 0.1f, 0.6f, 0.3f, 0.05f, 0.95f, 0 }, { 2, 3 }));
+        m.update_state(arr<float>({ 2, 1 }, { 2, 1 }), arr<float>({ 0.1f, 0.6f, 0.3f, 0.05f, 0.95f, 0 }, { 2, 3 }));
         CHECK(m.result() == doctest::Approx(0.5));
         m.reset_state();
-        m.update_state(arr({ 2, 1 }, { 2 }), arr({ 0.1f, 0.6f, 0.3f, 0.05f, 0.95f, 0 }, { 2, 3 }), &sw);
+        m.update_state(arr<float>({ 2, 1 }, { 2 }), arr<float>({ 0.1f, 0.6f, 0.3f, 0.05f, 0.95f, 0 }, { 2, 3 }), &sw);
         CHECK(m.result() == doctest::Approx(0.3));
     }
     {
@@ -67,10 +61,10 @@ TEST_CASE("metrics: Keras's docstring examples, with and without sample weights"
     }
     {
         SparseTopKCategoricalAccuracy<float> m(1);
-        m.update_state(arr({ 2, 1 }, { 2 }), pred);
+        m.update_state(arr<float>({ 2, 1 }, { 2 }), pred);
         CHECK(m.result() == doctest::Approx(0.5));
         m.reset_state();
-        m.update_state(arr({ 2, 1 }, { 2 }), pred, &sw);
+        m.update_state(arr<float>({ 2, 1 }, { 2 }), pred, &sw);
         CHECK(m.result() == doctest::Approx(0.3));
     }
 }
@@ -103,8 +97,8 @@ TEST_CASE("metrics: streaming over batches equals the metric over all samples")
 
 TEST_CASE("metrics: mae and mse per sample, weighted, and over rank-3 outputs")
 {
-    const array_t<float> yt = arr({ 1, 2, 3, 4 }, { 2, 2 });
-    const array_t<float> yp = arr({ 2, 2, 1, 4 }, { 2, 2 });
+    const array_t<float> yt = arr<float>({ 1, 2, 3, 4 }, { 2, 2 });
+    const array_t<float> yp = arr<float>({ 2, 2, 1, 4 }, { 2, 2 });
     MeanAbsoluteError<float> mae;
     MeanSquaredError<float> mse;
     mae.update_state(yt, yp);
@@ -112,25 +106,25 @@ TEST_CASE("metrics: mae and mse per sample, weighted, and over rank-3 outputs")
     CHECK(mae.result() == doctest::Approx((0.5 + 1.0) / 2));
     CHECK(mse.result() == doctest::Approx((0.5 + 2.0) / 2));
     mae.reset_state();
-    const array_t<float> w = arr({ 3, 1 }, { 2 });
+    const array_t<float> w = arr<float>({ 3, 1 }, { 2 });
     mae.update_state(yt, yp, &w);
     CHECK(mae.result() == doctest::Approx((3 * 0.5 + 1.0) / 4));
     // (batch, time, features): one value per sample, the mean over its positions.
     mse.reset_state();
-    mse.update_state(arr({ 0, 0, 0, 0, 0, 0, 0, 0 }, { 2, 2, 2 }), arr({ 1, 1, 1, 1, 2, 2, 0, 0 }, { 2, 2, 2 }));
+    mse.update_state(arr<float>({ 0, 0, 0, 0, 0, 0, 0, 0 }, { 2, 2, 2 }), arr<float>({ 1, 1, 1, 1, 2, 2, 0, 0 }, { 2, 2, 2 }));
     CHECK(mse.result() == doctest::Approx((1.0 + 2.0) / 2));
 }
 
 TEST_CASE("metrics: ties, non-integer labels and ties in argmax follow numpy/TF")
 {
     SparseTopKCategoricalAccuracy<float> top1(1);
-    top1.update_state(arr({ 2 }, { 1 }), arr({ 1, 1, 1, 0.5f }, { 1, 4 }));
+    top1.update_state(arr<float>({ 2 }, { 1 }), arr<float>({ 1, 1, 1, 0.5f }, { 1, 4 }));
     CHECK(top1.result() == 1.0); // nobody scores strictly higher than the label
     SparseCategoricalAccuracy<float> acc;
-    acc.update_state(arr({ 2 }, { 1 }), arr({ 1, 1, 1, 0.5f }, { 1, 4 }));
+    acc.update_state(arr<float>({ 2 }, { 1 }), arr<float>({ 1, 1, 1, 0.5f }, { 1, 4 }));
     CHECK(acc.result() == 0.0); // argmax takes the first maximum: class 0
     acc.reset_state();
-    acc.update_state(arr({ 0.5f }, { 1 }), arr({ 1, 0 }, { 1, 2 }));
+    acc.update_state(arr<float>({ 0.5f }, { 1 }), arr<float>({ 1, 0 }, { 1, 2 }));
     CHECK(acc.result() == 0.0);
 }
 
@@ -140,9 +134,9 @@ TEST_CASE("metrics: Mean, names, resolution of accuracy by shapes, errors")
     m.update(2.0, 3);
     m.update(4.0, 1);
     CHECK(m.result() == doctest::Approx(2.5));
-    m.update_values(arr({ 1, 3, 5, 7 }, { 2, 2 }));
+    m.update_values(arr<float>({ 1, 3, 5, 7 }, { 2, 2 }));
     CHECK(m.result() == doctest::Approx((6 + 4 + 2 + 6) / 6.0));
-    CHECK_THROWS_AS(m.update_state(arr({ 1 }, { 1 }), arr({ 1 }, { 1 })), NotImplementedError);
+    CHECK_THROWS_AS(m.update_state(arr<float>({ 1 }, { 1 }), arr<float>({ 1 }, { 1 })), NotImplementedError);
     Mean<float> empty;
     CHECK(empty.result() == 0.0);
 
@@ -163,18 +157,18 @@ TEST_CASE("metrics: Mean, names, resolution of accuracy by shapes, errors")
     CHECK(resolve_compile_metric<float>("mae", { 8, 1 }, { 8, 1 })->class_name() == "MeanAbsoluteError");
 
     CategoricalAccuracy<float> c;
-    CHECK_THROWS_AS(c.update_state(arr({ 1, 0 }, { 1, 2 }), arr({ 1, 0, 0 }, { 1, 3 })), ShapeError);
+    CHECK_THROWS_AS(c.update_state(arr<float>({ 1, 0 }, { 1, 2 }), arr<float>({ 1, 0, 0 }, { 1, 3 })), ShapeError);
     SparseCategoricalAccuracy<float> s;
-    CHECK_THROWS_AS(s.update_state(arr({ 1, 0, 1 }, { 3 }), arr({ 1, 0, 0, 1 }, { 2, 2 })), ShapeError);
-    const array_t<float> bad_w = arr({ 1, 1, 1 }, { 3 });
-    CHECK_THROWS_AS(s.update_state(arr({ 1, 0 }, { 2 }), arr({ 1, 0, 0, 1 }, { 2, 2 }), &bad_w), ShapeError);
+    CHECK_THROWS_AS(s.update_state(arr<float>({ 1, 0, 1 }, { 3 }), arr<float>({ 1, 0, 0, 1 }, { 2, 2 })), ShapeError);
+    const array_t<float> bad_w = arr<float>({ 1, 1, 1 }, { 3 });
+    CHECK_THROWS_AS(s.update_state(arr<float>({ 1, 0 }, { 2 }), arr<float>({ 1, 0, 0, 1 }, { 2, 2 }), &bad_w), ShapeError);
 }
 
 TEST_CASE("AUC: Keras's docstring example and hand-computed ROC and PR areas")
 {
     // Keras: AUC(num_thresholds=3) on y = [0, 0, 1, 1], p = [0, 0.5, 0.3, 0.9]: thresholds
     // [-1e-7, 0.5, 1 + 1e-7], tp = [2, 1, 0], fp = [2, 0, 0], fn = [0, 1, 2], tn = [0, 2, 2].
-    const array_t<float> y = arr({ 0, 0, 1, 1 }, { 4 }), p = arr({ 0, 0.5f, 0.3f, 0.9f }, { 4 });
+    const array_t<float> y = arr<float>({ 0, 0, 1, 1 }, { 4 }), p = arr<float>({ 0, 0.5f, 0.3f, 0.9f }, { 4 });
     AUC<float> m(3);
     CHECK(m.name() == "auc");
     REQUIRE(m.thresholds().size() == 3);
@@ -189,7 +183,7 @@ TEST_CASE("AUC: Keras's docstring example and hand-computed ROC and PR areas")
     // recall = [1, 0.5, 0], fp rate = [1, 0, 0]: (1 + 0.5) / 2 * (1 - 0) + (0.5 + 0) / 2 * 0.
     CHECK(m.result() == doctest::Approx(0.75));
     m.reset_state();
-    const array_t<float> sw = arr({ 1, 0, 0, 1 }, { 4 });
+    const array_t<float> sw = arr<float>({ 1, 0, 0, 1 }, { 4 });
     m.update_state(y, p, &sw);
     CHECK(m.result() == doctest::Approx(1.0));
 
@@ -218,8 +212,8 @@ TEST_CASE("AUC: 200 thresholds give the exact ROC AUC when no two points share a
 {
     // Positives 0.35, 0.8, 0.65, negatives 0.1, 0.4, 0.2: 8 of the 9 pairs are ordered, so
     // the exact AUC is 8/9; buckets ceil(199 p) - 1 are 69, 159, 129, 19, 79, 39, all distinct.
-    const array_t<float> y = arr({ 0, 1, 0, 1, 1, 0 }, { 6, 1 });
-    const array_t<float> p = arr({ 0.1f, 0.35f, 0.4f, 0.8f, 0.65f, 0.2f }, { 6, 1 });
+    const array_t<float> y = arr<float>({ 0, 1, 0, 1, 1, 0 }, { 6, 1 });
+    const array_t<float> p = arr<float>({ 0.1f, 0.35f, 0.4f, 0.8f, 0.65f, 0.2f }, { 6, 1 });
     AUC<float> m;
     CHECK(m.num_thresholds() == 200);
     CHECK(m.thresholds()[1] == doctest::Approx(1.0 / 199));
@@ -242,21 +236,21 @@ TEST_CASE("AUC: 200 thresholds give the exact ROC AUC when no two points share a
     lg.update_state(y, logits);
     CHECK(lg.result() == doctest::Approx(8.0 / 9.0).epsilon(1e-6));
     AUC<float> clipped;
-    clipped.update_state(arr({ 0, 5, 0, 1 }, { 4 }), arr({ -2, 0.5f, 0.25f, 3 }, { 4 }));
+    clipped.update_state(arr<float>({ 0, 5, 0, 1 }, { 4 }), arr<float>({ -2, 0.5f, 0.25f, 3 }, { 4 }));
     CHECK(clipped.false_positives()[0] == 2); // -2 clipped to 0, still above -1e-7
     CHECK(clipped.true_positives()[199] == 0);
     CHECK(clipped.result() == doctest::Approx(1.0));
     // Each element of a (batch, k) output is a point; a per-sample weight covers its row.
     AUC<float> rows;
-    const array_t<float> w2 = arr({ 1, 0 }, { 2 });
-    rows.update_state(arr({ 1, 0, 0, 1 }, { 2, 2 }), arr({ 0.9f, 0.2f, 0.8f, 0.1f }, { 2, 2 }), &w2);
+    const array_t<float> w2 = arr<float>({ 1, 0 }, { 2 });
+    rows.update_state(arr<float>({ 1, 0, 0, 1 }, { 2, 2 }), arr<float>({ 0.9f, 0.2f, 0.8f, 0.1f }, { 2, 2 }), &w2);
     CHECK(rows.result() == doctest::Approx(1.0));
     CHECK(rows.true_positives()[0] + rows.false_positives()[0] == 2);
 }
 
 TEST_CASE("AUC: given thresholds, configs, names, errors")
 {
-    const array_t<float> y = arr({ 0, 0, 1, 1 }, { 4 }), p = arr({ 0, 0.5f, 0.3f, 0.9f }, { 4 });
+    const array_t<float> y = arr<float>({ 0, 0, 1, 1 }, { 4 }), p = arr<float>({ 0, 0.5f, 0.3f, 0.9f }, { 4 });
     // Evenly spaced thresholds take the bucket path and match num_thresholds.
     AUC<float> even(200, "ROC", "interpolation", "auc", { 0.5 });
     even.update_state(y, p);
@@ -293,7 +287,7 @@ TEST_CASE("AUC: given thresholds, configs, names, errors")
     CHECK_THROWS_AS(get_metric<float>(json{ { "class_name", "AUC" }, { "config", { { "multi_label", true } } } }),
                     NotImplementedError);
     AUC<float> m;
-    CHECK_THROWS_AS(m.update_state(arr({ 0, 1, 1 }, { 3 }), arr({ 0.1f, 0.2f }, { 2 })), ShapeError);
-    const array_t<float> bad_w = arr({ 1, 1, 1 }, { 3 });
+    CHECK_THROWS_AS(m.update_state(arr<float>({ 0, 1, 1 }, { 3 }), arr<float>({ 0.1f, 0.2f }, { 2 })), ShapeError);
+    const array_t<float> bad_w = arr<float>({ 1, 1, 1 }, { 3 });
     CHECK_THROWS_AS(m.update_state(y, p, &bad_w), ShapeError);
 }

@@ -28,21 +28,13 @@ using namespace xtape::testing;
 
 namespace {
 
-template <class T = float>
-array_t<T> arr(std::initializer_list<double> v, shape_t s)
-{
-    array_t<T> a = array_t<T>::from_shape(s);
-    std::transform(v.begin(), v.end(), a.begin(), [](double d) { return static_cast<T>(d); });
-    return a;
-}
-
 /// A one-unit linear model with kernel (1, 2) and bias 0.5, optionally L2-regularized.
 std::shared_ptr<Sequential<float>> linear_model(double l2 = 0)
 {
     auto m = std::make_shared<Sequential<float>>("lin");
     m->add(std::make_shared<TDense<float>>(1, "linear", l2 ? std::make_shared<testing::L2<float>>(l2) : nullptr));
     m->build({ -1, 2 });
-    m->set_weights({ arr({ 1, 2 }, { 2, 1 }), arr({ 0.5 }, { 1 }) });
+    m->set_weights({ arr<float>({ 1, 2 }, { 2, 1 }), arr<float>({ 0.5 }, { 1 }) });
     return m;
 }
 
@@ -81,13 +73,13 @@ TEST_CASE("model: Keras's training loss with sample weights and regularization, 
     // pred = x @ [1, 2] + 0.5 = [1.5, 2.5, 3.5]; y = [1, 2, 5]; squared errors 0.25, 0.25, 2.25.
     auto m = linear_model(0.1);
     m->compile(std::make_shared<PlainSGD<float>>(), "mse");
-    const array_t<float> x = arr({ 1, 0, 0, 1, 1, 1 }, { 3, 2 }), y = arr({ 1, 2, 5 }, { 3, 1 });
+    const array_t<float> x = arr<float>({ 1, 0, 0, 1, 1, 1 }, { 3, 2 }), y = arr<float>({ 1, 2, 5 }, { 3, 1 });
     const double penalty = 0.1 * (1 + 4);
     Logs l = m->test_on_batch(x, y);
     CHECK(l["loss"] == doctest::Approx(2.75 / 3 + penalty));
     m->reset_metrics();
     // sum_over_batch_size: sum(loss * w) / batch size, zero weights still count in the divisor.
-    const array_t<float> sw = arr({ 1, 0, 2 }, { 3 });
+    const array_t<float> sw = arr<float>({ 1, 0, 2 }, { 3 });
     l = m->test_on_batch(x, y, &sw);
     CHECK(l["loss"] == doctest::Approx((0.25 + 0 + 2 * 2.25) / 3 + penalty));
     // compute_loss gives the same scalar, and the model's losses are the one penalty.
@@ -97,14 +89,14 @@ TEST_CASE("model: Keras's training loss with sample weights and regularization, 
     CHECK(m->losses()[0].item() == doctest::Approx(penalty));
 
     // Other reductions through reduce_weighted_values.
-    Tensor<float> v(arr({ 1, 2, 3 }, { 3 })), w(arr({ 1, 0, 2 }, { 3 }));
+    Tensor<float> v(arr<float>({ 1, 2, 3 }, { 3 })), w(arr<float>({ 1, 0, 2 }, { 3 }));
     CHECK(reduce_weighted_values(v, w, "sum").item() == doctest::Approx(7));
     CHECK(reduce_weighted_values(v, w, "mean_with_sample_weight").item() == doctest::Approx(7.0 / 3));
     CHECK(reduce_weighted_values(v, Tensor<float>(), "sum_over_batch_size").item() == doctest::Approx(2));
     CHECK(reduce_weighted_values(v, w, "none").shape() == shape_t{ 3 });
     CHECK_THROWS_AS(reduce_weighted_values(v, w, "average"), ValueError);
     // One weight per sample broadcasts over the sample's positions.
-    Tensor<float> v2(arr({ 1, 2, 3, 4 }, { 2, 2 })), w2(arr({ 1, 3 }, { 2 }));
+    Tensor<float> v2(arr<float>({ 1, 2, 3, 4 }, { 2, 2 })), w2(arr<float>({ 1, 3 }, { 2 }));
     CHECK(reduce_weighted_values(v2, w2, "sum_over_batch_size").item() == doctest::Approx((1 + 2 + 9 + 12) / 4.0));
 }
 
@@ -113,7 +105,7 @@ TEST_CASE("model: a train step is tape + gradient + apply_gradients on the train
     auto m = linear_model(0.05);
     const double lr = 0.1;
     m->compile(std::make_shared<PlainSGD<float>>(lr), "mse");
-    const array_t<float> x = arr({ 1, 0, 0, 1, 1, 1 }, { 3, 2 }), y = arr({ 1, 2, 5 }, { 3, 1 });
+    const array_t<float> x = arr<float>({ 1, 0, 0, 1, 1, 1 }, { 3, 2 }), y = arr<float>({ 1, 2, 5 }, { 3, 1 });
     // Hand gradient of mean((x w + b - y)^2) + 0.05 |w|^2.
     const double r[3] = { 0.5, 0.5, -1.5 };
     const double gw0 = 2.0 / 3 * (r[0] * 1 + r[2] * 1) + 0.1 * 1, gw1 = 2.0 / 3 * (r[1] + r[2]) + 0.1 * 2;
@@ -128,11 +120,11 @@ TEST_CASE("model: a train step is tape + gradient + apply_gradients on the train
 
 TEST_CASE("model: class_weight equals the matching sample weights")
 {
-    const array_t<float> y = arr({ 0, 1, 1, 2 }, { 4 });
-    CHECK(class_weight_to_sample_weights(y, { { 1, 2.0 } }) == arr({ 1, 2, 2, 1 }, { 4 }));
-    CHECK(class_weight_to_sample_weights(arr({ 0, 1, 1, 0, 0.4, 0.6 }, { 3, 2 }), { { 1, 3.0 } }) ==
-          arr({ 3, 1, 3 }, { 3 }));
-    CHECK(class_weight_to_sample_weights(arr({ 2, 0.6 }, { 2, 1 }), { { 1, 5.0 }, { 2, 4.0 } }) == arr({ 4, 5 }, { 2 }));
+    const array_t<float> y = arr<float>({ 0, 1, 1, 2 }, { 4 });
+    CHECK(class_weight_to_sample_weights(y, { { 1, 2.0 } }) == arr<float>({ 1, 2, 2, 1 }, { 4 }));
+    CHECK(class_weight_to_sample_weights(arr<float>({ 0, 1, 1, 0, 0.4, 0.6 }, { 3, 2 }), { { 1, 3.0 } }) ==
+          arr<float>({ 3, 1, 3 }, { 3 }));
+    CHECK(class_weight_to_sample_weights(arr<float>({ 2, 0.6 }, { 2, 1 }), { { 1, 5.0 }, { 2, 4.0 } }) == arr<float>({ 4, 5 }, { 2 }));
 
     set_random_seed(3);
     array_t<float> x, yy;
@@ -356,11 +348,11 @@ TEST_CASE("model: weights in layer order, non-trainable state, trainable propaga
     d1->set_trainable(false);
     m.compile(std::make_shared<PlainSGD<float>>(0.1), "mse");
     const array_t<float> k1 = d1->kernel().value(), k2 = d2->kernel().value();
-    m.train_on_batch(arr({ 1, 2, 3, 4, 5, 6 }, { 2, 3 }), arr({ 1, 0 }, { 2, 1 }));
+    m.train_on_batch(arr<float>({ 1, 2, 3, 4, 5, 6 }, { 2, 3 }), arr<float>({ 1, 0 }, { 2, 1 }));
     CHECK(d1->kernel().value() == k1);
     CHECK(d2->kernel().value() != k2);
     CHECK(cc->count().value()(0) == 1);
-    m.predict(arr({ 1, 2, 3 }, { 1, 3 }), PredictOptions<float>{ 32, 0, {} });
+    m.predict(arr<float>({ 1, 2, 3 }, { 1, 3 }), PredictOptions<float>{ 32, 0, {} });
     CHECK(cc->count().value()(0) == 1);
 
     // Nested model: its weights and summary count.
@@ -558,14 +550,14 @@ TEST_CASE("model: errors name what went wrong")
     Sequential<float> m("e");
     m.add(std::make_shared<TDense<float>>(3, "softmax", nullptr, "probs"));
     m.build({ -1, 4 });
-    const array_t<float> x = xt::ones<float>({ 5, 4 }), y = arr({ 0, 1, 2, 1, 0 }, { 5 });
+    const array_t<float> x = xt::ones<float>({ 5, 4 }), y = arr<float>({ 0, 1, 2, 1, 0 }, { 5 });
     CHECK_THROWS_WITH_AS(m.fit(x, y), "You must call `compile()` before using the model.", RuntimeError);
     CHECK_THROWS_AS(m.evaluate(x, y), RuntimeError);
     CHECK_THROWS_AS(m.train_on_batch(x, y), RuntimeError);
     m.compile(std::make_shared<PlainSGD<float>>(), "sparse_categorical_crossentropy", { "accuracy" });
     FitOptions<float> quiet;
     quiet.verbose = 0;
-    CHECK_THROWS_WITH_AS(m.fit(x, arr({ 0, 1, 2, 1 }, { 4 }), quiet),
+    CHECK_THROWS_WITH_AS(m.fit(x, arr<float>({ 0, 1, 2, 1 }, { 4 }), quiet),
                          "Data cardinality is ambiguous. Make sure all arrays contain the same number of samples.'x' "
                          "sizes: 5\n'y' sizes: 4\n",
                          ValueError);
@@ -574,14 +566,14 @@ TEST_CASE("model: errors name what went wrong")
     CHECK(shape_msg.find("(None, 4)") != std::string::npos);
     CHECK(shape_msg.find("(5, 7)") != std::string::npos);
     CHECK_THROWS_AS(m.fit(xt::ones<float>({ 5, 7 }), y, quiet), ShapeError);
-    const std::string label_msg = contains_msg([&] { m.fit(x, arr({ 0, 1, 3, 1, 0 }, { 5 }), quiet); });
+    const std::string label_msg = contains_msg([&] { m.fit(x, arr<float>({ 0, 1, 3, 1, 0 }, { 5 }), quiet); });
     CHECK(label_msg.find("label 3") != std::string::npos);
-    CHECK_THROWS_AS(m.fit(x, arr({ 0, 1, 3, 1, 0 }, { 5 }), quiet), ValueError);
+    CHECK_THROWS_AS(m.fit(x, arr<float>({ 0, 1, 3, 1, 0 }, { 5 }), quiet), ValueError);
     FitOptions<float> split = quiet;
     split.validation_split = 0.1; // floor(5 * 0.9) = 4 train, 1 validation: fine
     CHECK_NOTHROW(m.fit(x, y, split));
     split.validation_split = 0.01; // floor(5 * 0.99) = 4 ... still fine; 1 sample cannot be split
-    CHECK_THROWS_AS(m.fit(arr({ 1, 1, 1, 1 }, { 1, 4 }), arr({ 0 }, { 1 }), split), ValueError);
+    CHECK_THROWS_AS(m.fit(arr<float>({ 1, 1, 1, 1 }, { 1, 4 }), arr<float>({ 0 }, { 1 }), split), ValueError);
     FitOptions<float> both = quiet;
     both.sample_weight = xt::ones<float>({ 5 });
     both.class_weight = { { 0, 2.0 } };
@@ -903,7 +895,7 @@ private:
 TEST_CASE("add_loss: losses from call() enter the training loss and reset at each call, as in Keras 3")
 {
     // pred = [1.5, 2.5, 3.5] (linear_model), mean 2.5; squared errors 0.25, 0.25, 2.25.
-    const array_t<float> x = arr({ 1, 0, 0, 1, 1, 1 }, { 3, 2 }), y = arr({ 1, 2, 5 }, { 3, 1 });
+    const array_t<float> x = arr<float>({ 1, 0, 0, 1, 1, 1 }, { 3, 2 }), y = arr<float>({ 1, 2, 5 }, { 3, 1 });
     auto m = linear_model();
     auto adds = std::make_shared<AddsLoss>(0.1f);
     m->add(adds);
@@ -916,7 +908,7 @@ TEST_CASE("add_loss: losses from call() enter the training loss and reset at eac
     CHECK(m->losses()[0].item() == doctest::Approx(0.25));
     CHECK(adds->added_losses().size() == 1);
     // Called alone, the layer clears its own losses too.
-    (*adds)(Tensor<float>(arr({ 4, 6 }, { 2, 1 })));
+    (*adds)(Tensor<float>(arr<float>({ 4, 6 }, { 2, 1 })));
     REQUIRE(adds->losses().size() == 1);
     CHECK(adds->losses()[0].item() == doctest::Approx(0.5));
 
@@ -938,7 +930,7 @@ TEST_CASE("add_loss: losses from call() enter the training loss and reset at eac
 
 TEST_CASE("add_loss: a shared layer keeps each call's loss; outside a call, a loss lasts until the next call")
 {
-    const array_t<float> x = arr({ 1, 3 }, { 2, 1 });
+    const array_t<float> x = arr<float>({ 1, 3 }, { 2, 1 });
     auto inner = std::make_shared<AddsLoss>(1.0f);
     Sequential<float> m("shared");
     m.add(std::make_shared<Twice>(inner));
@@ -954,17 +946,17 @@ TEST_CASE("add_loss: a shared layer keeps each call's loss; outside a call, a lo
     // call of the layer or of a model containing it clears it, so fit never trains on it.
     auto lin = linear_model();
     lin->compile(std::make_shared<PlainSGD<float>>(0.1), "mse");
-    const array_t<float> x2 = arr({ 1, 0, 0, 1, 1, 1 }, { 3, 2 }), y2 = arr({ 1, 2, 5 }, { 3, 1 });
-    lin->add_loss(Tensor<float>(arr({ 7 }, {})));
-    lin->layers()[0]->add_loss(Tensor<float>(arr({ 5 }, {})));
+    const array_t<float> x2 = arr<float>({ 1, 0, 0, 1, 1, 1 }, { 3, 2 }), y2 = arr<float>({ 1, 2, 5 }, { 3, 1 });
+    lin->add_loss(Tensor<float>(arr<float>({ 7 }, {})));
+    lin->layers()[0]->add_loss(Tensor<float>(arr<float>({ 5 }, {})));
     REQUIRE(lin->losses().size() == 2);
     CHECK(lin->losses()[0].item() == 7);
     CHECK(lin->losses()[1].item() == 5);
-    CHECK(lin->compute_loss(Tensor<float>(y2), Tensor<float>(arr({ 1.5, 2.5, 3.5 }, { 3, 1 }))).item() ==
+    CHECK(lin->compute_loss(Tensor<float>(y2), Tensor<float>(arr<float>({ 1.5, 2.5, 3.5 }, { 3, 1 }))).item() ==
           doctest::Approx(2.75 / 3 + 12));
     CHECK(lin->test_on_batch(x2, y2).at("loss") == doctest::Approx(2.75 / 3));
     CHECK(lin->losses().empty());
-    lin->add_loss(Tensor<float>(arr({ 7 }, {})));
+    lin->add_loss(Tensor<float>(arr<float>({ 7 }, {})));
     lin->clear_losses();
     CHECK(lin->losses().empty());
     CHECK_THROWS_AS(lin->add_loss(Tensor<float>()), ValueError);

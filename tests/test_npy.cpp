@@ -1,5 +1,6 @@
 // ctest-labels: sanitize
 #include "framework/io/npy.hpp"
+#include "tests/keras_files.hpp"
 
 #include <doctest/doctest.h>
 #include <xtensor/xbuilder.hpp>
@@ -13,22 +14,11 @@
 #include <unistd.h>
 
 using namespace xtape;
+using xtape::testing::TempDir;
 using namespace xtape::io;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-    fs::path dir;
-    TempDir()
-    {
-        dir = fs::temp_directory_path() / ("xtape_test_npy_" + std::to_string(::getpid()));
-        fs::remove_all(dir);
-        fs::create_directories(dir);
-    }
-    ~TempDir() { fs::remove_all(dir); }
-    std::string file(const std::string& name) const { return (dir / name).string(); }
-};
 
 std::string slurp(const std::string& path)
 {
@@ -101,7 +91,7 @@ void check_round_trip(const TempDir& tmp, const array_t<T>& a, const char* descr
 
 TEST_CASE("npy: round trips of every supported type and shape")
 {
-    TempDir tmp;
+    TempDir tmp("test_npy");
     array_t<double> d = xt::arange<double>(24.0) * 0.5 - 3.0;
     d.reshape({ 2, 3, 4 });
     check_round_trip<double>(tmp, d, "<f8");
@@ -162,7 +152,7 @@ TEST_CASE("npy: the real fullconfigs/cnn input.npy and predictions.npy")
 
 TEST_CASE("npy: versions 2.0 and 3.0, other byte orders and types, fortran order")
 {
-    TempDir tmp;
+    TempDir tmp("test_npy");
     const std::string p = tmp.file("x.npy");
     put(p, npy_bytes("{'descr': '<i2', 'fortran_order': False, 'shape': (3,), }\n",
                      raw<std::int16_t>({ -1, 2, 300 }), 2));
@@ -213,7 +203,7 @@ TEST_CASE("npy: versions 2.0 and 3.0, other byte orders and types, fortran order
 
 TEST_CASE("npy: malformed files give an IOError naming the file")
 {
-    TempDir tmp;
+    TempDir tmp("test_npy");
     const std::string p = tmp.file("bad.npy");
     const std::string ok_header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }";
     expect_io_error([&] { read_npy<float>(tmp.file("missing.npy")); },

@@ -14,6 +14,8 @@
 #include <vector>
 
 using namespace xtape;
+using xtape::testing::message_of;
+using xtape::testing::contains;
 using xtape::testing::check_gradients;
 using xtape::testing::random_tensor;
 using V = std::vector<Tensor<double>>;
@@ -54,22 +56,6 @@ Tensor<double> random_away_from(const shape_t& shape, unsigned seed, double lo, 
             if (std::abs(p[i] - k) < margin)
                 p[i] = k + (p[i] < k ? -margin : margin) * 2;
     return t;
-}
-
-template <class E, class F>
-std::string message_of(F&& f)
-{
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    return "<no exception of the expected type>";
-}
-
-bool contains(const std::string& s, const std::string& part)
-{
-    return s.find(part) != std::string::npos;
 }
 
 const std::vector<double> xs = { -3.5, -1.2, -0.3, 0.4, 1.7, 4.2 };

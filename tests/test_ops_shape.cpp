@@ -13,27 +13,13 @@
 #include <vector>
 
 using namespace xtape;
+using xtape::testing::message_of;
+using xtape::testing::contains;
 using xtape::testing::check_gradients;
 using xtape::testing::random_tensor;
 using V = std::vector<Tensor<double>>;
 
 namespace {
-
-template <class E, class F>
-std::string message_of(F&& f)
-{
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    return "<no exception of the expected type>";
-}
-
-bool contains(const std::string& s, const std::string& part)
-{
-    return s.find(part) != std::string::npos;
-}
 
 template <class A, class B>
 void check_equal(const A& got, const B& expected)

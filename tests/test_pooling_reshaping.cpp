@@ -21,6 +21,7 @@
 #include "layers/reshaping/up_sampling.hpp"
 #include "layers/reshaping/zero_padding.hpp"
 #include "tests/helpers.hpp"
+#include "tests/layer_helpers.hpp"
 
 #include <doctest/doctest.h>
 
@@ -30,27 +31,15 @@
 #include <xtensor/xmath.hpp>
 
 using namespace xtape;
+using xtape::testing::arr;
+using xtape::testing::check_close;
+using xtape::testing::check_layer_gradients;
+using xtape::testing::check_round_trip;
+using xtape::testing::error_of;
 using xtape::testing::random_tensor;
 using D = double;
 
 namespace {
-
-array_t<D> arr(std::initializer_list<D> v, const shape_t& shape)
-{
-    array_t<D> a = array_t<D>::from_shape(shape);
-    REQUIRE(v.size() == a.size());
-    std::copy(v.begin(), v.end(), a.begin());
-    return a;
-}
-
-void check_close(const array_t<D>& got, const array_t<D>& want, double tol = 1e-12)
-{
-    REQUIRE(shape_of(got) == shape_of(want));
-    for (std::size_t i = 0; i < got.size(); ++i) {
-        CAPTURE(i);
-        CHECK(got.data()[i] == doctest::Approx(want.data()[i]).epsilon(tol).scale(1.0));
-    }
-}
 
 /// (batch, h, w, c) -> (batch, c, h, w), or the 1-D (batch, steps, c) -> (batch, c, steps).
 Tensor<D> to_channels_first(const Tensor<D>& x)
@@ -60,43 +49,6 @@ Tensor<D> to_channels_first(const Tensor<D>& x)
 Tensor<D> to_channels_last(const Tensor<D>& x)
 {
     return x.dim() == 4 ? transpose(x, { 0, 2, 3, 1 }) : transpose(x, { 0, 2, 1 });
-}
-
-/// Gradient check through a layer with respect to its input (the loss is a fixed weighting of
-/// the output, so every output element's gradient is checked, not only their sum).
-void check_layer_gradients(Layer<D>& layer, const Tensor<D>& x, bool training = false,
-                           const Tensor<D>& mask = Tensor<D>())
-{
-    const Tensor<D> y0 = layer(x, training, mask);
-    const Tensor<D> w = random_tensor(y0.shape(), 777, 0.5, 1.5);
-    GradcheckResult r = gradcheck([&]() { return sum(mul(layer(x, training, mask), w)); }, { x }, { "input" });
-    INFO(layer.name() << "\n" << r.report());
-    CHECK(r.passed);
-    REQUIRE(r.entries.size() == 1);
-    CHECK(r.entries[0].checked == x.size());
-}
-
-/// get_config -> from_config (through the registry) -> get_config gives the same config.
-template <class T>
-void check_round_trip(const Layer<T>& layer)
-{
-    const json c1 = layer.get_config();
-    LayerPtr<T> copy = layer_from_config<T>(layer.class_name(), c1);
-    const json c2 = copy->get_config();
-    CAPTURE(c1.dump());
-    CAPTURE(c2.dump());
-    CHECK(c1 == c2);
-    CHECK(copy->class_name() == layer.class_name());
-}
-
-std::string error_of(const std::function<void()>& f)
-{
-    try {
-        f();
-    } catch (const std::exception& e) {
-        return e.what();
-    }
-    return "";
 }
 
 PoolingOptions pool_opts(std::vector<long> pool, std::vector<long> strides, std::string padding,
@@ -467,14 +419,14 @@ TEST_CASE("GlobalAveragePooling1D: a mask averages over the unmasked steps (Kera
     check_close(gap(x, false, mask).value(), arr({ 2.5, 25, 4, 40 }, { 2, 2 }));
     check_close(gap(x).value(), arr({ 7.0 / 3, 70.0 / 3, 5, 50 }, { 2, 2 }));
     CHECK(!gap.compute_mask(x, mask).defined());
-    check_layer_gradients(gap, random_tensor({ 2, 3, 2 }, 51), false, mask);
+    check_layer_gradients(gap, random_tensor({ 2, 3, 2 }, 51), false, false, mask);
     // channels_first: the mask is still (batch, steps).
     GlobalPoolingOptions o;
     o.data_format = "channels_first";
     o.keepdims = true;
     GlobalAveragePooling1D<D> gcf(o);
     check_close(gcf(to_channels_first(x), false, mask).value(), arr({ 2.5, 25, 4, 40 }, { 2, 2, 1 }));
-    check_layer_gradients(gcf, random_tensor({ 2, 2, 3 }, 52), false, mask);
+    check_layer_gradients(gcf, random_tensor({ 2, 2, 3 }, 52), false, false, mask);
     // Every step masked: Keras's 0 / 0.
     const Tensor<D> none(arr({ 0, 0, 0, 1, 1, 1 }, { 2, 3 }));
     const Tensor<D> y = gap(x, false, none);
