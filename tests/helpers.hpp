@@ -12,6 +12,7 @@
 #include <random>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 namespace xtape::testing {
 
@@ -88,6 +89,31 @@ void check_close(const array_t<T>& got, const std::common_type_t<array_t<T>>& wa
     for (std::size_t i = 0; i < got.size(); ++i) {
         CAPTURE(i);
         CHECK(got.data()[i] == doctest::Approx(want.data()[i]).epsilon(tol).scale(1.0));
+    }
+}
+
+/// A tensor from a flat list of values (a vector when no shape is given).
+template <class T = double>
+Tensor<T> tensor_of(const std::vector<double>& v, shape_t shape = {})
+{
+    if (shape.empty())
+        shape = { v.size() };
+    array_t<T> a = array_t<T>::from_shape(shape);
+    REQUIRE(a.size() == v.size());
+    for (std::size_t i = 0; i < v.size(); ++i)
+        a.data()[i] = static_cast<T>(v[i]);
+    return Tensor<T>(std::move(a));
+}
+
+/// Values in row-major order within a relative tolerance (absolute `abs` near zero).
+template <class T>
+void check_values(const Tensor<T>& t, const std::vector<double>& expected, double rel = 1e-12,
+                  double abs = 1e-12)
+{
+    REQUIRE(t.size() == expected.size());
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+        CAPTURE(i);
+        CHECK(static_cast<double>(t.data()[i]) == doctest::Approx(expected[i]).epsilon(rel).scale(abs / rel));
     }
 }
 

@@ -14,6 +14,7 @@
 
 using namespace xtape;
 using xtape::testing::TempDir;
+using xtape::testing::expect_error;
 using namespace xtape::io;
 namespace fs = std::filesystem;
 
@@ -25,19 +26,6 @@ using xtape::testing::have_keras_models;
 using xtape::testing::keras_file;
 using xtape::testing::keras_models_dir;
 
-// Runs f, which must throw IOError whose message contains every one of `parts`.
-void expect_io_error(const std::function<void()>& f, std::initializer_list<std::string> parts)
-{
-    try {
-        f();
-        FAIL("expected an IOError containing '" << *parts.begin() << "'");
-    } catch (const IOError& e) {
-        const std::string msg = e.what();
-        INFO("message: " << msg);
-        for (const auto& p : parts)
-            CHECK(msg.find(p) != std::string::npos);
-    }
-}
 
 // Every HDF5 object of every file must be closed once our wrappers are gone.
 long open_hdf5_objects() { return static_cast<long>(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL)); }
@@ -205,7 +193,7 @@ TEST_CASE("hdf5: string arrays in every stored form are read the same way")
         CHECK(root.read_string_array_attribute(name) == names);
     }
     CHECK(root.read_string_attribute("fixed_scalar_like") == "tensorflow");
-    expect_io_error([&] { root.read_string_attribute("vlen_ascii"); },
+    expect_error<IOError>([&] { root.read_string_attribute("vlen_ascii"); },
                     { path + ": ", "'vlen_ascii'", "(3,)", "expected a single string" });
 }
 
@@ -254,7 +242,7 @@ TEST_CASE("hdf5: string arrays over 64512 bytes are chunked as Keras does and re
         CHECK_FALSE(r.has_attribute("big2"));
         CHECK(r.read_string_array_attribute("n") == names);
         CHECK(r.has_attribute("n"));
-        expect_io_error([&] { r.write_string_array_attribute("huge", { std::string(64513, 'a') }); },
+        expect_error<IOError>([&] { r.write_string_array_attribute("huge", { std::string(64513, 'a') }); },
                         { tmp.file("exact.h5"), "'huge'", "64513 bytes", "64512" });
     }
     CHECK(open_hdf5_objects() == 0);
@@ -278,9 +266,9 @@ TEST_CASE("hdf5: datasets round-trip with intermediate groups and type conversio
         layer.write_dataset<float>("empty", empty);
         layer.write_dataset<std::uint8_t>("bytes", array_t<std::uint8_t>{ 0, 255 });
         CHECK(f.root().create_group("model_weights").name() == "model_weights"); // opens existing
-        expect_io_error([&] { layer.write_dataset<float>("dense_1/kernel:0", kernel); },
+        expect_error<IOError>([&] { layer.write_dataset<float>("dense_1/kernel:0", kernel); },
                         { path, "'model_weights/dense_1/dense_1/kernel:0'", "already exists" });
-        expect_io_error([&] { layer.create_group("ints"); }, { path, "'model_weights/dense_1/ints'" });
+        expect_error<IOError>([&] { layer.create_group("ints"); }, { path, "'model_weights/dense_1/ints'" });
         f.close();
     }
     CHECK(open_hdf5_objects() == 0);
@@ -353,28 +341,28 @@ TEST_CASE("hdf5: every failure is an IOError naming the file and the object")
         H5File f = H5File::open_read(path);
         H5Group r = f.root();
         H5Group mw = r.group("model_weights");
-        expect_io_error([&] { mw.read_dataset<float>("dense_1/dense_1/kernel:0"); },
+        expect_error<IOError>([&] { mw.read_dataset<float>("dense_1/dense_1/kernel:0"); },
                         { path + ": no dataset 'model_weights/dense_1/dense_1/kernel:0'" });
-        expect_io_error([&] { mw.dataset_shape("dense_1"); },
+        expect_error<IOError>([&] { mw.dataset_shape("dense_1"); },
                         { path, "'model_weights/dense_1' is not a dataset" });
-        expect_io_error([&] { r.group("model_weights/conv"); }, { path + ": no group 'model_weights/conv'" });
-        expect_io_error([&] { r.group("text"); }, { path, "'text' is not a group" });
-        expect_io_error([&] { mw.group("dense_1").read_string_array_attribute("weight_names"); },
+        expect_error<IOError>([&] { r.group("model_weights/conv"); }, { path + ": no group 'model_weights/conv'" });
+        expect_error<IOError>([&] { r.group("text"); }, { path, "'text' is not a group" });
+        expect_error<IOError>([&] { mw.group("dense_1").read_string_array_attribute("weight_names"); },
                         { path + ": no attribute 'weight_names' on 'model_weights/dense_1'" });
-        expect_io_error([&] { r.read_string_attribute("layer_names"); }, { path, "'layer_names'", "'/'" });
-        expect_io_error([&] { r.read_string_attribute("number"); },
+        expect_error<IOError>([&] { r.read_string_attribute("layer_names"); }, { path, "'layer_names'", "'/'" });
+        expect_error<IOError>([&] { r.read_string_attribute("number"); },
                         { path, "'number'", "float64", "expected a string" });
-        expect_io_error([&] { r.read_string_array_attribute("numbers"); },
+        expect_error<IOError>([&] { r.read_string_array_attribute("numbers"); },
                         { path, "'numbers'", "float64 of shape (2,)", "expected strings" });
-        expect_io_error([&] { r.read_scalar_attribute<double>("backend"); },
+        expect_error<IOError>([&] { r.read_scalar_attribute<double>("backend"); },
                         { path, "'backend'", "expected a number" });
-        expect_io_error([&] { r.read_scalar_attribute<double>("numbers_but_not_empty"); },
+        expect_error<IOError>([&] { r.read_scalar_attribute<double>("numbers_but_not_empty"); },
                         { path, "shape (0,)", "expected a single number" });
-        expect_io_error([&] { r.read_dataset<float>("text"); },
+        expect_error<IOError>([&] { r.read_dataset<float>("text"); },
                         { path, "'text'", "string", "expected integer" });
         // a read-only file refuses writes with our message, not HDF5's stack
-        expect_io_error([&] { r.write_dataset<float>("new", arange_f(2, { 2 })); }, { path, "'new'" });
-        expect_io_error([&] { r.write_string_attribute("new", "x"); }, { path, "'new'" });
+        expect_error<IOError>([&] { r.write_dataset<float>("new", arange_f(2, { 2 })); }, { path, "'new'" });
+        expect_error<IOError>([&] { r.write_string_attribute("new", "x"); }, { path, "'new'" });
     }
     CHECK(open_hdf5_objects() == before);
     CHECK(before == 0);
@@ -383,14 +371,14 @@ TEST_CASE("hdf5: every failure is an IOError naming the file and the object")
 TEST_CASE("hdf5: missing, non-HDF5 and truncated files give IOError, never a crash")
 {
     TempDir tmp("test_hdf5");
-    expect_io_error([&] { H5File::open_read(tmp.file("nope.h5")); }, { tmp.file("nope.h5"), "no such file" });
-    expect_io_error([&] { H5File::open_read(tmp.dir.string()); }, { tmp.dir.string(), "directory" });
+    expect_error<IOError>([&] { H5File::open_read(tmp.file("nope.h5")); }, { tmp.file("nope.h5"), "no such file" });
+    expect_error<IOError>([&] { H5File::open_read(tmp.dir.string()); }, { tmp.dir.string(), "directory" });
     const std::string text = tmp.file("text.h5");
     std::ofstream(text) << "{\"this\": \"is JSON, not HDF5\"}\n";
-    expect_io_error([&] { H5File::open_read(text); }, { text, "not an HDF5 file" });
+    expect_error<IOError>([&] { H5File::open_read(text); }, { text, "not an HDF5 file" });
     CHECK_FALSE(H5File::is_hdf5(text));
     CHECK_FALSE(H5File::is_hdf5(tmp.file("nope.h5")));
-    expect_io_error([&] { H5File::create(tmp.file("no_dir/x.h5")); },
+    expect_error<IOError>([&] { H5File::create(tmp.file("no_dir/x.h5")); },
                     { tmp.file("no_dir/x.h5"), "cannot create" });
 
     // A file of our own, cut at several places.
@@ -407,7 +395,7 @@ TEST_CASE("hdf5: missing, non-HDF5 and truncated files give IOError, never a cra
         CAPTURE(cut);
         const std::string part = tmp.file("cut_" + std::to_string(cut) + ".h5");
         copy_prefix(whole, part, cut);
-        expect_io_error(
+        expect_error<IOError>(
           [&] {
               H5File f = H5File::open_read(part);
               f.root().read_dataset<float>("a/b");
@@ -426,7 +414,7 @@ TEST_CASE("hdf5: a group keeps working after its file object is gone; close is i
         f.root().write_dataset<double>("x", array_t<double>{ 1, 2, 3 });
         f.close();
         f.close();
-        expect_io_error([&] { f.root(); }, { path, "closed" });
+        expect_error<IOError>([&] { f.root(); }, { path, "closed" });
     }
     H5Group g = H5File::open_read(path).root();
     CHECK(g.read_dataset<double>("x") == array_t<double>{ 1, 2, 3 });
@@ -629,9 +617,9 @@ TEST_CASE("hdf5 real files: every file opens and all weight_names resolve; damag
         CAPTURE(cut);
         const std::string part = tmp.file("truncated.h5");
         copy_prefix(real, part, cut);
-        expect_io_error([&] { H5File::open_read(part).root().read_string_attribute("model_config"); },
+        expect_error<IOError>([&] { H5File::open_read(part).root().read_string_attribute("model_config"); },
                         { part });
     }
     const std::string npy = keras_file("dl4j-test-resources/fullconfigs/cnn/input.npy");
-    expect_io_error([&] { H5File::open_read(npy); }, { npy, "not an HDF5 file" });
+    expect_error<IOError>([&] { H5File::open_read(npy); }, { npy, "not an HDF5 file" });
 }

@@ -14,6 +14,7 @@
 
 using namespace xtape;
 using xtape::testing::TempDir;
+using xtape::testing::expect_error;
 using namespace xtape::io;
 namespace fs = std::filesystem;
 
@@ -47,18 +48,6 @@ std::string slurp(const std::string& path)
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-void expect_io_error(const std::function<void()>& f, std::initializer_list<std::string> parts)
-{
-    try {
-        f();
-        FAIL("expected an IOError containing '" << *parts.begin() << "'");
-    } catch (const IOError& e) {
-        const std::string msg = e.what();
-        INFO("message: " << msg);
-        for (const auto& p : parts)
-            CHECK(msg.find(p) != std::string::npos);
-    }
-}
 
 } // namespace
 
@@ -90,23 +79,23 @@ TEST_CASE("idx: malformed files give an IOError naming the file")
 {
     TempDir tmp("test_idx");
     const std::string p = tmp.file("bad-idx");
-    expect_io_error([&] { read_idx(tmp.file("missing.gz")); }, { tmp.file("missing.gz"), "no such file" });
+    expect_error<IOError>([&] { read_idx(tmp.file("missing.gz")); }, { tmp.file("missing.gz"), "no such file" });
     put(p, std::string("\0\0", 2));
-    expect_io_error([&] { read_idx(p); }, { p, "shorter than its 4-byte magic" });
+    expect_error<IOError>([&] { read_idx(p); }, { p, "shorter than its 4-byte magic" });
     put(p, "\x89PNG\r\n\x1a\n");
-    expect_io_error([&] { read_idx(p); }, { p, "bad magic" });
+    expect_error<IOError>([&] { read_idx(p); }, { p, "bad magic" });
     put(p, idx_bytes(0x08, {}, ""));
-    expect_io_error([&] { read_idx(p); }, { p, "bad magic" });
+    expect_error<IOError>([&] { read_idx(p); }, { p, "bad magic" });
     put(p, idx_bytes(0x0D, { 2 }, std::string(8, '\0')));
-    expect_io_error([&] { read_idx(p); }, { p, "'float'", "only unsigned bytes" });
+    expect_error<IOError>([&] { read_idx(p); }, { p, "'float'", "only unsigned bytes" });
     put(p, idx_bytes(0x08, { 60000, 28, 28 }, "").substr(0, 10));
-    expect_io_error([&] { read_idx(p); }, { p, "truncated IDX header" });
+    expect_error<IOError>([&] { read_idx(p); }, { p, "truncated IDX header" });
     put(p, idx_bytes(0x08, { 10, 28, 28 }, std::string(100, 'x')));
-    expect_io_error([&] { read_idx(p); }, { p, "truncated IDX data", "(10, 28, 28)", "7840", "found 100" });
+    expect_error<IOError>([&] { read_idx(p); }, { p, "truncated IDX data", "(10, 28, 28)", "7840", "found 100" });
     put(p, idx_bytes(0x08, { 2 }, "abc"));
-    expect_io_error([&] { read_idx(p); }, { p, "data after the 2 bytes" });
+    expect_error<IOError>([&] { read_idx(p); }, { p, "data after the 2 bytes" });
     put(p, idx_bytes(0x08, { 0xffffffffu, 0xffffffffu, 0xffffffffu }, "x"));
-    expect_io_error([&] { read_idx(p); }, { p, "too large" });
+    expect_error<IOError>([&] { read_idx(p); }, { p, "too large" });
 
     // gzip: a cut stream and a damaged one.
     std::string data(5000, '\0');
@@ -115,12 +104,12 @@ TEST_CASE("idx: malformed files give an IOError naming the file")
     put_gz(tmp.file("ok.gz"), idx_bytes(0x08, { 50, 100 }, data));
     const std::string gz = slurp(tmp.file("ok.gz"));
     put(p, gz.substr(0, gz.size() / 2));
-    expect_io_error([&] { read_idx(p); }, { p, "truncated IDX data" });
+    expect_error<IOError>([&] { read_idx(p); }, { p, "truncated IDX data" });
     std::string damaged = gz;
     for (std::size_t i = gz.size() / 2; i < gz.size() / 2 + 16; ++i)
         damaged[i] = static_cast<char>(damaged[i] ^ 0x5a);
     put(p, damaged);
-    expect_io_error([&] { read_idx(p); }, { p });
+    expect_error<IOError>([&] { read_idx(p); }, { p });
     CHECK(read_idx(tmp.file("ok.gz")).data.size() == 5000);
 }
 

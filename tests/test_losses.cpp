@@ -15,34 +15,14 @@
 using namespace xtape;
 using xtape::testing::message_of;
 using xtape::testing::contains;
+using xtape::testing::tensor_of;
+using xtape::testing::check_values;
 using xtape::testing::check_gradients;
 using xtape::testing::random_tensor;
 using V = std::vector<Tensor<double>>;
 
 namespace {
 
-template <class T = double>
-Tensor<T> tensor_of(const std::vector<double>& v, shape_t shape = {})
-{
-    if (shape.empty())
-        shape = { v.size() };
-    array_t<T> a = array_t<T>::from_shape(shape);
-    REQUIRE(a.size() == v.size());
-    for (std::size_t i = 0; i < v.size(); ++i)
-        a.data()[i] = static_cast<T>(v[i]);
-    return Tensor<T>(std::move(a));
-}
-
-template <class T>
-void check_values(const Tensor<T>& t, const std::vector<double>& expected, double rel = 1e-12,
-                  double abs = 1e-12)
-{
-    REQUIRE(t.size() == expected.size());
-    for (std::size_t i = 0; i < expected.size(); ++i) {
-        CAPTURE(i);
-        CHECK(static_cast<double>(t.data()[i]) == doctest::Approx(expected[i]).epsilon(rel).scale(abs / rel));
-    }
-}
 
 template <class T>
 double mean_of(const Tensor<T>& t)

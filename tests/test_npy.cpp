@@ -15,6 +15,7 @@
 
 using namespace xtape;
 using xtape::testing::TempDir;
+using xtape::testing::expect_error;
 using namespace xtape::io;
 namespace fs = std::filesystem;
 
@@ -53,18 +54,6 @@ void put(const std::string& path, const std::string& bytes)
     std::ofstream(path, std::ios::binary) << bytes;
 }
 
-void expect_io_error(const std::function<void()>& f, std::initializer_list<std::string> parts)
-{
-    try {
-        f();
-        FAIL("expected an IOError containing '" << *parts.begin() << "'");
-    } catch (const IOError& e) {
-        const std::string msg = e.what();
-        INFO("message: " << msg);
-        for (const auto& p : parts)
-            CHECK(msg.find(p) != std::string::npos);
-    }
-}
 
 template <class T>
 void check_round_trip(const TempDir& tmp, const array_t<T>& a, const char* descr)
@@ -206,40 +195,40 @@ TEST_CASE("npy: malformed files give an IOError naming the file")
     TempDir tmp("test_npy");
     const std::string p = tmp.file("bad.npy");
     const std::string ok_header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }";
-    expect_io_error([&] { read_npy<float>(tmp.file("missing.npy")); },
+    expect_error<IOError>([&] { read_npy<float>(tmp.file("missing.npy")); },
                     { tmp.file("missing.npy"), "cannot open" });
     put(p, "");
-    expect_io_error([&] { read_npy<float>(p); }, { p, "magic" });
+    expect_error<IOError>([&] { read_npy<float>(p); }, { p, "magic" });
     put(p, "PK\x03\x04 this is a zip, not a npy");
-    expect_io_error([&] { read_npy<float>(p); }, { p, "magic" });
+    expect_error<IOError>([&] { read_npy<float>(p); }, { p, "magic" });
     put(p, npy_bytes(ok_header, raw<float>({ 1, 2 }), 4));
-    expect_io_error([&] { read_npy<float>(p); }, { p, "version 4.0" });
+    expect_error<IOError>([&] { read_npy<float>(p); }, { p, "version 4.0" });
     put(p, npy_bytes(ok_header, raw<float>({ 1, 2 })).substr(0, 30));
-    expect_io_error([&] { read_npy<float>(p); }, { p, "truncated header" });
+    expect_error<IOError>([&] { read_npy<float>(p); }, { p, "truncated header" });
     put(p, npy_bytes(ok_header, raw<float>({ 1 })));
-    expect_io_error([&] { read_npy<float>(p); }, { p, "truncated", "needs 8 data bytes, found 4" });
+    expect_error<IOError>([&] { read_npy<float>(p); }, { p, "truncated", "needs 8 data bytes, found 4" });
     put(p, npy_bytes("{'descr': '<c16', 'fortran_order': False, 'shape': (1,), }", std::string(16, '\0')));
-    expect_io_error([&] { read_npy<float>(p); }, { p, "'<c16'" });
+    expect_error<IOError>([&] { read_npy<float>(p); }, { p, "'<c16'" });
     put(p, npy_bytes("{'descr': '<f2', 'fortran_order': False, 'shape': (1,), }", std::string(2, '\0')));
-    expect_io_error([&] { read_npy<float>(p); }, { p, "'<f2'" });
+    expect_error<IOError>([&] { read_npy<float>(p); }, { p, "'<f2'" });
     put(p, npy_bytes("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }",
                      std::string(4, '\0')));
-    expect_io_error([&] { read_npy<float>(p); }, { p, "unsupported value" });
+    expect_error<IOError>([&] { read_npy<float>(p); }, { p, "unsupported value" });
     put(p, npy_bytes("{'descr': '<f4', 'shape': (2,), }", raw<float>({ 1, 2 })));
-    expect_io_error([&] { read_npy<float>(p); }, { p, "exactly the keys" });
+    expect_error<IOError>([&] { read_npy<float>(p); }, { p, "exactly the keys" });
     put(p, npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'extra': 1, }",
                      raw<float>({ 1, 2 })));
-    expect_io_error([&] { read_npy<float>(p); }, { p, "unsupported value" });
+    expect_error<IOError>([&] { read_npy<float>(p); }, { p, "unsupported value" });
     put(p, npy_bytes("{'descr': '<f4', 'fortran_order': 0, 'shape': (2,), }", raw<float>({ 1, 2 })));
-    expect_io_error([&] { read_npy<float>(p); }, { p });
+    expect_error<IOError>([&] { read_npy<float>(p); }, { p });
     put(p, npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2, -1), }", raw<float>({ 1, 2 })));
-    expect_io_error([&] { read_npy<float>(p); }, { p, "non-negative integer" });
+    expect_error<IOError>([&] { read_npy<float>(p); }, { p, "non-negative integer" });
     put(p, npy_bytes(
              "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999, 99999999999), }",
              ""));
-    expect_io_error([&] { read_npy<float>(p); }, { p, "too large" });
+    expect_error<IOError>([&] { read_npy<float>(p); }, { p, "too large" });
     put(p, npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2,)", raw<float>({ 1, 2 })));
-    expect_io_error([&] { read_npy<float>(p); }, { p, "unexpected end of header" });
-    expect_io_error([&] { write_npy<float>(tmp.file("no_dir/x.npy"), array_t<float>{ 1 }); },
+    expect_error<IOError>([&] { read_npy<float>(p); }, { p, "unexpected end of header" });
+    expect_error<IOError>([&] { write_npy<float>(tmp.file("no_dir/x.npy"), array_t<float>{ 1 }); },
                     { tmp.file("no_dir/x.npy"), "cannot open" });
 }
