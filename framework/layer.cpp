@@ -1,5 +1,7 @@
 #include "framework/layer.hpp"
 
+#include "framework/limits.hpp"
+
 #include "framework/graph/node.hpp"
 #include "framework/ops.hpp"
 
@@ -452,6 +454,8 @@ Variable<T> Layer<T>::add_weight(const std::string& name, const shape_t& shape, 
 {
     if (!initializer)
         throw ValueError("layer \"" + m_name + "\": add_weight('" + name + "') needs an initializer");
+    // Weight shapes come from configs that may be downloaded: Note [Allocation limit].
+    checked_size(shape, "layer \"" + m_name + "\": weight '" + name + "'");
     array_t<T> value = (*initializer)(shape);
     if (shape_of(value) != shape)
         throw ShapeError("layer \"" + m_name + "\": initializer " + initializer->class_name() + " returned shape " +

@@ -433,14 +433,31 @@ json normalize_loss_spec(json loss)
     return loss;
 }
 
+// Keras's configs nest a few dozen levels at most (a layer in a wrapper in a model in a model);
+// the builders walk them recursively, so a deeper document is refused while it is parsed, before
+// it can exhaust the stack.
+constexpr int k_max_config_depth = 200;
+
+/// Parses a model or training config; `what` names it in errors ("f.h5: the 'model_config'
+/// attribute").
+json parse_config(const std::string& text, const std::string& what)
+{
+    auto depth_guard = [&](int depth, json::parse_event_t, json&) {
+        if (depth > k_max_config_depth)
+            throw ValueError(what + " nests deeper than " + std::to_string(k_max_config_depth) +
+                             " levels; Keras configs do not");
+        return true;
+    };
+    try {
+        return json::parse(text, depth_guard);
+    } catch (const json::parse_error& e) {
+        throw ValueError(what + " is not valid JSON: " + e.what());
+    }
+}
+
 json config_of_file(const io::H5Group& root, const std::string& attr, const std::string& file)
 {
-    const std::string text = root.read_string_attribute(attr);
-    try {
-        return json::parse(text);
-    } catch (const json::parse_error& e) {
-        throw ValueError(file + ": the '" + attr + "' attribute is not valid JSON: " + e.what());
-    }
+    return parse_config(root.read_string_attribute(attr), file + ": the '" + attr + "' attribute");
 }
 
 } // namespace
@@ -504,13 +521,7 @@ void compile_from_training_config(Model<T>& model, const json& training_config)
 template <class T>
 std::shared_ptr<Model<T>> model_from_json(const std::string& json_text, const std::string& source)
 {
-    json j;
-    try {
-        j = json::parse(json_text);
-    } catch (const json::parse_error& e) {
-        throw ValueError(source + ": not valid JSON: " + e.what());
-    }
-    return model_from_spec_json<T>(j, source);
+    return model_from_spec_json<T>(parse_config(json_text, source), source);
 }
 
 template <class T>

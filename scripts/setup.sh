@@ -3,7 +3,8 @@
 # Idempotent and non-interactive; both README commands call it first.
 set -euo pipefail
 pkgs=(g++ cmake make libxtensor-dev libxtensor-blas-dev libxsimd-dev xtl-dev libopenblas-dev
-      doctest-dev libhdf5-dev nlohmann-json3-dev zlib1g-dev dataset-fashion-mnist)
+      doctest-dev libhdf5-dev nlohmann-json3-dev zlib1g-dev dataset-fashion-mnist
+      clang libclang-rt-14-dev libomp-14-dev) # clang: the sanitizer build and its libFuzzer targets
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,5 +1,7 @@
 #include "framework/io/hdf5.hpp"
 
+#include "framework/limits.hpp"
+
 #include <hdf5.h>
 
 #include <algorithm>
@@ -626,6 +628,13 @@ array_t<T> H5Group::read_dataset(const std::string& path) const
     if (!is_numeric(type.get()))
         fail("dataset '" + child_path(path) + "' holds " + dtype_of(type.get()) +
              ", expected integer or floating-point numbers");
+    // The declared shape is not bounded by the file's size (chunks may be compressed or absent):
+    // Note [Allocation limit].
+    try {
+        checked_size(shape, "dataset '" + child_path(path) + "'");
+    } catch (const ValueError& e) {
+        fail(e.what()); // an IOError naming the file, as every other reading failure here
+    }
     array_t<T> out = array_t<T>::from_shape(shape);
     if (out.size() > 0 && H5Dread(ds.get(), native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)
         fail("cannot read dataset '" + child_path(path) + "' of shape " + shape_str(shape) + h5_detail());

@@ -109,11 +109,12 @@ IdxArray read_idx(const std::string& path)
         out.shape.push_back(d);
     }
 
-    // Grow while reading rather than trusting the header with one huge allocation.
-    constexpr std::size_t chunk = std::size_t(1) << 24;
+    // Grow while reading rather than trusting the header with one huge allocation: the buffer
+    // doubles (from 64 KiB), so a header that claims more than the file holds costs at most twice
+    // the bytes actually there (a fixed 16 MiB step made every truncated file cost 16 MiB).
     std::size_t got = 0;
     while (got < total) {
-        const std::size_t want = std::min(chunk, total - got);
+        const std::size_t want = std::min(std::max<std::size_t>(std::size_t(1) << 16, got), total - got);
         out.data.resize(got + want);
         const std::size_t r = in.read(out.data.data() + got, want);
         got += r;
