@@ -66,7 +66,9 @@ TEST_CASE("gradcheck: broadcasting binary ops")
     const std::vector<std::pair<shape_t, shape_t>> cases = {
         { { 3, 4 }, { 3, 4 } }, { { 3, 4 }, { 4 } }, { { 3, 1 }, { 1, 4 } }, { { 2, 3, 4 }, { 3, 1 } }, { {}, { 2, 2 } }
     };
-    for (auto [sa, sb] : cases) {
+    for (const auto& c : cases) {
+        const shape_t& sa = c.first; // not a structured binding: clang 14 cannot capture one
+        const shape_t& sb = c.second;
         CAPTURE(shape_str(sa));
         CAPTURE(shape_str(sb));
         Tensor<double> a = random_tensor(sa, 5), b = random_tensor(sb, 6, 0.5, 2.0);

@@ -248,7 +248,9 @@ TEST_CASE("get_initializer: every name Keras accepts")
         { "orthogonal", "Orthogonal" },
         { "OrthogonalInitializer", "Orthogonal" },
     };
-    for (const auto& [name, cls] : names) {
+    for (const auto& entry : names) {
+        const auto& name = entry.first; // not a structured binding: clang 14 cannot capture one
+        const auto& cls = entry.second;
         CAPTURE(name);
         auto init = get_initializer<float>(name);
         REQUIRE(init);

@@ -108,7 +108,9 @@ TEST_CASE("expand_dims and squeeze: shapes for every axis, values, gradients")
     const std::vector<std::pair<int, shape_t>> cases = { { 0, { 1, 2, 3 } },  { 1, { 2, 1, 3 } },
                                                          { 2, { 2, 3, 1 } },  { -1, { 2, 3, 1 } },
                                                          { -2, { 2, 1, 3 } }, { -3, { 1, 2, 3 } } };
-    for (const auto& [axis, shape] : cases) {
+    for (const auto& c : cases) {
+        const int axis = c.first; // not a structured binding: clang 14 cannot capture one
+        const shape_t& shape = c.second;
         CAPTURE(axis);
         const Tensor<double> y = expand_dims(x, axis);
         CHECK(y.shape() == shape);

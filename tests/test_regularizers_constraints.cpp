@@ -207,7 +207,9 @@ TEST_CASE("get_constraint: names and every config form")
         { "min_max_norm", "MinMaxNorm" }, { "MinMaxNorm", "MinMaxNorm" }, { "unit_norm", "UnitNorm" },
         { "UnitNorm", "UnitNorm" },      { "unitnorm", "UnitNorm" },
     };
-    for (const auto& [name, cls] : names) {
+    for (const auto& entry : names) {
+        const auto& name = entry.first; // not a structured binding: clang 14 cannot capture one
+        const auto& cls = entry.second;
         CAPTURE(name);
         CHECK(get_constraint<float>(name)->class_name() == cls);
     }
