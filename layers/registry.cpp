@@ -11,6 +11,7 @@
 #include "layers/pooling/register_pooling.hpp"
 #include "layers/regularization/register_regularization.hpp"
 #include "layers/merging/merge.hpp"
+#include "layers/normalization/register_normalization.hpp"
 #include "layers/relu.hpp"
 #include "layers/reshaping/register_reshaping.hpp"
 #include "layers/reshape.hpp"
@@ -35,7 +36,7 @@ const char* const keras_layers_not_implemented[] = {
     "GlobalAveragePooling2D", "GlobalAveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
     "GlobalMaxPooling3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D",
     "Cropping3D", "UpSampling1D", "UpSampling2D", "UpSampling3D", "RepeatVector", "Permute", "Embedding",
-    "LSTM", "GRU", "SimpleRNN", "Bidirectional", "TimeDistributed", "ConvLSTM2D", "Merge", "LayerNormalization",
+    "LSTM", "GRU", "SimpleRNN", "Bidirectional", "TimeDistributed", "ConvLSTM2D", "Merge",
     "GroupNormalization", "UnitNormalization", "Masking", "Lambda", "ELU", "PReLU", "ThresholdedReLU",
     "GaussianNoise", "GaussianDropout", "AlphaDropout", "SpatialDropout1D", "SpatialDropout2D",
     "SpatialDropout3D", "ActivityRegularization", "MultiHeadAttention", "Attention", "AdditiveAttention",
@@ -73,6 +74,7 @@ struct Registry
         register_reshaping_layers<T>(factories);
         register_regularization_layers<T>(factories);
         register_convolutional_layers<T>(factories);
+        register_normalization_layers<T>(factories);
         // Keras 1 wrote these core layers under the same class names, so no aliases are needed;
         // an unknown Keras 1 name (Convolution2D, Merge, ...) reaches the NotImplementedError below.
     }
