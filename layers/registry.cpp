@@ -37,7 +37,7 @@ const char* const keras_layers_not_implemented[] = {
     "GlobalMaxPooling3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D",
     "Cropping3D", "UpSampling1D", "UpSampling2D", "UpSampling3D", "RepeatVector", "Permute", "Embedding",
     "LSTM", "GRU", "SimpleRNN", "Bidirectional", "TimeDistributed", "ConvLSTM2D", "Merge",
-    "GroupNormalization", "UnitNormalization", "Masking", "Lambda", "ELU", "PReLU", "ThresholdedReLU",
+    "Masking", "Lambda", "ELU", "PReLU", "ThresholdedReLU",
     "GaussianNoise", "GaussianDropout", "AlphaDropout", "SpatialDropout1D", "SpatialDropout2D",
     "SpatialDropout3D", "ActivityRegularization", "MultiHeadAttention", "Attention", "AdditiveAttention",
     "EinsumDense", "Identity", "Rescaling", "Normalization", "Resizing", "CenterCrop", "RandomFlip",

@@ -9,7 +9,7 @@
 
 namespace xtape {
 
-/// Adds LayerNormalization to `factories`.
+/// Adds LayerNormalization, GroupNormalization and UnitNormalization to `factories`.
 template <class T>
 void register_normalization_layers(std::map<std::string, LayerFactory<T>>& factories);
 
