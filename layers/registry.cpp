@@ -9,6 +9,7 @@
 #include "layers/input_layer.hpp"
 #include "layers/leaky_relu.hpp"
 #include "layers/pooling/register_pooling.hpp"
+#include "layers/preprocessing/register_preprocessing.hpp"
 #include "layers/regularization/register_regularization.hpp"
 #include "layers/merging/merge.hpp"
 #include "layers/normalization/register_normalization.hpp"
@@ -40,7 +41,7 @@ const char* const keras_layers_not_implemented[] = {
     "Masking", "Lambda", "ELU", "PReLU", "ThresholdedReLU",
     "GaussianNoise", "GaussianDropout", "AlphaDropout", "SpatialDropout1D", "SpatialDropout2D",
     "SpatialDropout3D", "ActivityRegularization", "MultiHeadAttention", "Attention", "AdditiveAttention",
-    "EinsumDense", "Identity", "Rescaling", "Normalization", "Resizing", "CenterCrop", "RandomFlip",
+    "EinsumDense", "Identity", "Rescaling", "Resizing", "CenterCrop", "RandomFlip",
     "RandomRotation", "RandomZoom", "RandomCrop", "RandomTranslation", "RandomContrast", "MaxoutDense",
     "Highway", "Sequential", "Functional", "Model",
 };
@@ -75,6 +76,7 @@ struct Registry
         register_regularization_layers<T>(factories);
         register_convolutional_layers<T>(factories);
         register_normalization_layers<T>(factories);
+        register_preprocessing_layers<T>(factories);
         // Keras 1 wrote these core layers under the same class names, so no aliases are needed;
         // an unknown Keras 1 name (Convolution2D, Merge, ...) reaches the NotImplementedError below.
     }
