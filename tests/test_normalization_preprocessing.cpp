@@ -241,3 +241,28 @@ TEST_CASE("gradcheck: Normalization and its inverse are differentiable in x")
     check_gradients([&](const std::vector<Tensor<double>>& v) { return inv(v[0]); },
                     { random_tensor<double>({ 2, 3, 2 }, 9) });
 }
+
+TEST_CASE("Normalization: the config of a real Keras 3.10 file (dnn_model.keras, mean/variance in weights)")
+{
+    // The Normalization entry of keras3/vasanthprakasam-mpg-estimator/dnn_model.keras's config.json,
+    // verbatim: statistics null in the config, axis [1], build_config (314, 9).
+    const json entry = json::parse(R"({"module": "keras.layers", "class_name": "Normalization", "config": {"name":
+        "normalization", "trainable": true, "dtype": {"module": "keras", "class_name": "DTypePolicy", "config":
+        {"name": "float32"}, "registered_name": null}, "axis": [1], "invert": false, "mean": null, "variance": null},
+        "registered_name": null, "build_config": {"input_shape": [314, 9]}})");
+    auto n = layer_from_config<float>(entry);
+    n->build_once({ none_dim, 9 });
+    const auto w = n->weights();
+    REQUIRE(w.size() == 3); // the file's vars/0, vars/1, vars/2: mean (9,), variance (9,), count ()
+    CHECK(w[0].shape() == shape_t{ 9 });
+    CHECK(w[1].shape() == shape_t{ 9 });
+    CHECK(w[2].shape() == shape_t{});
+    array_t<float> mean = xt::zeros<float>({ 9 }), var = xt::ones<float>({ 9 });
+    mean(1) = 195.3f;
+    var(1) = 10816.f; // a std of 104
+    n->set_weights({ mean, var, array_t<float>(0.f) });
+    Tensor<float> x = Tensor<float>::zeros({ 1, 9 });
+    x.mutable_value()(0, 1) = 299.3f;
+    CHECK((*n)(x).value()(0, 1) == doctest::Approx(1.0).epsilon(1e-6));
+    CHECK(n->get_config()["mean"].is_null());
+}

@@ -9,15 +9,21 @@
 #include "layers/batch_normalization.hpp"
 #include "layers/core/embedding.hpp"
 #include "layers/dense.hpp"
+#include "layers/input_layer.hpp"
+#include "layers/normalization/group_normalization.hpp"
+#include "layers/normalization/layer_normalization.hpp"
 #include "layers/pooling/global_pooling.hpp"
+#include "layers/preprocessing/normalization.hpp"
 #include "layers/registry.hpp"
 #include "layers/wrappers/time_distributed.hpp"
 #include "optim/sgd.hpp"
+#include "saving/keras_h5.hpp"
 #include "tests/helpers.hpp"
 
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <filesystem>
 
 using namespace xtape;
 using xtape::testing::check_gradients;
@@ -117,6 +123,12 @@ TEST_CASE("Masking: Keras's test_masking_correctness (values, mask, the mask rea
     check_gradients([&](const std::vector<Tensor<double>>& v) { return m5(v[0]); },
                     { Tensor<double>(array_t<double>{ { { 5., 2. }, { 5., 1.5 } } }) });
     CHECK(Masking<float>::from_config({ { "name", "m" }, { "mask_value", -1.0 } })->get_config()["mask_value"] == -1.0);
+    // Keras 3 writes a tensor argument as {"class_name": "__tensor__", "config": {"value", "dtype"}}.
+    auto k3 = layer_from_config<float>(json::parse(R"({"module": "keras.layers", "class_name": "Masking",
+        "config": {"name": "masking", "trainable": true, "dtype": "float32",
+                   "mask_value": {"class_name": "__tensor__", "config": {"value": 2.5, "dtype": "float32"}}},
+        "registered_name": null})"));
+    CHECK(std::dynamic_pointer_cast<Masking<float>>(k3)->mask_value() == 2.5);
 }
 
 TEST_CASE("Embedding(mask_zero) masks reach BatchNormalization and GlobalAveragePooling1D")
@@ -340,4 +352,36 @@ TEST_CASE("Masked training: fit on Embedding(mask_zero) -> TimeDistributed(Dense
         CHECK(bn->moving_mean().value()(o) == doctest::Approx(moving_mean[o]).epsilon(1e-9));
         CHECK(bn->moving_variance().value()(o) == doctest::Approx(moving_var[o]).epsilon(1e-9));
     }
+}
+
+TEST_CASE("A Sequential with Embedding, TimeDistributed, LayerNormalization, GroupNormalization and Normalization "
+          "saves to Keras's HDF5 format and loads back with the same outputs")
+{
+    EmbeddingOptions<float> eo;
+    eo.input_dim = 6;
+    eo.output_dim = 4;
+    eo.mask_zero = true;
+    auto norm = std::make_shared<Normalization<float>>();
+    Sequential<float> model({ std::make_shared<InputLayer<float>>(dims_t{ 5 }), std::make_shared<Embedding<float>>(eo),
+                              std::make_shared<TimeDistributed<float>>(std::make_shared<Dense<float>>(4, "relu")),
+                              std::make_shared<LayerNormalization<float>>(),
+                              std::make_shared<GroupNormalization<float>>([] {
+                                  GroupNormalizationOptions<float> g;
+                                  g.groups = 2;
+                                  return g;
+                              }()),
+                              norm, std::make_shared<GlobalAveragePooling1D<float>>(),
+                              std::make_shared<Dense<float>>(1) });
+    norm->adapt(random_tensor<float>({ 8, 5, 4 }, 3));
+    const Tensor<float> ids(array_t<float>{ { 1.f, 2.f, 3.f, 0.f, 0.f }, { 5.f, 4.f, 3.f, 2.f, 1.f } });
+    const Tensor<float> before = model(ids);
+    const std::string path = (std::filesystem::temp_directory_path() / "xtape_sequence_layers.h5").string();
+    save_model(model, path);
+    auto loaded = load_model<float>(path);
+    const Tensor<float> after = (*loaded)(ids);
+    std::filesystem::remove(path);
+    REQUIRE(after.shape() == before.shape());
+    for (std::size_t i = 0; i < before.size(); ++i)
+        CHECK(after.data()[i] == before.data()[i]);
+    CHECK(loaded->weights().size() == model.weights().size());
 }

@@ -123,7 +123,19 @@ template <class T>
 std::shared_ptr<Masking<T>> Masking<T>::from_config(const json& config)
 {
     const LayerArgs a = layer_args_from_config(config);
-    auto l = std::make_shared<Masking<T>>(config_number(config, "mask_value", 0.0), a.name);
+    double value = 0.0;
+    if (config.contains("mask_value") && !config["mask_value"].is_null()) {
+        json v = config["mask_value"];
+        // Keras 3 may serialize the value as a tensor: {"class_name": "__tensor__" (or "__numpy__"),
+        // "config": {"value": 0.0, "dtype": "float32"}}.
+        if (v.is_object() && v.contains("config") && v["config"].is_object() && v["config"].contains("value"))
+            v = v["config"]["value"];
+        if (!v.is_number())
+            throw ValueError("Masking '" + a.name + "': expected a number for `mask_value`, got " +
+                             config["mask_value"].dump());
+        value = v.get<double>();
+    }
+    auto l = std::make_shared<Masking<T>>(value, a.name);
     l->set_trainable(a.trainable);
     return l;
 }

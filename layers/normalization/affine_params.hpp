@@ -84,6 +84,15 @@ inline std::vector<int> axis_from_config(const json& ax, const std::string& laye
     return axis;
 }
 
+/// `v` when the layer has it; otherwise RuntimeError naming the layer, the weight and `why` it is absent.
+template <class T>
+const Variable<T>& require_weight(const Variable<T>& v, const std::string& layer, const char* what, const char* why)
+{
+    if (!v.defined())
+        throw RuntimeError("layer \"" + layer + "\" has no `" + what + "` (" + why + ")");
+    return v;
+}
+
 /// "[1, 2]" as Keras prints a list of axes.
 inline std::string axis_list_str(const std::vector<int>& axis)
 {

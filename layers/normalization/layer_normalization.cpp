@@ -114,17 +114,13 @@ Tensor<T> LayerNormalization<T>::call(const Tensor<T>& x, bool, const Tensor<T>&
 template <class T>
 const Variable<T>& LayerNormalization<T>::gamma() const
 {
-    if (!m_gamma.defined())
-        throw RuntimeError("layer \"" + this->name() + "\" has no `gamma` (not built, or scale=False)");
-    return m_gamma;
+    return require_weight(m_gamma, this->name(), "gamma", "not built, or scale=False");
 }
 
 template <class T>
 const Variable<T>& LayerNormalization<T>::beta() const
 {
-    if (!m_beta.defined())
-        throw RuntimeError("layer \"" + this->name() + "\" has no `beta` (not built, center=False or rms_scaling=True)");
-    return m_beta;
+    return require_weight(m_beta, this->name(), "beta", "not built, center=False or rms_scaling=True");
 }
 
 template class LayerNormalization<float>;
