@@ -4,6 +4,7 @@
 // reaching the following layers, Keras 3's per-step TimeDistributed(BatchNormalization), configs and
 // the Bidirectional error.
 #include "framework/embedding.hpp"
+#include "framework/model.hpp"
 #include "framework/ops.hpp"
 #include "framework/sequential.hpp"
 #include "layers/batch_normalization.hpp"
@@ -384,4 +385,21 @@ TEST_CASE("A Sequential with Embedding, TimeDistributed, LayerNormalization, Gro
     for (std::size_t i = 0; i < before.size(); ++i)
         CHECK(after.data()[i] == before.data()[i]);
     CHECK(loaded->weights().size() == model.weights().size());
+}
+
+TEST_CASE("In a functional model the Embedding's mask passes TimeDistributed and reaches the pooling")
+{
+    EmbeddingOptions<double> o;
+    o.input_dim = 4;
+    o.output_dim = 2;
+    o.mask_zero = true;
+    auto emb = std::make_shared<Embedding<double>>(o);
+    auto td = std::make_shared<TimeDistributed<double>>(std::make_shared<Dense<double>>(2));
+    auto gap = std::make_shared<GlobalAveragePooling1D<double>>();
+    auto in = Input<double>({ 3 });
+    Model<double> model(in, (*gap)((*td)((*emb)(in))), "masked_functional");
+    emb->set_weights({ array_t<double>{ { 9., 9. }, { 1., 2. }, { 3., 4. }, { 5., 6. } } });
+    td->set_weights({ array_t<double>{ { 1., 0. }, { 0., 1. } }, array_t<double>{ 0., 0. } }); // identity
+    Tensor<double> y = model(Tensor<double>(array_t<double>{ { 1., 2., 0. } }));
+    CHECK(y.value() == array_t<double>{ { 2., 3. } }); // the padding row (9, 9) is not averaged in
 }
