@@ -2,9 +2,14 @@
 // The Normalization preprocessing layer: Keras's normalization_test.py cases, adapt in one pass and
 // over batches (the same numbers whatever the split), given statistics and their broadcasting,
 // invert, errors with Keras's wording, weights in Keras's order, configs, a gradient check.
+#include "framework/model.hpp"
 #include "framework/ops.hpp"
+#include "framework/sequential.hpp"
+#include "layers/dense.hpp"
+#include "layers/input_layer.hpp"
 #include "layers/preprocessing/normalization.hpp"
 #include "layers/registry.hpp"
+#include "optim/sgd.hpp"
 #include "tests/helpers.hpp"
 
 #include <doctest/doctest.h>
@@ -265,4 +270,56 @@ TEST_CASE("Normalization: the config of a real Keras 3.10 file (dnn_model.keras,
     x.mutable_value()(0, 1) = 299.3f;
     CHECK((*n)(x).value()(0, 1) == doctest::Approx(1.0).epsilon(1e-6));
     CHECK(n->get_config()["mean"].is_null());
+}
+
+TEST_CASE("A model with Normalization first trains with fit and predicts as a hand computation")
+{
+    // x -> Normalization (adapted) -> Dense(1), MSE, SGD(0.1), one full batch: the reference
+    // normalizes x by the adapted mean and std and takes the gradient step of linear regression.
+    const array_t<double> x = { { 1., 10. }, { 2., 30. }, { 3., 20. }, { 6., 40. } };
+    array_t<double> y = { 1., 2., 2., 5. };
+    y.reshape({ 4, 1 });
+    auto norm = std::make_shared<Normalization<double>>();
+    norm->adapt(Tensor<double>(x));
+    DenseOptions<double> d;
+    d.units = 1;
+    d.kernel_initializer = get_initializer<double>(json{ { "class_name", "Constant" }, { "config", { { "value", 0.5 } } } });
+    Sequential<double> model({ std::make_shared<InputLayer<double>>(dims_t{ 2 }), norm, std::make_shared<Dense<double>>(d) });
+    model.compile(std::make_shared<SGD<double>>(0.1), "mse");
+    FitOptions<double> fo;
+    fo.batch_size = 4;
+    fo.shuffle = false;
+    fo.verbose = 0;
+    model.fit(x, y, fo);
+
+    double mean[2] = { 0, 0 }, sd[2] = { 0, 0 };
+    for (int j = 0; j < 2; ++j) {
+        for (int i = 0; i < 4; ++i)
+            mean[j] += x(i, j) / 4;
+        for (int i = 0; i < 4; ++i)
+            sd[j] += (x(i, j) - mean[j]) * (x(i, j) - mean[j]) / 4;
+        sd[j] = std::sqrt(sd[j]);
+    }
+    double w[2] = { 0.5, 0.5 }, b = 0, gw[2] = { 0, 0 }, gb = 0;
+    for (int i = 0; i < 4; ++i) {
+        const double n0 = (x(i, 0) - mean[0]) / sd[0], n1 = (x(i, 1) - mean[1]) / sd[1];
+        const double r = n0 * w[0] + n1 * w[1] + b - y(i, 0);
+        gw[0] += 2 * r * n0 / 4;
+        gw[1] += 2 * r * n1 / 4;
+        gb += 2 * r / 4;
+    }
+    for (int j = 0; j < 2; ++j)
+        w[j] -= 0.1 * gw[j];
+    b -= 0.1 * gb;
+    const auto weights = model.trainable_weights();
+    REQUIRE(weights.size() == 2);
+    CHECK(weights[0].value()(0, 0) == doctest::Approx(w[0]).epsilon(1e-12));
+    CHECK(weights[0].value()(1, 0) == doctest::Approx(w[1]).epsilon(1e-12));
+    CHECK(weights[1].value()(0) == doctest::Approx(b).epsilon(1e-12));
+    PredictOptions<double> po;
+    po.verbose = 0;
+    const array_t<double> p = model.predict(array_t<double>{ { 4., 25. } }, po);
+    CHECK(p(0, 0) == doctest::Approx((4. - mean[0]) / sd[0] * w[0] + (25. - mean[1]) / sd[1] * w[1] + b).epsilon(1e-12));
+    // The adapted statistics are not trainable: fit left them alone.
+    CHECK(norm->get_weights()[0](0) == doctest::Approx(mean[0]).epsilon(1e-15));
 }
