@@ -92,9 +92,10 @@ struct Options {
     bool selected(const std::string& name) const { return only.empty() || name.find(only) != std::string::npos; }
 };
 
-/// Parses argv into o; returns the exit code when the program should stop (--list done: 0; bad
+/// Parses argv into o (--list prints `cases`); returns the exit code when the program should stop (--list done: 0; bad
 /// usage, printed: 2), nothing when it should run.
-inline std::optional<int> parse_options(int argc, char** argv, Options& o, bool with_path = false)
+inline std::optional<int> parse_options(int argc, char** argv, Options& o, bool with_path = false,
+                                        const std::vector<Case>& cases = batch_norm_cases())
 {
     bool list = false;
     for (int i = 1; i < argc; ++i) {
@@ -114,7 +115,7 @@ inline std::optional<int> parse_options(int argc, char** argv, Options& o, bool 
     }
     if (!list)
         return std::nullopt;
-    for (const Case& c : batch_norm_cases())
+    for (const Case& c : cases)
         if (o.selected(case_name(c)))
             std::printf("%s\n", case_name(c).c_str());
     return 0;

@@ -3,6 +3,8 @@
 #include "framework/batch_norm.hpp"
 
 #include "framework/errors.hpp"
+#include "framework/kernels/grad_slot.hpp"
+#include "framework/kernels/simd.hpp"
 #include "framework/parallel.hpp"
 
 #include <xsimd/xsimd.hpp>
@@ -34,8 +36,7 @@ constexpr std::size_t chunk_elements = 1 << 15;
 constexpr std::size_t max_chunks = 16;
 constexpr std::size_t max_partials = 1 << 14;
 
-template <class T>
-using vec = xsimd::batch<T>;
+using kernels::vec;
 
 /// Chunks over the outer axis; depends only on the layout (Note [Batch norm determinism]).
 std::size_t chunk_count(const Layout& l)
@@ -91,104 +92,21 @@ void run_threads(int nt, F&& f)
 #endif
 }
 
-/// Note [Streaming stores]: outputs larger than this are written with non-temporal stores. A
-/// normal store first reads the line it writes (read-for-ownership) and then evicts input that
-/// the reversed second pass was about to find in cache; a streaming store does neither. Small
-/// outputs stay in cache for the next layer, so they use normal stores.
-constexpr std::size_t stream_min_bytes = std::size_t(8) << 20;
-/// The channel-first forward streams only from twice that size: measured on 64x256x14x14 (12.8 MB,
+/// The channel-first forward streams only from twice stream_min_bytes (Note [Streaming stores] in
+/// framework/kernels/simd.hpp): measured on 64x256x14x14 (12.8 MB,
 /// x and y together within this machine's 32 MB L3) normal stores were faster (median 480-625 us
 /// against 545-760), on the same size channel-last they were 2x slower, and the backward, which
 /// also reads dy, kept streaming faster at 12.8 MB in both layouts.
 constexpr std::size_t stream_min_bytes_cf_forward = std::size_t(16) << 20;
 
-template <class T>
-inline bool is_aligned(const T* p)
-{
-    return reinterpret_cast<std::uintptr_t>(p) % sizeof(vec<T>) == 0;
-}
-
-/// Non-temporal store of a full vector to an address aligned to the vector size.
-template <class T>
-inline void stream_store(T* p, const vec<T>& v)
-{
-    using R = typename vec<T>::register_type;
-    const R r = v;
-#if defined(__AVX512F__)
-    if constexpr (sizeof(R) == 64) {
-        if constexpr (std::is_same_v<T, float>)
-            _mm512_stream_ps(p, r);
-        else
-            _mm512_stream_pd(p, r);
-        return;
-    }
-#endif
-#if defined(__AVX__)
-    if constexpr (sizeof(R) == 32) {
-        if constexpr (std::is_same_v<T, float>)
-            _mm256_stream_ps(p, r);
-        else
-            _mm256_stream_pd(p, r);
-        return;
-    }
-#endif
-    v.store_aligned(p);
-}
-
-inline void stream_fence() { _mm_sfence(); }
-
-template <class T>
-inline void store(T* p, const vec<T>& v, bool stream)
-{
-    if (stream)
-        stream_store(p, v);
-    else
-        v.store_unaligned(p);
-}
-
-/// Lanes [0, k) of p, the others `fill` (k < lane count); never reads past p + k.
-template <class T>
-inline vec<T> load_partial(const T* p, std::size_t k, T fill)
-{
-#if defined(__AVX512F__)
-    if constexpr (sizeof(typename vec<T>::register_type) == 64) {
-        if constexpr (std::is_same_v<T, float>)
-            return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), static_cast<__mmask16>((1u << k) - 1), p);
-        else
-            return _mm512_mask_loadu_pd(_mm512_set1_pd(fill), static_cast<__mmask8>((1u << k) - 1), p);
-    }
-#endif
-    alignas(64) T b[vec<T>::size];
-    for (std::size_t i = 0; i < vec<T>::size; ++i)
-        b[i] = i < k ? p[i] : fill;
-    return vec<T>::load_aligned(b);
-}
-
-/// Lane j is a for j < k, else b.
-template <class T>
-inline vec<T> blend_lanes(std::size_t k, const vec<T>& a, const vec<T>& b)
-{
-    alignas(64) static const T iota[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
-    static_assert(vec<T>::size <= 16, "lane table too short");
-    return xsimd::select(vec<T>::load_aligned(iota) < vec<T>(static_cast<T>(k)), a, b);
-}
-
-/// Sum of the lanes: xsimd's shuffles for float; for double a plain loop, because xsimd's double
-/// hadd trips GCC 12's -Wmaybe-uninitialized.
-template <class T>
-inline T hsum(const vec<T>& v)
-{
-    if constexpr (std::is_same_v<T, float>) {
-        return xsimd::hadd(v);
-    } else {
-        alignas(64) T b[vec<T>::size];
-        v.store_aligned(b);
-        T s = 0;
-        for (std::size_t i = 0; i < vec<T>::size; ++i)
-            s += b[i];
-        return s;
-    }
-}
+using kernels::blend_lanes;
+using kernels::hsum;
+using kernels::is_aligned;
+using kernels::load_partial;
+using kernels::store;
+using kernels::stream_fence;
+using kernels::stream_min_bytes;
+using kernels::stream_store;
 
 /// Chan et al.'s pairwise merge of (mean_b, m2_b) over n_b elements into (mean, m2) over n_a:
 /// the weights depend only on the counts, so a loop over channels computes them once.
@@ -1528,17 +1446,8 @@ std::shared_ptr<bn::OpState<T>> acquire_state(bn::Workspace<T>& ws, const array_
     return st;
 }
 
-/// dgamma or dbeta slot: the kernels add, so a first contribution (Note [First gradient
-/// contributions] in tape.hpp) starts from zeros - C values, unlike dx.
-template <class T>
-T* param_slot(const std::vector<array_t<T>*>& dx, const std::vector<bool>& first, std::size_t i)
-{
-    if (!dx[i])
-        return nullptr;
-    if (first[i])
-        std::fill(dx[i]->begin(), dx[i]->end(), T(0));
-    return dx[i]->data();
-}
+/// dgamma and dbeta: the kernels add (C values, unlike dx, which a first contribution overwrites).
+using kernels::accumulating_slot;
 
 } // namespace
 
@@ -1708,8 +1617,8 @@ Tensor<T> batch_norm_train(const Tensor<T>& x, const Tensor<T>& gamma, const Ten
                      if (!dx[0] && !dx[1] && !dx[2])
                          return;
                      T* dxp = dx[0] ? dx[0]->data() : nullptr;
-                     T* dgp = param_slot(dx, first, 1);
-                     T* dbp = param_slot(dx, first, 2);
+                     T* dgp = accumulating_slot(dx, first, 1);
+                     T* dbp = accumulating_slot(dx, first, 2);
                      // A first contribution is written, not added: no zero fill, no read of dx, and
                      // streaming stores for large outputs (Note [First gradient contributions]).
                      const bool add_dx = dxp && !first[0];
@@ -1804,8 +1713,8 @@ Tensor<T> batch_norm_inference(const Tensor<T>& x, const Tensor<T>& gamma, const
                      if (!dx[0] && !dx[1] && !dx[2])
                          return;
                      T* dxp = dx[0] ? dx[0]->data() : nullptr;
-                     T* dgp = param_slot(dx, first, 1);
-                     T* dbp = param_slot(dx, first, 2);
+                     T* dgp = accumulating_slot(dx, first, 1);
+                     T* dbp = accumulating_slot(dx, first, 2);
                      const bool add_dx = dxp && !first[0];
                      const std::size_t N = x.size();
                      const T* gp = gamma.defined() ? gamma.data() : nullptr;

@@ -50,6 +50,13 @@ std::optional<dims_t> declared_input_shape(const json& c)
         d.insert(d.begin(), batch);
         return d;
     }
+    // An Embedding's input_dim is its vocabulary, not a feature count: Keras 1/2 declared its
+    // sequence length as input_length (mask_zero is a key only an Embedding has).
+    if (c.contains("mask_zero")) {
+        if (c.contains("input_length") && c["input_length"].is_number_integer())
+            return dims_t{ batch, c["input_length"].get<long>() };
+        return std::nullopt;
+    }
     if (c.contains("input_dim") && c["input_dim"].is_number_integer())
         return dims_t{ batch, c["input_dim"].get<long>() };
     return std::nullopt;

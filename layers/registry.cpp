@@ -3,18 +3,22 @@
 #include "layers/activation.hpp"
 #include "layers/batch_normalization.hpp"
 #include "layers/convolutional/register_convolutional.hpp"
+#include "layers/core/register_core.hpp"
 #include "layers/dense.hpp"
 #include "layers/dropout.hpp"
 #include "layers/flatten.hpp"
 #include "layers/input_layer.hpp"
 #include "layers/leaky_relu.hpp"
 #include "layers/pooling/register_pooling.hpp"
+#include "layers/preprocessing/register_preprocessing.hpp"
 #include "layers/regularization/register_regularization.hpp"
 #include "layers/merging/merge.hpp"
+#include "layers/normalization/register_normalization.hpp"
 #include "layers/relu.hpp"
 #include "layers/reshaping/register_reshaping.hpp"
 #include "layers/reshape.hpp"
 #include "layers/softmax.hpp"
+#include "layers/wrappers/register_wrappers.hpp"
 
 #include <algorithm>
 #include <map>
@@ -34,12 +38,12 @@ const char* const keras_layers_not_implemented[] = {
     "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "GlobalAveragePooling1D",
     "GlobalAveragePooling2D", "GlobalAveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
     "GlobalMaxPooling3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D",
-    "Cropping3D", "UpSampling1D", "UpSampling2D", "UpSampling3D", "RepeatVector", "Permute", "Embedding",
-    "LSTM", "GRU", "SimpleRNN", "Bidirectional", "TimeDistributed", "ConvLSTM2D", "Merge", "LayerNormalization",
-    "GroupNormalization", "UnitNormalization", "Masking", "Lambda", "ELU", "PReLU", "ThresholdedReLU",
+    "Cropping3D", "UpSampling1D", "UpSampling2D", "UpSampling3D", "RepeatVector", "Permute",
+    "LSTM", "GRU", "SimpleRNN", "ConvLSTM2D", "Merge",
+    "Lambda", "ELU", "PReLU", "ThresholdedReLU",
     "GaussianNoise", "GaussianDropout", "AlphaDropout", "SpatialDropout1D", "SpatialDropout2D",
     "SpatialDropout3D", "ActivityRegularization", "MultiHeadAttention", "Attention", "AdditiveAttention",
-    "EinsumDense", "Identity", "Rescaling", "Normalization", "Resizing", "CenterCrop", "RandomFlip",
+    "EinsumDense", "Identity", "Rescaling", "Resizing", "CenterCrop", "RandomFlip",
     "RandomRotation", "RandomZoom", "RandomCrop", "RandomTranslation", "RandomContrast", "MaxoutDense",
     "Highway", "Sequential", "Functional", "Model",
 };
@@ -73,6 +77,10 @@ struct Registry
         register_reshaping_layers<T>(factories);
         register_regularization_layers<T>(factories);
         register_convolutional_layers<T>(factories);
+        register_normalization_layers<T>(factories);
+        register_preprocessing_layers<T>(factories);
+        register_core_layers<T>(factories);
+        register_wrapper_layers<T>(factories);
         // Keras 1 wrote these core layers under the same class names, so no aliases are needed;
         // an unknown Keras 1 name (Convolution2D, Merge, ...) reaches the NotImplementedError below.
     }

@@ -1,0 +1,79 @@
+// Embedding and Masking: Keras's keras.layers.Embedding and keras.layers.Masking, the two layers
+// where masks start.
+//
+// Embedding maps integer indices (held in T, as xtape's tensors are) to rows of a trainable
+// (input_dim, output_dim) table through the sparse op of framework/embedding.hpp. With
+// mask_zero=true its output mask is indices != 0 (the input's shape), which the following layers
+// receive (BatchNormalization weights its statistics by it, GlobalAveragePooling1D averages the
+// unmasked steps); without it the layer makes no mask. Keras 1's (init, W_regularizer,
+// W_constraint) and Keras 2's (input_length) keys load.
+//
+// Masking keeps a time step when any of its features differs from mask_value and zeroes the
+// others: y = x * any(x != mask_value, axis=-1); its output mask is that any(...) (the input's shape
+// without the last axis).
+#pragma once
+
+#include "framework/initializer.hpp"
+#include "framework/layer.hpp"
+
+#include <memory>
+#include <string>
+
+namespace xtape {
+
+template <class T>
+struct EmbeddingOptions {
+    long input_dim = 0;
+    long output_dim = 0;
+    InitializerPtr<T> embeddings_initializer; ///< null: "uniform" (RandomUniform(-0.05, 0.05))
+    RegularizerPtr<T> embeddings_regularizer, activity_regularizer;
+    ConstraintPtr<T> embeddings_constraint;
+    bool mask_zero = false;
+    std::string name;
+    bool trainable = true;
+};
+
+template <class T>
+class Embedding : public Layer<T> {
+public:
+    /// requires: input_dim > 0 and output_dim > 0 (Keras's ValueError otherwise).
+    explicit Embedding(const EmbeddingOptions<T>& options);
+    static std::shared_ptr<Embedding> from_config(const json& config);
+    json get_config() const override;
+    dims_t compute_output_shape(const dims_t& input_shape) const override;
+    /// indices != 0 with mask_zero, else no mask.
+    Tensor<T> compute_mask(const Tensor<T>& x, const Tensor<T>& mask) const override;
+    const EmbeddingOptions<T>& options() const { return m_options; }
+    /// requires: built (RuntimeError otherwise).
+    const Variable<T>& embeddings() const;
+
+protected:
+    void build(const dims_t& input_shape) override;
+    Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask) override;
+    /// Any shape of indices (Keras's Embedding takes every rank).
+    void check_input(const shape_t&) const override {}
+
+private:
+    EmbeddingOptions<T> m_options;
+    Variable<T> m_embeddings;
+};
+
+template <class T>
+class Masking : public Layer<T> {
+public:
+    explicit Masking(double mask_value = 0.0, const std::string& name = "");
+    static std::shared_ptr<Masking> from_config(const json& config);
+    json get_config() const override;
+    Tensor<T> compute_mask(const Tensor<T>& x, const Tensor<T>& mask) const override;
+    double mask_value() const { return m_mask_value; }
+
+protected:
+    Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask) override;
+
+private:
+    /// 1 where any feature of the step differs from mask_value, else 0; shape x.shape[:-1].
+    array_t<T> keep(const Tensor<T>& x) const;
+    double m_mask_value;
+};
+
+} // namespace xtape

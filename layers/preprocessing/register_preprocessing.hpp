@@ -1,0 +1,16 @@
+// The preprocessing family's entries in the layer registry (layers/registry.cpp calls this once per
+// dtype while it fills its table).
+#pragma once
+
+#include "layers/registry.hpp"
+
+#include <map>
+#include <string>
+
+namespace xtape {
+
+/// Adds Normalization to `factories`.
+template <class T>
+void register_preprocessing_layers(std::map<std::string, LayerFactory<T>>& factories);
+
+} // namespace xtape
