@@ -8,6 +8,7 @@
 // do not depend on the values.
 #pragma once
 
+#include "bench/step_bench_stats.hpp"
 #include "framework/blas_setup.hpp"
 #include "framework/model.hpp"
 #include "framework/parallel.hpp"
@@ -37,19 +38,8 @@ struct StepBenchSpec {
     int steps = 200, epochs = 5, warmup = 20; ///< defaults; --steps and --epochs override
 };
 
-struct StepStats {
-    double median, p10, p90, min, max;
-};
-
-inline StepStats step_stats(std::vector<double> v)
-{
-    std::sort(v.begin(), v.end());
-    auto at = [&](double q) { return v[static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5)]; };
-    // The median of an even count is the mean of the middle two.
-    const std::size_t h = v.size() / 2;
-    const double median = v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
-    return StepStats{ median, at(0.1), at(0.9), v.front(), v.back() };
-}
+using ::bench::step_stats;
+using ::bench::StepStats;
 
 /// ensures: the table on stdout; returns main's status (2 on a bad command line).
 inline int run_step_bench(int argc, char** argv, StepBenchSpec spec)
