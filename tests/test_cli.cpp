@@ -459,6 +459,86 @@ TEST_CASE("cli: fit ad01.h5 compiles from its training_config, trains BN statist
     CHECK(std::all_of(y.begin(), y.end(), [](double v) { return std::isfinite(v); }));
 }
 
+TEST_CASE("cli: fit continues issue_9560, pretrainedResnet and str_ww_ref_model from their training_config and "
+          "optimizer state" * xtape::testing::real_files())
+{
+    if (!have_cli() || !have_keras_models())
+        return;
+    TempDir tmp("cli_fit_trained");
+    struct Trained {
+        std::string rel, optimizer, loss;
+        std::vector<std::string> logged; // metrics fit must print, as the file compiled them
+        int bn_layers;
+    };
+    const std::string tiny = "mlcommons-tiny/benchmark/training/";
+    for (const Trained& c :
+         { Trained{ "dl4j-test-resources/weights/issue_9560.h5", "Adam", "CategoricalCrossentropy", { "accuracy" }, 2 },
+           Trained{ tiny + "image_classification/trained_models/pretrainedResnet.h5", "Adam", "CategoricalCrossentropy",
+                    { "accuracy" }, 7 },
+           // tf.keras 2.14: CategoricalAccuracy, Precision and Recall at threshold 0.95 for class 0.
+           Trained{ tiny + "streaming_wakeword/trained_models/str_ww_ref_model.h5", "Adam", "CategoricalCrossentropy",
+                    { "categorical_accuracy", "precision", "recall" }, 4 } }) {
+        INFO(c.rel);
+        const std::string model = keras_file(c.rel);
+        auto original = load_model<float>(model);
+        REQUIRE(original->compiled()); // every metric of the training_config is known
+        const std::int64_t iterations = original->optimizer()->iterations();
+        CHECK(iterations > 0); // trained: the state is the file's, not a fresh optimizer's
+        const std::size_t state_size = original->optimizer()->variables().size();
+
+        // 16 random samples of the model's input shape, one-hot labels: two batches of 8.
+        const dims_t in = original->build_input_shape();
+        shape_t xs{ 16 };
+        for (std::size_t d = 1; d < in.size(); ++d)
+            xs.push_back(static_cast<std::size_t>(in[d]));
+        const std::size_t classes = original->predict(array_t<float>(xt::zeros<float>(xs))).shape().back();
+        std::mt19937 gen(3);
+        std::normal_distribution<float> normal(0.f, 1.f);
+        array_t<float> x = array_t<float>::from_shape(xs), y = xt::zeros<float>({ std::size_t(16), classes });
+        for (auto& v : x)
+            v = normal(gen);
+        for (std::size_t i = 0; i < 16; ++i)
+            y(i, i % classes) = 1;
+        const std::string data = tmp.file("data.h5"), out = tmp.file("out.h5");
+        {
+            io::H5File f = io::H5File::create(data);
+            f.root().write_dataset<float>("x", x);
+            f.root().write_dataset<float>("y", y);
+            f.close();
+        }
+        Run r = run(tmp, { "fit", model, "--data", data, "--output", out, "--batch-size", "8", "--no-shuffle", "--seed",
+                           "7" });
+        INFO(r.out << r.err);
+        REQUIRE(r.status == 0);
+        CHECK(r.err.find("uncompiled") == std::string::npos);
+        CHECK(r.out.find("2/2") != std::string::npos);
+        for (const auto& name : c.logged)
+            CHECK(r.out.find(name + ": ") != std::string::npos);
+
+        auto trained = load_model<float>(out);
+        REQUIRE(trained->compiled());
+        CHECK(trained->optimizer()->class_name() == c.optimizer);
+        CHECK(trained->loss()->class_name() == c.loss);
+        CHECK(trained->optimizer()->iterations() == iterations + 2); // continued, not restarted
+        CHECK(trained->optimizer()->variables().size() == state_size);
+        CHECK(trained->optimizer()->get_config() == original->optimizer()->get_config());
+        const std::string saved_metrics = training_config_of(*trained)["metrics"].dump(); // written back
+        for (const auto& name : c.logged)
+            CHECK(saved_metrics.find('"' + name + '"') != std::string::npos);
+        int bn_layers = 0;
+        for (const auto& l : original->layers()) {
+            if (l->class_name() != "BatchNormalization")
+                continue;
+            ++bn_layers;
+            INFO(l->name());
+            const auto before = l->get_weights(), after = trained->get_layer(l->name())->get_weights();
+            CHECK(max_abs_diff(before[2], after[2]) > 0); // moving_mean moved in training mode
+        }
+        CHECK(bn_layers == c.bn_layers);
+        CHECK(max_weights_diff(weights_of(model), weights_of(out)) > 0);
+    }
+}
+
 TEST_CASE("cli: fit with shuffling is reproducible for a fixed --seed" * xtape::testing::real_files())
 {
     if (!have_cli() || !have_keras_models())
