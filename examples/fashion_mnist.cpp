@@ -13,15 +13,7 @@
 //   fashion_mnist [--epochs 10] [--batch-size 128] [--threads CORES] [--seed 42]
 //                 [--csv fashion_mnist_log.csv] [--data /usr/share/datasets/fashion-mnist] [--verbose 1]
 #include "examples/fashion_mnist_common.hpp"
-#include "framework/blas_setup.hpp"
-#include "framework/callbacks.hpp"
-#include "framework/model.hpp"
-#include "framework/parallel.hpp"
-#include "framework/random.hpp"
-#include "optim/adam.hpp"
 
-#include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <exception>
 
@@ -31,44 +23,10 @@ int main(int argc, char** argv)
 {
     const examples::FashionMnistArgs args = examples::parse_fashion_mnist_args(argc, argv, "fashion_mnist_log.csv");
     try {
-        // One thread pool (Note [OpenBLAS threads and kernels]): xtape's OpenMP threads, OpenBLAS
-        // single-threaded inside them. bench_mlp_step measures this split against the others.
-        if (args.threads > 0)
-            set_num_threads(args.threads);
-        set_random_seed(args.seed);
-
-        const auto t_load = std::chrono::steady_clock::now();
-        const examples::FashionMnist data = examples::load_fashion_mnist(args.data, /*flat=*/true);
-        std::printf("Fashion-MNIST: %zu training and %zu test images of %zu pixels (loaded in %.1f s); "
-                    "%d thread(s), OpenBLAS kernels: %s\n",
-                    data.x_train.shape()[0], data.x_test.shape()[0], data.x_train.shape()[1],
-                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count(), max_threads(),
-                    blas_core_name());
-
+        const examples::FashionMnist data = examples::prepare_fashion_mnist(args, /*flat=*/true);
         const auto model = examples::fashion_mnist_mlp();
         model->summary();
-        model->compile(std::make_shared<Adam<float>>(), "sparse_categorical_crossentropy", { "accuracy" });
-        FitOptions<float> fo;
-        fo.epochs = args.epochs;
-        fo.batch_size = args.batch_size;
-        fo.validation_split = 0.1;
-        fo.verbose = args.verbose;
-        // Adam's step shrinks by a quarter each epoch: the late epochs refine instead of
-        // bouncing around (a constant 1e-3 left the test accuracy noisy, 0.87-0.89, between runs).
-        auto decay = std::make_shared<LearningRateScheduler<float>>(
-            [](int epoch, double) { return 1e-3 * std::pow(0.75, epoch); });
-        fo.callbacks = { decay, std::make_shared<CSVLogger<float>>(args.csv) };
-        const auto t0 = std::chrono::steady_clock::now();
-        model->fit(data.x_train, data.y_train, fo);
-        const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-
-        EvaluateOptions<float> eo;
-        eo.batch_size = args.batch_size;
-        eo.verbose = args.verbose;
-        const Logs test = model->evaluate(data.x_test, data.y_test, eo);
-        std::printf("Test loss: %.4f\nTest accuracy: %.4f\n", test.at("loss"), test.at("accuracy"));
-        std::printf("Training time: %.1f s (%d epochs, %.2f s/epoch); training log written to %s\n", train_s,
-                    args.epochs, train_s / args.epochs, args.csv.c_str());
+        examples::compile_fit_evaluate(*model, data, args);
         return 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "fashion_mnist: %s\n", e.what());

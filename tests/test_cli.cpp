@@ -140,6 +140,23 @@ double max_weights_diff(const std::vector<array_t<float>>& a, const std::vector<
     return d;
 }
 
+/// Checks that every BatchNormalization of `before` has other moving statistics in `after` (fit
+/// trains them: training mode, momentum below 1); returns how many BN layers there are.
+int count_moved_bn_statistics(const Model<float>& before, const Model<float>& after)
+{
+    int bn_layers = 0;
+    for (const auto& l : before.layers()) {
+        if (l->class_name() != "BatchNormalization")
+            continue;
+        ++bn_layers;
+        INFO(l->name());
+        const auto b = l->get_weights(), a = after.get_layer(l->name())->get_weights();
+        CHECK(max_abs_diff(b[2], a[2]) > 0); // moving_mean
+        CHECK(max_abs_diff(b[3], a[3]) > 0); // moving_variance
+    }
+    return bn_layers;
+}
+
 /// The weights of a model file, as loaded.
 std::vector<array_t<float>> weights_of(const std::string& path) { return load_model<float>(path, false)->get_weights(); }
 
@@ -423,18 +440,7 @@ TEST_CASE("cli: fit ad01.h5 compiles from its training_config, trains BN statist
     CHECK(trained->optimizer()->variables().size() == 77);
     CHECK(trained->optimizer()->get_config() == original->optimizer()->get_config());
 
-    // Every BN layer's moving statistics moved (training mode with momentum 0.99).
-    int bn_layers = 0;
-    for (const auto& l : original->layers()) {
-        if (l->class_name() != "BatchNormalization")
-            continue;
-        ++bn_layers;
-        INFO(l->name());
-        const auto before = l->get_weights(), after = trained->get_layer(l->name())->get_weights();
-        CHECK(max_abs_diff(before[2], after[2]) > 0); // moving_mean
-        CHECK(max_abs_diff(before[3], after[3]) > 0); // moving_variance
-    }
-    CHECK(bn_layers == 9);
+    CHECK(count_moved_bn_statistics(*original, *trained) == 9);
     CHECK(max_abs_diff(original->get_weights()[0], trained->get_weights()[0]) > 0);
 
     // The same run gives the same weights and optimizer state.
@@ -525,16 +531,7 @@ TEST_CASE("cli: fit continues issue_9560, pretrainedResnet and str_ww_ref_model 
         const std::string saved_metrics = training_config_of(*trained)["metrics"].dump(); // written back
         for (const auto& name : c.logged)
             CHECK(saved_metrics.find('"' + name + '"') != std::string::npos);
-        int bn_layers = 0;
-        for (const auto& l : original->layers()) {
-            if (l->class_name() != "BatchNormalization")
-                continue;
-            ++bn_layers;
-            INFO(l->name());
-            const auto before = l->get_weights(), after = trained->get_layer(l->name())->get_weights();
-            CHECK(max_abs_diff(before[2], after[2]) > 0); // moving_mean moved in training mode
-        }
-        CHECK(bn_layers == c.bn_layers);
+        CHECK(count_moved_bn_statistics(*original, *trained) == c.bn_layers);
         CHECK(max_weights_diff(weights_of(model), weights_of(out)) > 0);
     }
 }

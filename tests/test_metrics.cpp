@@ -17,6 +17,22 @@ array_t<float> arr(std::initializer_list<float> v, shape_t s)
     std::copy(v.begin(), v.end(), a.begin());
     return a;
 }
+
+/// Precision's and Recall's counts and results for the same arguments and batch.
+struct Confusion {
+    double tp, fp, fn, precision, recall;
+};
+Confusion confusion(std::vector<double> thresholds, std::optional<int> top_k, std::optional<int> class_id,
+                    const array_t<float>& y, const array_t<float>& p, const array_t<float>* sw = nullptr)
+{
+    Precision<float> precision(thresholds, top_k, class_id);
+    Recall<float> recall(thresholds, top_k, class_id);
+    precision.update_state(y, p, sw);
+    recall.update_state(y, p, sw);
+    CHECK(precision.true_positives() == recall.true_positives());
+    return Confusion{ precision.true_positives(), precision.false_positives(), recall.false_negatives(),
+                      precision.result(), recall.result() };
+}
 } // namespace
 
 TEST_CASE("metrics: Keras's docstring examples, with and without sample weights")
@@ -332,32 +348,23 @@ TEST_CASE("Precision and Recall: class_id and a threshold, as str_ww_ref_model c
     const array_t<float> p = arr({ 0.97f, 0.02f, 0.01f, 0.96f, 0.03f, 0.01f, 0.5f, 0.4f, 0.1f, 0.95f, 0.05f, 0.0f,
                                    0.1f, 0.8f, 0.1f },
                                  { 5, 3 });
-    Precision<float> precision({ 0.95 }, std::nullopt, 0);
-    Recall<float> recall({ 0.95 }, std::nullopt, 0);
-    precision.update_state(y, p);
-    recall.update_state(y, p);
-    CHECK(precision.true_positives() == 1);
-    CHECK(precision.false_positives() == 1);
-    CHECK(recall.false_negatives() == 2);
-    CHECK(precision.result() == doctest::Approx(0.5));
-    CHECK(recall.result() == doctest::Approx(1.0 / 3.0));
+    const Confusion c = confusion({ 0.95 }, std::nullopt, 0, y, p);
+    CHECK(c.tp == 1);
+    CHECK(c.fp == 1);
+    CHECK(c.fn == 2);
+    CHECK(c.precision == doctest::Approx(0.5));
+    CHECK(c.recall == doctest::Approx(1.0 / 3.0));
     // A weight of 2 on the true positive: precision 2 / 3, recall 2 / 4.
     const array_t<float> sw = arr({ 2, 1, 1, 1, 1 }, { 5 });
-    precision.reset_state();
-    recall.reset_state();
-    precision.update_state(y, p, &sw);
-    recall.update_state(y, p, &sw);
-    CHECK(precision.result() == doctest::Approx(2.0 / 3.0));
-    CHECK(recall.result() == doctest::Approx(0.5));
+    const Confusion weighted = confusion({ 0.95 }, std::nullopt, 0, y, p, &sw);
+    CHECK(weighted.precision == doctest::Approx(2.0 / 3.0));
+    CHECK(weighted.recall == doctest::Approx(0.5));
     // Without class_id every element counts at the default 0.5: above it are 0.97 and 0.95
     // (labelled) and 0.96 and 0.8 (not): precision 2 / 4; the 5 labelled predictions are 0.97,
     // 0.03, 0.5, 0.95, 0.1: recall 2 / 5.
-    Precision<float> all;
-    Recall<float> all_recall;
-    all.update_state(y, p);
-    all_recall.update_state(y, p);
-    CHECK(all.result() == doctest::Approx(0.5));
-    CHECK(all_recall.result() == doctest::Approx(2.0 / 5.0));
+    const Confusion all = confusion({}, std::nullopt, std::nullopt, y, p);
+    CHECK(all.precision == doctest::Approx(0.5));
+    CHECK(all.recall == doctest::Approx(2.0 / 5.0));
 }
 
 TEST_CASE("Precision and Recall: top_k with class_id and with a threshold (hand-computed)")
@@ -367,30 +374,24 @@ TEST_CASE("Precision and Recall: top_k with class_id and with a threshold (hand-
     // 0.4 = 0.4 tie: the lower index (class 0) is kept, label 1 -> fn.
     const array_t<float> y = arr({ 0, 1, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0 }, { 4, 3 });
     const array_t<float> p = arr({ 0.3f, 0.6f, 0.1f, 0.5f, 0.4f, 0.1f, 0.2f, 0.7f, 0.1f, 0.4f, 0.4f, 0.2f }, { 4, 3 });
-    Precision<float> precision({}, 1, 1);
-    Recall<float> recall({}, 1, 1);
-    precision.update_state(y, p);
-    recall.update_state(y, p);
-    CHECK(precision.true_positives() == 1);
-    CHECK(precision.false_positives() == 1);
-    CHECK(recall.false_negatives() == 2);
-    CHECK(precision.result() == doctest::Approx(0.5));
-    CHECK(recall.result() == doctest::Approx(1.0 / 3.0));
+    const Confusion c = confusion({}, 1, 1, y, p);
+    CHECK(c.tp == 1);
+    CHECK(c.fp == 1);
+    CHECK(c.fn == 2);
+    CHECK(c.precision == doctest::Approx(0.5));
+    CHECK(c.recall == doctest::Approx(1.0 / 3.0));
     // top_k=2 and threshold 0.45, all classes: kept and above 0.45 are 0.6 (labelled), 0.5 and
     // 0.7 (not): precision 1 / 3; the 4 labelled predictions are 0.6, 0.4 (kept, not above),
     // 0.2 (kept, not above), 0.4 (kept, not above): recall 1 / 4.
-    Precision<float> p2({ 0.45 }, 2);
-    Recall<float> r2({ 0.45 }, 2);
-    p2.update_state(y, p);
-    r2.update_state(y, p);
-    CHECK(p2.result() == doctest::Approx(1.0 / 3.0));
-    CHECK(r2.result() == doctest::Approx(1.0 / 4.0));
+    const Confusion c2 = confusion({ 0.45 }, 2, std::nullopt, y, p);
+    CHECK(c2.precision == doctest::Approx(1.0 / 3.0));
+    CHECK(c2.recall == doctest::Approx(1.0 / 4.0));
     // Streaming: two batches give the counts of one.
     Precision<float> streamed({}, 1, 1);
     streamed.update_state(xt::view(y, xt::range(0, 1)), xt::view(p, xt::range(0, 1)));
     streamed.update_state(xt::view(y, xt::range(1, 4)), xt::view(p, xt::range(1, 4)));
-    CHECK(streamed.true_positives() == precision.true_positives());
-    CHECK(streamed.false_positives() == precision.false_positives());
+    CHECK(streamed.true_positives() == c.tp);
+    CHECK(streamed.false_positives() == c.fp);
 }
 
 TEST_CASE("Precision and Recall: configs, names, Keras's errors")
