@@ -300,7 +300,8 @@ public:
                       const array_t<T>* sample_weight = nullptr) override;
     void reset_state() override { m_tp = m_fp = m_fn = 0; }
     int direction() const override { return 1; }
-    /// Keras's keys: name, dtype, thresholds (as given: null, a number or a list), top_k, class_id.
+    /// Keras's keys: name, dtype, thresholds (null when not given, else the number; a list of one
+    /// comes back as that number), top_k, class_id.
     json get_config() const override;
 
     double threshold() const { return m_threshold; }
