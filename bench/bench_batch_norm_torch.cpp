@@ -18,13 +18,13 @@
 //
 //   bench_batch_norm_torch [--min-time SECONDS] [--case SUBSTRING] [--list]
 #include "bench/batch_norm_cases.hpp"
+#include "bench/torch_common.hpp"
 
 #include <torch/torch.h>
 
 #include <array>
 #include <cstdio>
 #include <cstdlib>
-#include <sstream>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -56,15 +56,6 @@ const char* kernel_name(const torch::Tensor& x)
     return "none (not contiguous in any format: TORCH_CHECK fails)";
 }
 
-std::string cpu_capability()
-{
-    std::istringstream config(at::show_config());
-    for (std::string line; std::getline(config, line);)
-        if (line.find("CPU capability") != std::string::npos)
-            return line.substr(line.find_first_not_of(" -"));
-    return "CPU capability usage: unknown";
-}
-
 } // namespace
 
 int main(int argc, char** argv)
@@ -77,7 +68,7 @@ int main(int argc, char** argv)
     // timings even if a tensor were created with requires_grad.
     torch::NoGradGuard no_grad;
     torch::manual_seed(42);
-    std::fprintf(stderr, "libtorch %s, %s\n", TORCH_VERSION, cpu_capability().c_str());
+    std::fprintf(stderr, "libtorch %s, %s\n", TORCH_VERSION, bench::torch_cpu_capability().c_str());
     // bench_batch_norm's epsilon (Keras's default); torch's default momentum.
     const double epsilon = 1e-3, momentum = 0.1;
     const std::array<bool, 3> all_grads = { true, true, true };

@@ -503,6 +503,146 @@ json AUC<T>::get_config() const
 
 namespace {
 
+/// Keras's NEG_INF: what top_k filtering writes over the predictions it drops.
+constexpr double keras_neg_inf = -1e10;
+
+} // namespace
+
+template <class T>
+ConfusionMetric<T>::ConfusionMetric(std::string name, std::vector<double> thresholds, std::optional<int> top_k,
+                                    std::optional<int> class_id)
+    : Metric<T>(std::move(name))
+    , m_top_k(top_k)
+    , m_class_id(class_id)
+{
+    std::string invalid;
+    for (double t : thresholds)
+        if (!(t >= 0 && t <= 1))
+            invalid += (invalid.empty() ? "" : ", ") + json(t).dump();
+    if (!invalid.empty())
+        throw ValueError("Threshold values must be in [0, 1]. Received: [" + invalid + "] (metric '" +
+                         this->name() + "')");
+    if (thresholds.size() > 1)
+        throw NotImplementedError("metric '" + this->name() + "': " + std::to_string(thresholds.size()) +
+                                  " thresholds; xtape's Precision and Recall take one (Keras returns one value per "
+                                  "threshold, a vector, where xtape's metrics return a number)");
+    if (top_k && *top_k <= 0)
+        throw ValueError("metric '" + this->name() + "': top_k must be a positive integer, received " +
+                         std::to_string(*top_k));
+    if (class_id && *class_id < 0)
+        throw ValueError("metric '" + this->name() + "': class_id must be a class index >= 0, received " +
+                         std::to_string(*class_id));
+    m_init_thresholds = thresholds.empty() ? json(nullptr) : json(thresholds[0]);
+    m_threshold = !thresholds.empty() ? thresholds[0] : top_k ? keras_neg_inf : 0.5;
+}
+
+template <class T>
+void ConfusionMetric<T>::update_state(const array_t<T>& y_true, const array_t<T>& y_pred,
+                                      const array_t<T>* sample_weight)
+{
+    const shape_t sp = shape_of(y_pred);
+    same_rank_shape(this->name(), shape_of(y_true), sp);
+    const std::size_t count = y_pred.size(), batch = batch_of(sp);
+    if (sample_weight && sample_weight->size() != batch)
+        throw ShapeError("metric '" + this->name() + "': sample_weight has shape " +
+                         shape_str(shape_of(*sample_weight)) + ", expected (" + std::to_string(batch) + ",)");
+    if (count == 0)
+        return;
+    // Keras's top_k and class index work on the last axis; a rank-1 y_pred is one row.
+    const std::size_t classes = sp.empty() ? 1 : sp.back(), rows = count / classes, per_sample = count / batch;
+    if (m_class_id) {
+        if (sp.size() < 2)
+            throw ValueError("metric '" + this->name() +
+                             "': When class_id is provided, y_pred must be a 2D array with shape (num_samples, "
+                             "num_classes), found shape: " + shape_str(sp));
+        if (static_cast<std::size_t>(*m_class_id) >= classes)
+            throw ValueError("metric '" + this->name() + "': class_id " + std::to_string(*m_class_id) +
+                             " is not below the " + std::to_string(classes) + " classes of y_pred " + shape_str(sp));
+    }
+    const T threshold = static_cast<T>(m_threshold), dropped = static_cast<T>(keras_neg_inf);
+    const std::size_t k = m_top_k ? std::min<std::size_t>(static_cast<std::size_t>(*m_top_k), classes) : classes;
+    const std::size_t first = m_class_id ? static_cast<std::size_t>(*m_class_id) : 0;
+    const std::size_t last = m_class_id ? first + 1 : classes;
+    for (std::size_t r = 0; r < rows; ++r) {
+        const T* p = y_pred.data() + r * classes;
+        const T* t = y_true.data() + r * classes;
+        // top_k keeps the k largest of the row, the lower index first among equal values.
+        T kth = dropped;
+        std::size_t kth_index = classes;
+        if (m_top_k) {
+            m_order.resize(classes);
+            for (std::size_t j = 0; j < classes; ++j)
+                m_order[j] = j;
+            std::nth_element(m_order.begin(), m_order.begin() + static_cast<std::ptrdiff_t>(k - 1), m_order.end(),
+                             [p](std::size_t a, std::size_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+            kth_index = m_order[k - 1];
+            kth = p[kth_index];
+        }
+        for (std::size_t j = first; j < last; ++j) {
+            const bool kept = !m_top_k || p[j] > kth || (p[j] == kth && j <= kth_index);
+            const bool predicted = (kept ? p[j] : dropped) > threshold;
+            const bool positive = t[j] != T(0);
+            const double w = sample_weight ? static_cast<double>(sample_weight->data()[(r * classes + j) / per_sample])
+                                           : 1.0;
+            if (predicted && positive)
+                m_tp += w;
+            else if (predicted)
+                m_fp += w;
+            else if (positive)
+                m_fn += w;
+        }
+    }
+}
+
+template <class T>
+json ConfusionMetric<T>::get_config() const
+{
+    json c = Metric<T>::get_config();
+    c["thresholds"] = m_init_thresholds;
+    c["top_k"] = m_top_k ? json(*m_top_k) : json(nullptr);
+    c["class_id"] = m_class_id ? json(*m_class_id) : json(nullptr);
+    return c;
+}
+
+template <class T>
+double Precision<T>::result() const
+{
+    return divide_no_nan(this->m_tp, this->m_tp + this->m_fp);
+}
+
+template <class T>
+double Recall<T>::result() const
+{
+    return divide_no_nan(this->m_tp, this->m_tp + this->m_fn);
+}
+
+namespace {
+
+/// Precision's and Recall's arguments from a Keras config: thresholds null, a number or a list.
+template <class M>
+std::shared_ptr<M> confusion_metric_from_config(const json& config, const std::string& default_name)
+{
+    std::vector<double> thresholds;
+    if (config.contains("thresholds") && !config["thresholds"].is_null()) {
+        const json& t = config["thresholds"];
+        if (t.is_number())
+            thresholds.push_back(t.get<double>());
+        else if (t.is_array() && std::all_of(t.begin(), t.end(), [](const json& v) { return v.is_number(); }))
+            thresholds = t.get<std::vector<double>>();
+        else
+            throw ValueError(default_name + ": thresholds must be a number or a list of numbers, got " + t.dump());
+    }
+    auto optional_int = [&](const char* key) -> std::optional<int> {
+        if (!config.contains(key) || config[key].is_null())
+            return std::nullopt;
+        if (!config[key].is_number_integer())
+            throw ValueError(default_name + ": " + key + " must be an integer or null, got " + config[key].dump());
+        return config[key].get<int>();
+    };
+    return std::make_shared<M>(thresholds, optional_int("top_k"), optional_int("class_id"),
+                               config_string(config, "name", default_name));
+}
+
 template <class T>
 MetricPtr<T> auc_from_config(const json& config)
 {
@@ -555,9 +695,13 @@ MetricPtr<T> metric_by_name(const std::string& id, const json& config)
         return named(std::make_shared<MeanSquaredError<T>>());
     if (id == "auc" || id == "AUC")
         return named(auc_from_config<T>(config));
+    if (id == "precision" || id == "Precision")
+        return named(confusion_metric_from_config<Precision<T>>(config, "precision"));
+    if (id == "recall" || id == "Recall")
+        return named(confusion_metric_from_config<Recall<T>>(config, "recall"));
     throw KeyError("Could not interpret metric identifier: '" + id +
                    "'. xtape knows accuracy, binary_accuracy, categorical_accuracy, sparse_categorical_accuracy, "
-                   "top_k_categorical_accuracy, sparse_top_k_categorical_accuracy, mae, mse, auc");
+                   "top_k_categorical_accuracy, sparse_top_k_categorical_accuracy, mae, mse, auc, precision, recall");
 }
 
 } // namespace
@@ -613,6 +757,9 @@ MetricPtr<T> resolve_compile_metric(const json& spec, const shape_t& y_true_shap
     template class MeanAbsoluteError<T>;                                                                     \
     template class MeanSquaredError<T>;                                                                      \
     template class AUC<T>;                                                                                   \
+    template class ConfusionMetric<T>;                                                                       \
+    template class Precision<T>;                                                                             \
+    template class Recall<T>;                                                                                \
     template MetricPtr<T> get_metric<T>(const json&);                                                        \
     template MetricPtr<T> resolve_compile_metric<T>(const json&, const shape_t&, const shape_t&);
 XTAPE_INSTANTIATE(float)

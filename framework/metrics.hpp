@@ -15,6 +15,7 @@
 #include "framework/tensor.hpp"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -272,11 +273,83 @@ private:
     std::vector<double> m_tp, m_fp, m_tn, m_fn;
 };
 
+/// What keras.metrics.Precision and Recall share: true positives, false positives and false
+/// negatives at one threshold, accumulated over batches, with Keras's update rule
+/// (update_confusion_matrix_variables):
+///  * top_k: along the last axis of y_pred only the k largest predictions (ties: the lower index
+///    first, as top_k) keep their values, the others become -1e10 (Keras's NEG_INF);
+///  * class_id: then only y_true[..., class_id] and y_pred[..., class_id] count;
+///  * y_true is read as a boolean (nonzero = positive); a prediction is positive when
+///    y_pred > threshold; without `thresholds` the threshold is 0.5, or -1e10 with top_k (every
+///    kept prediction is positive);
+///  * sample_weight, null or of shape (batch,), weighs every element of its sample.
+/// Counts are kept in double. One threshold only: Keras returns a vector for several, which a
+/// scalar result() cannot be (NotImplementedError).
+template <class T>
+class ConfusionMetric : public Metric<T> {
+public:
+    /// requires: thresholds empty (the default) or one value in [0, 1] (ValueError with Keras's
+    ///           message "Threshold values must be in [0, 1]"; NotImplementedError for several);
+    ///           top_k > 0 when given; class_id >= 0 when given.
+    ConfusionMetric(std::string name, std::vector<double> thresholds, std::optional<int> top_k,
+                    std::optional<int> class_id);
+    /// requires: y_true and y_pred of the same shape (Keras's squeeze/expand of a trailing 1
+    ///           axis allowed), of rank >= 2 with class_id, and class_id below y_pred's last axis
+    ///           (ShapeError / ValueError naming the metric otherwise).
+    void update_state(const array_t<T>& y_true, const array_t<T>& y_pred,
+                      const array_t<T>* sample_weight = nullptr) override;
+    void reset_state() override { m_tp = m_fp = m_fn = 0; }
+    int direction() const override { return 1; }
+    /// Keras's keys: name, dtype, thresholds (null when not given, else the number; a list of one
+    /// comes back as that number), top_k, class_id.
+    json get_config() const override;
+
+    double threshold() const { return m_threshold; }
+    double true_positives() const { return m_tp; }
+    double false_positives() const { return m_fp; }
+    double false_negatives() const { return m_fn; }
+
+protected:
+    double m_tp = 0, m_fp = 0, m_fn = 0;
+
+private:
+    json m_init_thresholds;
+    double m_threshold;
+    std::optional<int> m_top_k, m_class_id;
+    std::vector<std::size_t> m_order; // top_k's scratch, reused between batches
+};
+
+/// keras.metrics.Precision: tp / (tp + fp), 0 when nothing was predicted positive.
+template <class T>
+class Precision : public ConfusionMetric<T> {
+public:
+    explicit Precision(std::vector<double> thresholds = {}, std::optional<int> top_k = std::nullopt,
+                       std::optional<int> class_id = std::nullopt, std::string name = "precision")
+        : ConfusionMetric<T>(std::move(name), std::move(thresholds), top_k, class_id)
+    {
+    }
+    double result() const override;
+    std::string class_name() const override { return "Precision"; }
+};
+
+/// keras.metrics.Recall: tp / (tp + fn), 0 when there was no positive label.
+template <class T>
+class Recall : public ConfusionMetric<T> {
+public:
+    explicit Recall(std::vector<double> thresholds = {}, std::optional<int> top_k = std::nullopt,
+                    std::optional<int> class_id = std::nullopt, std::string name = "recall")
+        : ConfusionMetric<T>(std::move(name), std::move(thresholds), top_k, class_id)
+    {
+    }
+    double result() const override;
+    std::string class_name() const override { return "Recall"; }
+};
+
 /// A metric by Keras name or config. Names: "accuracy"/"acc" (exact-match Accuracy; compile()
 /// resolves these by shapes instead, see resolve_compile_metric), "binary_accuracy",
 /// "categorical_accuracy", "sparse_categorical_accuracy", "top_k_categorical_accuracy",
 /// "sparse_top_k_categorical_accuracy", "mae"/"mean_absolute_error", "mse"/"mean_squared_error",
-/// "auc"/"AUC" (AUC with its defaults);
+/// "auc"/"AUC" (AUC with its defaults), "precision", "recall";
 /// class names (BinaryAccuracy, ...) and {class_name, config} dicts. The metric is named as
 /// the string given ("mae" logs as "mae"). Unknown names throw KeyError.
 template <class T>

@@ -551,11 +551,13 @@ void Model<T>::compile(OptimizerSpec<T> optimizer, LossSpec<T> loss, std::vector
         throw ValueError("compile: the optimizer is null");
     if (!loss.ptr)
         throw ValueError("compile: the loss is null");
-    m_optimizer = std::move(optimizer.ptr);
-    m_loss = std::move(loss.ptr);
-    for (const auto& spec : metrics) // unknown names fail here, not at the first batch
+    // Unknown metric names fail here, not at the first batch, and before anything is assigned:
+    // a failed compile leaves the model as it was.
+    for (const auto& spec : metrics)
         if (!spec.ptr && !(spec.id.is_string() && (spec.id == "accuracy" || spec.id == "acc")))
             get_metric<T>(spec.id);
+    m_optimizer = std::move(optimizer.ptr);
+    m_loss = std::move(loss.ptr);
     m_metric_specs = std::move(metrics);
     m_metrics.clear();
     m_loss_tracker.reset_state();

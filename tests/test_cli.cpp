@@ -140,6 +140,23 @@ double max_weights_diff(const std::vector<array_t<float>>& a, const std::vector<
     return d;
 }
 
+/// Checks that every BatchNormalization of `before` has other moving statistics in `after` (fit
+/// trains them: training mode, momentum below 1); returns how many BN layers there are.
+int count_moved_bn_statistics(const Model<float>& before, const Model<float>& after)
+{
+    int bn_layers = 0;
+    for (const auto& l : before.layers()) {
+        if (l->class_name() != "BatchNormalization")
+            continue;
+        ++bn_layers;
+        INFO(l->name());
+        const auto b = l->get_weights(), a = after.get_layer(l->name())->get_weights();
+        CHECK(max_abs_diff(b[2], a[2]) > 0); // moving_mean
+        CHECK(max_abs_diff(b[3], a[3]) > 0); // moving_variance
+    }
+    return bn_layers;
+}
+
 /// The weights of a model file, as loaded.
 std::vector<array_t<float>> weights_of(const std::string& path) { return load_model<float>(path, false)->get_weights(); }
 
@@ -423,18 +440,7 @@ TEST_CASE("cli: fit ad01.h5 compiles from its training_config, trains BN statist
     CHECK(trained->optimizer()->variables().size() == 77);
     CHECK(trained->optimizer()->get_config() == original->optimizer()->get_config());
 
-    // Every BN layer's moving statistics moved (training mode with momentum 0.99).
-    int bn_layers = 0;
-    for (const auto& l : original->layers()) {
-        if (l->class_name() != "BatchNormalization")
-            continue;
-        ++bn_layers;
-        INFO(l->name());
-        const auto before = l->get_weights(), after = trained->get_layer(l->name())->get_weights();
-        CHECK(max_abs_diff(before[2], after[2]) > 0); // moving_mean
-        CHECK(max_abs_diff(before[3], after[3]) > 0); // moving_variance
-    }
-    CHECK(bn_layers == 9);
+    CHECK(count_moved_bn_statistics(*original, *trained) == 9);
     CHECK(max_abs_diff(original->get_weights()[0], trained->get_weights()[0]) > 0);
 
     // The same run gives the same weights and optimizer state.
@@ -457,6 +463,77 @@ TEST_CASE("cli: fit ad01.h5 compiles from its training_config, trains BN statist
     po.verbose = 0;
     const array_t<double> y = back64->predict(df.root().read_dataset<double>("x"), po);
     CHECK(std::all_of(y.begin(), y.end(), [](double v) { return std::isfinite(v); }));
+}
+
+TEST_CASE("cli: fit continues issue_9560, pretrainedResnet and str_ww_ref_model from their training_config and "
+          "optimizer state" * xtape::testing::real_files())
+{
+    if (!have_cli() || !have_keras_models())
+        return;
+    TempDir tmp("cli_fit_trained");
+    struct Trained {
+        std::string rel, optimizer, loss;
+        std::vector<std::string> logged; // metrics fit must print, as the file compiled them
+        int bn_layers;
+    };
+    const std::string tiny = "mlcommons-tiny/benchmark/training/";
+    for (const Trained& c :
+         { Trained{ "dl4j-test-resources/weights/issue_9560.h5", "Adam", "CategoricalCrossentropy", { "accuracy" }, 2 },
+           Trained{ tiny + "image_classification/trained_models/pretrainedResnet.h5", "Adam", "CategoricalCrossentropy",
+                    { "accuracy" }, 7 },
+           // tf.keras 2.14: CategoricalAccuracy, Precision and Recall at threshold 0.95 for class 0.
+           Trained{ tiny + "streaming_wakeword/trained_models/str_ww_ref_model.h5", "Adam", "CategoricalCrossentropy",
+                    { "categorical_accuracy", "precision", "recall" }, 4 } }) {
+        INFO(c.rel);
+        const std::string model = keras_file(c.rel);
+        auto original = load_model<float>(model);
+        REQUIRE(original->compiled()); // every metric of the training_config is known
+        const std::int64_t iterations = original->optimizer()->iterations();
+        CHECK(iterations > 0); // trained: the state is the file's, not a fresh optimizer's
+        const std::size_t state_size = original->optimizer()->variables().size();
+
+        // 16 random samples of the model's input shape, one-hot labels: two batches of 8.
+        const dims_t in = original->build_input_shape();
+        shape_t xs{ 16 };
+        for (std::size_t d = 1; d < in.size(); ++d)
+            xs.push_back(static_cast<std::size_t>(in[d]));
+        const std::size_t classes = original->predict(array_t<float>(xt::zeros<float>(xs))).shape().back();
+        std::mt19937 gen(3);
+        std::normal_distribution<float> normal(0.f, 1.f);
+        array_t<float> x = array_t<float>::from_shape(xs), y = xt::zeros<float>({ std::size_t(16), classes });
+        for (auto& v : x)
+            v = normal(gen);
+        for (std::size_t i = 0; i < 16; ++i)
+            y(i, i % classes) = 1;
+        const std::string data = tmp.file("data.h5"), out = tmp.file("out.h5");
+        {
+            io::H5File f = io::H5File::create(data);
+            f.root().write_dataset<float>("x", x);
+            f.root().write_dataset<float>("y", y);
+            f.close();
+        }
+        Run r = run(tmp, { "fit", model, "--data", data, "--output", out, "--batch-size", "8", "--no-shuffle", "--seed",
+                           "7" });
+        INFO(r.out << r.err);
+        REQUIRE(r.status == 0);
+        CHECK(r.err.find("uncompiled") == std::string::npos);
+        CHECK(r.out.find("2/2") != std::string::npos);
+        for (const auto& name : c.logged)
+            CHECK(r.out.find(name + ": ") != std::string::npos);
+
+        auto trained = load_model<float>(out);
+        REQUIRE(trained->compiled());
+        CHECK(trained->optimizer()->class_name() == c.optimizer);
+        CHECK(trained->loss()->class_name() == c.loss);
+        CHECK(trained->optimizer()->iterations() == iterations + 2); // continued, not restarted
+        CHECK(trained->optimizer()->variables().size() == state_size);
+        CHECK(trained->optimizer()->get_config() == original->optimizer()->get_config());
+        const std::string saved_metrics = training_config_of(*trained)["metrics"].dump(); // written back
+        for (const auto& name : c.logged)
+            CHECK(saved_metrics.find('"' + name + '"') != std::string::npos);
+        CHECK(count_moved_bn_statistics(*original, *trained) == c.bn_layers);
+        CHECK(max_weights_diff(weights_of(model), weights_of(out)) > 0);
+    }
 }
 
 TEST_CASE("cli: fit with shuffling is reproducible for a fixed --seed" * xtape::testing::real_files())

@@ -12,6 +12,24 @@ using namespace xtape;
 
 using xtape::testing::arr;
 
+namespace {
+/// Precision's and Recall's counts and results for the same arguments and batch.
+struct Confusion {
+    double tp, fp, fn, precision, recall;
+};
+Confusion confusion(std::vector<double> thresholds, std::optional<int> top_k, std::optional<int> class_id,
+                    const array_t<float>& y, const array_t<float>& p, const array_t<float>* sw = nullptr)
+{
+    Precision<float> precision(thresholds, top_k, class_id);
+    Recall<float> recall(thresholds, top_k, class_id);
+    precision.update_state(y, p, sw);
+    recall.update_state(y, p, sw);
+    CHECK(precision.true_positives() == recall.true_positives());
+    return Confusion{ precision.true_positives(), precision.false_positives(), recall.false_negatives(),
+                      precision.result(), recall.result() };
+}
+} // namespace
+
 TEST_CASE("metrics: Keras's docstring examples, with and without sample weights")
 {
     {
@@ -290,4 +308,122 @@ TEST_CASE("AUC: given thresholds, configs, names, errors")
     CHECK_THROWS_AS(m.update_state(arr<float>({ 0, 1, 1 }, { 3 }), arr<float>({ 0.1f, 0.2f }, { 2 })), ShapeError);
     const array_t<float> bad_w = arr<float>({ 1, 1, 1 }, { 3 });
     CHECK_THROWS_AS(m.update_state(y, p, &bad_w), ShapeError);
+}
+
+TEST_CASE("Precision and Recall: Keras's docstring examples")
+{
+    const array_t<float> y = arr<float>({ 0, 1, 1, 1 }, { 4 }), p = arr<float>({ 1, 0, 1, 1 }, { 4 });
+    const array_t<float> sw = arr<float>({ 0, 0, 1, 0 }, { 4 });
+    Precision<float> precision;
+    Recall<float> recall;
+    precision.update_state(y, p);
+    recall.update_state(y, p);
+    CHECK(precision.result() == doctest::Approx(2.0 / 3.0));
+    CHECK(recall.result() == doctest::Approx(2.0 / 3.0));
+    precision.reset_state();
+    recall.reset_state();
+    precision.update_state(y, p, &sw);
+    recall.update_state(y, p, &sw);
+    CHECK(precision.result() == 1.0);
+    CHECK(recall.result() == 1.0);
+    // top_k on equal predictions keeps the lower indices: the first two, both negatives.
+    const array_t<float> y2 = arr<float>({ 0, 0, 1, 1 }, { 4 }), ones = arr<float>({ 1, 1, 1, 1 }, { 4 });
+    Precision<float> top2({}, 2), top4({}, 4);
+    top2.update_state(y2, ones);
+    top4.update_state(y2, ones);
+    CHECK(top2.result() == 0.0);
+    CHECK(top4.result() == 0.5);
+}
+
+TEST_CASE("Precision and Recall: class_id and a threshold, as str_ww_ref_model compiles them (hand-computed)")
+{
+    // Class 0 at threshold 0.95. Row by row: 0.97 with label 0 -> tp; 0.96 without -> fp; 0.5 with
+    // -> fn; 0.95 with -> fn (0.95 is not above 0.95); 0.1 without -> neither.
+    const array_t<float> y = arr<float>({ 1, 0, 0, 0, 1, 0, 1, 0, 0, 1, 0, 0, 0, 0, 1 }, { 5, 3 });
+    const array_t<float> p = arr<float>({ 0.97f, 0.02f, 0.01f, 0.96f, 0.03f, 0.01f, 0.5f, 0.4f, 0.1f, 0.95f, 0.05f, 0.0f,
+                                   0.1f, 0.8f, 0.1f },
+                                 { 5, 3 });
+    const Confusion c = confusion({ 0.95 }, std::nullopt, 0, y, p);
+    CHECK(c.tp == 1);
+    CHECK(c.fp == 1);
+    CHECK(c.fn == 2);
+    CHECK(c.precision == doctest::Approx(0.5));
+    CHECK(c.recall == doctest::Approx(1.0 / 3.0));
+    // A weight of 2 on the true positive: precision 2 / 3, recall 2 / 4.
+    const array_t<float> sw = arr<float>({ 2, 1, 1, 1, 1 }, { 5 });
+    const Confusion weighted = confusion({ 0.95 }, std::nullopt, 0, y, p, &sw);
+    CHECK(weighted.precision == doctest::Approx(2.0 / 3.0));
+    CHECK(weighted.recall == doctest::Approx(0.5));
+    // Without class_id every element counts at the default 0.5: above it are 0.97 and 0.95
+    // (labelled) and 0.96 and 0.8 (not): precision 2 / 4; the 5 labelled predictions are 0.97,
+    // 0.03, 0.5, 0.95, 0.1: recall 2 / 5.
+    const Confusion all = confusion({}, std::nullopt, std::nullopt, y, p);
+    CHECK(all.precision == doctest::Approx(0.5));
+    CHECK(all.recall == doctest::Approx(2.0 / 5.0));
+}
+
+TEST_CASE("Precision and Recall: top_k with class_id and with a threshold (hand-computed)")
+{
+    // top_k=1, class_id=1 (threshold -1e10: every kept prediction is positive). Rows: class 1 is
+    // the top and the label -> tp; class 0 is the top, label 1 -> fn; class 1 top, label 0 -> fp;
+    // 0.4 = 0.4 tie: the lower index (class 0) is kept, label 1 -> fn.
+    const array_t<float> y = arr<float>({ 0, 1, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0 }, { 4, 3 });
+    const array_t<float> p = arr<float>({ 0.3f, 0.6f, 0.1f, 0.5f, 0.4f, 0.1f, 0.2f, 0.7f, 0.1f, 0.4f, 0.4f, 0.2f }, { 4, 3 });
+    const Confusion c = confusion({}, 1, 1, y, p);
+    CHECK(c.tp == 1);
+    CHECK(c.fp == 1);
+    CHECK(c.fn == 2);
+    CHECK(c.precision == doctest::Approx(0.5));
+    CHECK(c.recall == doctest::Approx(1.0 / 3.0));
+    // top_k=2 and threshold 0.45, all classes: kept and above 0.45 are 0.6 (labelled), 0.5 and
+    // 0.7 (not): precision 1 / 3; the 4 labelled predictions are 0.6, 0.4 (kept, not above),
+    // 0.2 (kept, not above), 0.4 (kept, not above): recall 1 / 4.
+    const Confusion c2 = confusion({ 0.45 }, 2, std::nullopt, y, p);
+    CHECK(c2.precision == doctest::Approx(1.0 / 3.0));
+    CHECK(c2.recall == doctest::Approx(1.0 / 4.0));
+    // Streaming: two batches give the counts of one.
+    Precision<float> streamed({}, 1, 1);
+    streamed.update_state(xt::view(y, xt::range(0, 1)), xt::view(p, xt::range(0, 1)));
+    streamed.update_state(xt::view(y, xt::range(1, 4)), xt::view(p, xt::range(1, 4)));
+    CHECK(streamed.true_positives() == c.tp);
+    CHECK(streamed.false_positives() == c.fp);
+}
+
+TEST_CASE("Precision and Recall: configs, names, Keras's errors")
+{
+    using xtape::testing::contains;
+    using xtape::testing::message_of;
+    const json file_config{ { "name", "precision" }, { "dtype", "float32" }, { "thresholds", 0.95 },
+                            { "top_k", nullptr },    { "class_id", 0 } };
+    auto m = get_metric<float>(json{ { "class_name", "Precision" }, { "config", file_config } });
+    CHECK(m->class_name() == "Precision");
+    CHECK(m->get_config() == file_config);
+    CHECK(m->direction() == 1);
+    auto r = get_metric<double>(json{ { "class_name", "Recall" },
+                                      { "config", { { "name", "recall_top3" }, { "top_k", 3 } } } });
+    CHECK(r->name() == "recall_top3");
+    CHECK(r->get_config() == json{ { "name", "recall_top3" }, { "dtype", "float64" }, { "thresholds", nullptr },
+                                   { "top_k", 3 }, { "class_id", nullptr } });
+    CHECK(get_metric<float>("precision")->name() == "precision");
+    CHECK(get_metric<float>("Recall")->class_name() == "Recall");
+    CHECK(resolve_compile_metric<float>("recall", { 4, 3 }, { 4, 3 })->class_name() == "Recall");
+
+    CHECK(contains(message_of<ValueError>([] { Precision<float>({ 1.5 }); }),
+                   "Threshold values must be in [0, 1]. Received: [1.5]"));
+    CHECK(contains(message_of<NotImplementedError>([] { Recall<float>({ 0.3, 0.6 }); }), "2 thresholds"));
+    CHECK(contains(message_of<ValueError>([] { Precision<float>({}, 0); }), "top_k must be a positive integer"));
+    CHECK(contains(message_of<ValueError>([] {
+                       get_metric<float>(json{ { "class_name", "Precision" }, { "config", { { "thresholds", "high" } } } });
+                   }),
+                   "thresholds must be a number or a list of numbers"));
+    Precision<float> by_class({}, std::nullopt, 3);
+    const array_t<float> flat = arr<float>({ 0, 1 }, { 2 }), two = arr<float>({ 0, 1, 1, 0 }, { 2, 2 });
+    CHECK(contains(message_of<ValueError>([&] { by_class.update_state(flat, flat); }),
+                   "When class_id is provided, y_pred must be a 2D array"));
+    CHECK(contains(message_of<ValueError>([&] { by_class.update_state(two, two); }),
+                   "class_id 3 is not below the 2 classes of y_pred (2, 2)"));
+    Recall<float> plain;
+    CHECK(contains(message_of<ShapeError>([&] { plain.update_state(flat, two); }), "metric 'recall'"));
+    const array_t<float> bad_w = arr<float>({ 1, 1, 1 }, { 3 });
+    CHECK_THROWS_AS(plain.update_state(two, two, &bad_w), ShapeError);
 }

@@ -582,7 +582,13 @@ TEST_CASE("model: errors name what went wrong")
     bad_sw.sample_weight = xt::ones<float>({ 3 });
     CHECK_THROWS_AS(m.fit(x, y, bad_sw), ValueError);
     CHECK_THROWS_AS(m.compile(std::make_shared<PlainSGD<float>>(), "mean_cubed_error"), KeyError);
+    // A compile that fails leaves the model as it was (load_model warns "loaded uncompiled" and
+    // goes on with the model, so a half-applied compile would look compiled with a fresh optimizer).
+    const auto optimizer_before = m.optimizer();
+    const auto loss_before = m.loss();
     CHECK_THROWS_AS(m.compile(std::make_shared<PlainSGD<float>>(), "mse", { "precision_at_nowhere" }), KeyError);
+    CHECK(m.optimizer() == optimizer_before);
+    CHECK(m.loss() == loss_before);
 }
 
 TEST_CASE("losses: Loss objects by Keras names and configs")
