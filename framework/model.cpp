@@ -855,9 +855,10 @@ void Model<T>::update_metrics(const std::vector<Tensor<T>>& y, const std::vector
 // ("accuracy"); with several, each is prefixed by its output's name ("dense_1_accuracy"), and each
 // output with a loss logs its unweighted loss as "<output>_loss" (only when several outputs have a
 // loss). A name met twice gets "_1", "_2", ...; a weighted metric whose name is taken becomes
-// "weighted_<name>" (with the output prefix). Validation logs add "val_". tf.keras 2 uses the same
-// names for these cases ("dense_1_loss", "dense_1_accuracy"); it differs in corner cases
-// (tf.keras 2 logs "<output>_loss" also for one output in some versions), which xtape does not follow.
+// "weighted_<name>" (with the output prefix). Validation logs add "val_". tf.keras 2
+// (tf_keras/engine/compile_utils.py) names them the same way; it differs in two corners xtape
+// does not follow: a model with several outputs logs "<output>_loss" even when only one output
+// has a loss, and two metrics of one name are an error instead of getting "_1".
 template <class T>
 std::vector<std::pair<std::string, const Metric<T>*>> Model<T>::named_metrics() const
 {
@@ -1239,6 +1240,8 @@ Logs Model<T>::evaluate(const ArrayList<T>& x, const ArrayList<T>& y, const Eval
 template <class T>
 array_t<T> Model<T>::predict(const ArrayList<T>& x, const PredictOptions<T>& o)
 {
+    if (m_graph && m_graph->outputs().size() != 1) // before predicting anything
+        only_output(std::vector<array_t<T>>(m_graph->outputs().size()), this->name(), "predict");
     return only_output(predict_list(x, o), this->name(), "predict");
 }
 

@@ -222,20 +222,21 @@ struct FitOptions {
     int initial_epoch = 0;
     /// One weight per training sample, shape (n,), for every output.
     std::optional<array_t<T>> sample_weight;
-    /// Or one array per output (a list, or a map by output name; an output not named is unweighted).
-    ArrayList<T> output_sample_weights;
     /// Weight per class index, turned into sample weights (not with sample_weight; Keras's rule).
     std::map<int, double> class_weight;
+    /// Instead of sample_weight: one array per output (a list, or a map by output name; an output
+    /// a map does not name is unweighted). Last, so that aggregate initializers keep their order.
+    ArrayList<T> output_sample_weights;
 };
 
 template <class T>
 struct EvaluateOptions {
     std::size_t batch_size = 32;
     int verbose = -1;
-    /// As FitOptions: one array for every output, or one per output.
     std::optional<array_t<T>> sample_weight;
-    ArrayList<T> output_sample_weights;
     std::vector<CallbackPtr<T>> callbacks;
+    /// As FitOptions: instead of sample_weight, one array per output.
+    ArrayList<T> output_sample_weights;
 };
 
 template <class T>

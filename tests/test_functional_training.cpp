@@ -23,6 +23,14 @@ using xtape::testing::TempDir;
 
 namespace test_functional_training {
 
+/// A (rows, cols) array of `v` in row-major order, or a vector when cols is 0.
+array_t<double> values(std::vector<double> v, std::size_t rows, std::size_t cols = 0)
+{
+    array_t<double> a = cols ? array_t<double>::from_shape({ rows, cols }) : array_t<double>::from_shape({ rows });
+    std::copy(v.begin(), v.end(), a.begin());
+    return a;
+}
+
 /// Two inputs a (2 features) and b (1); "reg" = Dense(1)(concat(a, b)), "cls" = Dense(1, sigmoid)(a).
 struct TwoHeads {
     std::shared_ptr<Model<double>> model;
@@ -39,16 +47,16 @@ TwoHeads two_heads()
     auto cat = (*std::make_shared<Concatenate<double>>(-1, "cat"))({ a, b });
     t.model = std::make_shared<Model<double>>(std::vector<KerasTensor<double>>{ a, b },
                                               std::vector<KerasTensor<double>>{ (*t.reg)(cat), (*t.cls)(a) }, "heads");
-    t.reg->set_weights({ array_t<double>({ { 0.5 }, { -0.25 }, { 1.0 } }), array_t<double>({ 0.1 }) });
-    t.cls->set_weights({ array_t<double>({ { 0.75 }, { -0.5 } }), array_t<double>({ -0.2 }) });
+    t.reg->set_weights({ values({ 0.5, -0.25, 1.0 }, 3, 1), values({ 0.1 }, 1) });
+    t.cls->set_weights({ values({ 0.75, -0.5 }, 2, 1), values({ -0.2 }, 1) });
     return t;
 }
 
-const array_t<double> xa{ { 1.0, 2.0 }, { -1.0, 0.5 }, { 0.3, -0.7 }, { 2.0, 1.0 } };
-const array_t<double> xb{ { 0.5 }, { -1.5 }, { 1.0 }, { 0.0 } };
-const array_t<double> y_reg{ { 1.0 }, { -2.0 }, { 0.5 }, { 1.5 } };
-const array_t<double> y_cls{ { 1.0 }, { 0.0 }, { 0.0 }, { 1.0 } };
-const array_t<double> sw_reg{ 1.0, 2.0, 0.0, 1.0 };
+const array_t<double> xa = values({ 1.0, 2.0, -1.0, 0.5, 0.3, -0.7, 2.0, 1.0 }, 4, 2);
+const array_t<double> xb = values({ 0.5, -1.5, 1.0, 0.0 }, 4, 1);
+const array_t<double> y_reg = values({ 1.0, -2.0, 0.5, 1.5 }, 4, 1);
+const array_t<double> y_cls = values({ 1.0, 0.0, 0.0, 1.0 }, 4, 1);
+const array_t<double> sw_reg = values({ 1.0, 2.0, 0.0, 1.0 }, 4);
 
 /// The hand-computed float64 reference of one full-batch SGD step on TwoHeads with
 /// loss = 0.5 * mse(reg, sample weights sw_reg) + 2 * binary_crossentropy(cls): the logs of the
@@ -131,15 +139,12 @@ void check_logs(const std::map<std::string, double>& got, const std::map<std::st
                 const std::string& prefix = "")
 {
     for (const auto& kv : want) {
-        INFO(prefix + kv.first);
+        INFO(prefix << kv.first);
         REQUIRE(got.count(prefix + kv.first));
         CHECK(got.at(prefix + kv.first) == doctest::Approx(kv.second).epsilon(1e-12));
     }
 }
 
-} // namespace test_functional_training
-
-using namespace test_functional_training;
 
 TEST_CASE("functional training: two steps of a two-output fit equal the hand-computed float64 reference")
 {
@@ -330,3 +335,5 @@ TEST_CASE("functional training: a node's training=false survives save and load w
     // Gradients still flow through the frozen BN to the layer before it.
     CHECK(back->get_layer("pre")->get_weights()[0] != kernel_before);
 }
+
+} // namespace test_functional_training

@@ -323,8 +323,9 @@ std::vector<array_t<T>> read_arrays(const std::string& command, const std::vecto
             datasets.push_back(count == 1 ? stem : stem + "_" + std::to_string(i));
     }
     if (datasets.size() != count)
-        throw UsageError(command + ": the model has " + std::to_string(count) + " " + what + "(s), so " + flag +
-                         " is needed once per " + what + "; got it " + std::to_string(datasets.size()) + " time(s)");
+        throw UsageError(command + ": the model has " + std::to_string(count) + " " + what + (count == 1 ? "" : "s") +
+                         ", so " + flag + " is needed once per " + what + "; got it " + std::to_string(datasets.size()) +
+                         " time(s)");
     std::vector<array_t<T>> out;
     for (std::size_t i = 0; i < count; ++i)
         out.push_back(read_array<T>(files.size() == 1 ? files[0] : files[i], datasets[i]));
