@@ -2,9 +2,9 @@
 // BatchNormalization weights, two nodes each), their codes are concatenated, and two heads
 // answer different questions with different losses:
 //
-//   query (8) ──┐                     ┌── "same_topic"  Dense(1, sigmoid)  binary_crossentropy
-//               ├─ encoder ─ Concat ──┤
-//   item  (8) ──┘  Dense(16, relu)    └── "distance"    Dense(1)           mse (loss weight 0.5)
+//   query (8) ──┐                               ┌── "same_topic"  Dense(1, sigmoid)  binary_crossentropy
+//               ├─ encoder ─ Concat(q, i, q*i) ─┤
+//   item  (8) ──┘  Dense(16, relu)              └── "distance"    Dense(1)           mse (loss weight 0.5)
 //                  BatchNormalization
 //
 // The data is made here: each query and item is a noisy copy of one of 4 topic centres; the
@@ -12,7 +12,7 @@
 // The model is trained with fit (x and y as lists, metrics per output, a validation split),
 // saved to HDF5, reloaded, and the reloaded model's predictions are checked to be identical.
 //
-//   functional_two_tower [--epochs 8] [--seed 3] [--out two_tower.h5]
+//   functional_two_tower [--epochs 20] [--seed 3] [--out two_tower.h5]
 #include "framework/model.hpp"
 #include "framework/random.hpp"
 #include "layers/batch_normalization.hpp"
@@ -69,7 +69,7 @@ Data make_data(std::size_t n, unsigned seed)
 
 int main(int argc, char** argv)
 {
-    int epochs = 8;
+    int epochs = 20;
     unsigned seed = 3;
     std::string out = "two_tower.h5";
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -87,7 +87,11 @@ int main(int argc, char** argv)
         auto dense = std::make_shared<Dense<float>>(16, "relu", true, "encoder_dense");
         auto bn = std::make_shared<BatchNormalization<float>>();
         auto encode = [&](const KerasTensor<float>& x) { return (*bn)((*dense)(x)); };
-        auto codes = (*std::make_shared<Concatenate<float>>(-1, "codes"))({ encode(query), encode(item) });
+        const auto cq = encode(query), ci = encode(item);
+        // The product of the codes makes "same topic" a linear question for the head (a sum of
+        // matching features); the codes themselves carry the distance.
+        auto match = (*std::make_shared<Multiply<float>>("match"))({ cq, ci });
+        auto codes = (*std::make_shared<Concatenate<float>>(-1, "codes"))({ cq, ci, match });
         auto same_topic = (*std::make_shared<Dense<float>>(1, "sigmoid", true, "same_topic"))(codes);
         auto distance = (*std::make_shared<Dense<float>>(1, "linear", true, "distance"))(codes);
         Model<float> model(std::vector<KerasTensor<float>>{ query, item },
