@@ -15,6 +15,8 @@
 
 #include <cmath>
 
+#include <xtensor/xview.hpp>
+
 using namespace xtape;
 using xtape::testing::contains;
 using xtape::testing::message_of;
@@ -184,6 +186,33 @@ TEST_CASE("functional training: two steps of a two-output fit equal the hand-com
     EvaluateOptions<double> eo;
     eo.verbose = 0;
     check_logs(t.model->evaluate({ xa, xb }, { y_reg, y_cls }, eo), r.logs(false));
+}
+
+TEST_CASE("functional training: validation_split takes the last rows of every input, target and sample weight")
+{
+    // 4 samples, split 0.25: one SGD step on rows 0-2, then validation on row 3 with its weights.
+    TwoHeads fitted = two_heads(), stepped = two_heads();
+    compile_sgd(*fitted.model, heads_options());
+    compile_sgd(*stepped.model, heads_options());
+    const array_t<double> sw_cls = values({ 0.5, 1.0, 1.5, 3.0 }, 4);
+    FitOptions<double> fo = quiet_fit(1);
+    fo.validation_split = 0.25;
+    fo.output_sample_weights = std::map<std::string, array_t<double>>{ { "reg", sw_reg }, { "cls", sw_cls } };
+    auto history = fitted.model->fit({ xa, xb }, { y_reg, y_cls }, fo);
+
+    auto rows = [](const array_t<double>& a, std::size_t b, std::size_t e) -> array_t<double> {
+        return xt::view(a, xt::range(b, e));
+    };
+    stepped.model->train_on_batch({ rows(xa, 0, 3), rows(xb, 0, 3) }, { rows(y_reg, 0, 3), rows(y_cls, 0, 3) },
+                                  ArrayList<double>({ rows(sw_reg, 0, 3), rows(sw_cls, 0, 3) }));
+    CHECK(fitted.model->get_weights() == stepped.model->get_weights());
+    EvaluateOptions<double> eo;
+    eo.verbose = 0;
+    eo.output_sample_weights = std::vector<array_t<double>>{ rows(sw_reg, 3, 4), rows(sw_cls, 3, 4) };
+    const Logs val = stepped.model->evaluate({ rows(xa, 3, 4), rows(xb, 3, 4) }, { rows(y_reg, 3, 4), rows(y_cls, 3, 4) },
+                                             eo);
+    for (const auto& kv : val)
+        CHECK(history->history.at("val_" + kv.first).at(0) == kv.second);
 }
 
 TEST_CASE("functional training: maps by name, one sample weight for every output, *_on_batch")
