@@ -38,35 +38,6 @@ array_t<T> gather_rows(const array_t<T>& a, const std::size_t* idx, std::size_t 
     return out;
 }
 
-/// Keras's check_data_cardinality message.
-void check_cardinality(std::size_t nx, std::size_t ny, const std::size_t* nsw)
-{
-    if (nx == ny && (!nsw || *nsw == nx))
-        return;
-    std::string msg = "Data cardinality is ambiguous. Make sure all arrays contain the same number of samples.'x' "
-                      "sizes: " +
-                      std::to_string(nx) + "\n'y' sizes: " + std::to_string(ny) + "\n";
-    if (nsw)
-        msg += "'sample_weight' sizes: " + std::to_string(*nsw) + "\n";
-    throw ValueError(msg);
-}
-
-template <class T>
-void check_data(const char* what, const array_t<T>& x, const array_t<T>& y, const array_t<T>* sw)
-{
-    if (x.dimension() == 0 || y.dimension() == 0)
-        throw ValueError(std::string(what) + ": x and y need a sample axis, got x of shape " +
-                         shape_str(shape_of(x)) + " and y of shape " + shape_str(shape_of(y)));
-    std::size_t nsw = 0;
-    if (sw) {
-        if (sw->dimension() == 0)
-            throw ValueError(std::string(what) + ": sample_weight needs a sample axis, got shape " +
-                             shape_str(shape_of(*sw)));
-        nsw = sw->shape()[0];
-    }
-    check_cardinality(x.shape()[0], y.shape()[0], sw ? &nsw : nullptr);
-}
-
 /// A permutation of [0, n) drawn serially from the global generator (Fisher-Yates; the modulo
 /// bias of a 64-bit draw is below 2^-40 for any realistic n).
 std::vector<std::size_t> permutation(std::size_t n)
@@ -542,26 +513,268 @@ std::vector<Tensor<T>> Model<T>::compute_mask_list(const std::vector<Tensor<T>>&
     return std::vector<Tensor<T>>(m_graph->outputs().size());
 }
 
+// ---- data ----------------------------------------------------------------------------------------------
+
+template <class T>
+ArrayList<T>::ArrayList(std::vector<array_t<T>>&& v)
+{
+    auto owned = std::make_shared<std::vector<array_t<T>>>(std::move(v));
+    for (const auto& a : *owned)
+        m_list.push_back(&a);
+    m_owned = owned;
+}
+
+template <class T>
+ArrayList<T>::ArrayList(std::map<std::string, array_t<T>>&& m)
+{
+    auto owned = std::make_shared<std::map<std::string, array_t<T>>>(std::move(m));
+    for (const auto& kv : *owned)
+        m_named.emplace(kv.first, &kv.second);
+    m_owned = owned;
+}
+
+namespace {
+std::string list_str(const std::vector<std::string>& v)
+{
+    std::string s = "[";
+    for (std::size_t i = 0; i < v.size(); ++i)
+        s += (i ? ", '" : "'") + v[i] + "'";
+    return s + "]";
+}
+} // namespace
+
+template <class T>
+std::vector<const array_t<T>*> ArrayList<T>::resolve(const std::vector<std::string>& names, const std::string& what,
+                                                      bool one_for_all, bool allow_missing) const
+{
+    if (!m_named.empty()) {
+        std::vector<std::string> keys;
+        for (const auto& kv : m_named)
+            keys.push_back(kv.first);
+        std::vector<const array_t<T>*> out;
+        for (const auto& n : names) {
+            auto it = m_named.find(n);
+            if (it == m_named.end() && !allow_missing)
+                throw ValueError(what + ": expected keys " + list_str(names) + ", but found " + list_str(keys));
+            out.push_back(it == m_named.end() ? nullptr : it->second);
+        }
+        for (const auto& k : keys)
+            if (std::find(names.begin(), names.end(), k) == names.end())
+                throw ValueError(what + ": '" + k + "' is not one of the expected keys " + list_str(names));
+        return out;
+    }
+    if (one_for_all && m_list.size() == 1)
+        return std::vector<const array_t<T>*>(names.size(), m_list[0]);
+    if (m_list.size() != names.size())
+        throw ValueError(what + ": expected " + std::to_string(names.size()) + " array(s) (" + list_str(names) +
+                         (one_for_all && names.size() != 1 ? ", or one for all" : "") + "), but received " +
+                         std::to_string(m_list.size()));
+    return m_list;
+}
+
+namespace {
+/// Keras's check_data_cardinality message, over every array of x, y and the sample weights.
+template <class T>
+void check_cardinality(const char* what, const std::vector<const array_t<T>*>& x,
+                       const std::vector<const array_t<T>*>& y, const std::vector<const array_t<T>*>& sw)
+{
+    std::size_t n = 0;
+    bool first = true, same = true;
+    auto sizes = [&](const std::vector<const array_t<T>*>& v, const char* name) {
+        std::string s;
+        for (const array_t<T>* a : v) {
+            if (!a)
+                continue;
+            if (a->dimension() == 0)
+                throw ValueError(std::string(what) + ": " + name + " needs a sample axis, got shape " +
+                                 shape_str(shape_of(*a)));
+            same = same && (first || a->shape()[0] == n);
+            n = a->shape()[0];
+            first = false;
+            s += (s.empty() ? "" : ", ") + std::to_string(a->shape()[0]);
+        }
+        return s;
+    };
+    const std::string xs = sizes(x, "x"), ys = sizes(y, "y"), ss = sizes(sw, "sample_weight");
+    if (same)
+        return;
+    std::string msg = "Data cardinality is ambiguous. Make sure all arrays contain the same number of samples.'x' "
+                      "sizes: " +
+                      xs + "\n'y' sizes: " + ys + "\n";
+    if (!ss.empty())
+        msg += "'sample_weight' sizes: " + ss + "\n";
+    throw ValueError(msg);
+}
+
+template <class T>
+std::vector<Tensor<T>> batch_of(const std::vector<const array_t<T>*>& arrays, const std::size_t* idx,
+                                std::size_t begin, std::size_t count)
+{
+    std::vector<Tensor<T>> out;
+    for (const array_t<T>* a : arrays)
+        out.push_back(a ? Tensor<T>(gather_rows(*a, idx, begin, count)) : Tensor<T>());
+    return out;
+}
+
+template <class T>
+std::vector<Tensor<T>> tensors_of(const std::vector<const array_t<T>*>& arrays)
+{
+    std::vector<Tensor<T>> out;
+    for (const array_t<T>* a : arrays)
+        out.push_back(a ? Tensor<T>(*a) : Tensor<T>());
+    return out;
+}
+} // namespace
+
+template <class T>
+std::vector<std::string> Model<T>::data_input_names() const
+{
+    // A model without a graph (Sequential, subclassed) has one input.
+    return m_graph ? input_names() : std::vector<std::string>{ "input" };
+}
+
+template <class T>
+std::vector<std::string> Model<T>::data_output_names() const
+{
+    if (m_graph)
+        return output_names();
+    const auto ls = layers();
+    return { ls.empty() ? std::string("output") : ls.back()->name() };
+}
+
+template <class T>
+typename Model<T>::Data Model<T>::resolve_data(const char* what, const ArrayList<T>& x, const ArrayList<T>* y,
+                                               const ArrayList<T>* sample_weight) const
+{
+    const std::string w(what);
+    Data d;
+    d.x = x.resolve(data_input_names(), w + ": x");
+    const auto outs = data_output_names();
+    if (y)
+        d.y = y->resolve(outs, w + ": y");
+    if (sample_weight && !sample_weight->empty())
+        d.sample_weight = sample_weight->resolve(outs, w + ": sample_weight", /*one_for_all=*/true, /*allow_missing=*/true);
+    else
+        d.sample_weight.assign(outs.size(), nullptr);
+    check_cardinality(what, d.x, d.y, d.sample_weight);
+    return d;
+}
+
+template <class T>
+typename Model<T>::Data Model<T>::resolve_data(const char* what, const ArrayList<T>& x, const ArrayList<T>& y,
+                                               const std::optional<array_t<T>>& one,
+                                               const ArrayList<T>& per_output) const
+{
+    if (one && !per_output.empty())
+        throw ValueError(std::string(what) + ": sample_weight and output_sample_weights given together; give one");
+    if (one) {
+        const ArrayList<T> for_all(*one);
+        return resolve_data(what, x, &y, &for_all);
+    }
+    return resolve_data(what, x, &y, &per_output);
+}
+
 // ---- compile -------------------------------------------------------------------------------------------
+
+namespace {
+/// One entry per output from a CompileOptions field: a list of one (every output) or of one per
+/// output, or a map by output name (an output it does not name gets `none`).
+template <class V>
+std::vector<V> per_output(const std::vector<V>& list, const std::map<std::string, V>& by_name,
+                          const std::vector<std::string>& outputs, const char* what, const V& none)
+{
+    if (!list.empty() && !by_name.empty())
+        throw ValueError(std::string("compile: `") + what + "` given both as a list and by output name");
+    std::vector<V> out(outputs.size(), none);
+    if (!by_name.empty()) {
+        for (const auto& kv : by_name) {
+            auto it = std::find(outputs.begin(), outputs.end(), kv.first);
+            if (it == outputs.end())
+                throw ValueError(std::string("compile: `") + what + "` names the output '" + kv.first +
+                                 "', but the model's outputs are " + list_str(outputs));
+            out[static_cast<std::size_t>(it - outputs.begin())] = kv.second;
+        }
+        return out;
+    }
+    if (list.empty())
+        return out;
+    if (list.size() == 1)
+        return std::vector<V>(outputs.size(), list[0]);
+    if (list.size() != outputs.size())
+        throw ValueError(std::string("compile: `") + what + "` must have one entry or one per output: the model has " +
+                         std::to_string(outputs.size()) + " outputs " + list_str(outputs) + ", " + what + " has " +
+                         std::to_string(list.size()) + " entries");
+    return list;
+}
+} // namespace
 
 template <class T>
 void Model<T>::compile(OptimizerSpec<T> optimizer, LossSpec<T> loss, std::vector<MetricSpec<T>> metrics)
 {
+    CompileOptions<T> o;
+    o.loss.push_back(std::move(loss));
+    if (!metrics.empty())
+        o.metrics.push_back(std::move(metrics));
+    compile(std::move(optimizer), std::move(o));
+}
+
+template <class T>
+void Model<T>::compile(OptimizerSpec<T> optimizer, CompileOptions<T> o)
+{
     if (!optimizer.ptr)
         throw ValueError("compile: the optimizer is null");
-    if (!loss.ptr)
+    if (o.loss.size() == 1 && !o.loss[0].ptr)
         throw ValueError("compile: the loss is null");
-    // Unknown metric names fail here, not at the first batch, and before anything is assigned:
-    // a failed compile leaves the model as it was.
-    for (const auto& spec : metrics)
-        if (!spec.ptr && !(spec.id.is_string() && (spec.id == "accuracy" || spec.id == "acc")))
-            get_metric<T>(spec.id);
+    const std::vector<std::string> outs = data_output_names();
+    const auto losses = per_output(o.loss, o.loss_by_name, outs, "loss", LossSpec<T>(LossPtr<T>()));
+    const auto weights = per_output(o.loss_weights, o.loss_weights_by_name, outs, "loss_weights", -1.0);
+    const auto metrics = per_output(o.metrics, o.metrics_by_name, outs, "metrics", std::vector<MetricSpec<T>>{});
+    const auto weighted =
+        per_output(o.weighted_metrics, o.weighted_metrics_by_name, outs, "weighted_metrics", std::vector<MetricSpec<T>>{});
+    std::vector<Head> heads(outs.size());
+    bool any_loss = false;
+    for (std::size_t i = 0; i < outs.size(); ++i) {
+        Head& h = heads[i];
+        h.output_name = outs[i];
+        h.loss = losses[i].ptr;
+        any_loss = any_loss || h.loss;
+        if (!o.loss_weights.empty() || o.loss_weights_by_name.count(outs[i]))
+            h.loss_weight = weights[i];
+        h.metric_specs = metrics[i];
+        h.weighted_metric_specs = weighted[i];
+        for (const auto* specs : { &h.metric_specs, &h.weighted_metric_specs })
+            // Unknown names fail here, not at the first batch, and before anything is assigned
+            // below: a failed compile leaves the model as it was.
+            for (const auto& spec : *specs)
+                if (!spec.ptr && !(spec.id.is_string() && (spec.id == "accuracy" || spec.id == "acc")))
+                    get_metric<T>(spec.id);
+        h.loss_tracker.set_name(outs[i] + "_loss");
+    }
+    if (!any_loss)
+        throw ValueError("compile: no output of model \"" + this->name() + "\" has a loss (outputs " + list_str(outs) +
+                         ")");
     m_optimizer = std::move(optimizer.ptr);
-    m_loss = std::move(loss.ptr);
-    m_metric_specs = std::move(metrics);
-    m_metrics.clear();
+    m_compile_options = std::move(o);
+    m_heads = std::move(heads);
     m_loss_tracker.reset_state();
     m_stop_training = false;
+}
+
+template <class T>
+const LossPtr<T>& Model<T>::loss() const
+{
+    static const LossPtr<T> none;
+    for (const auto& h : m_heads)
+        if (h.loss)
+            return h.loss;
+    return none;
+}
+
+template <class T>
+const std::vector<MetricSpec<T>>& Model<T>::metric_specs() const
+{
+    static const std::vector<MetricSpec<T>> none;
+    return m_heads.empty() ? none : m_heads[0].metric_specs;
 }
 
 template <class T>
@@ -574,35 +787,118 @@ void Model<T>::assert_compiled(const char*) const
 template <class T>
 Tensor<T> Model<T>::compute_loss(const Tensor<T>& y, const Tensor<T>& y_pred, const Tensor<T>& sample_weight)
 {
+    return compute_loss_list({ y }, { y_pred }, { sample_weight });
+}
+
+template <class T>
+Tensor<T> Model<T>::compute_loss_list(const std::vector<Tensor<T>>& y, const std::vector<Tensor<T>>& y_pred,
+                                      const std::vector<Tensor<T>>& sample_weight)
+{
+    return total_loss(y, y_pred, sample_weight, nullptr);
+}
+
+template <class T>
+Tensor<T> Model<T>::total_loss(const std::vector<Tensor<T>>& y, const std::vector<Tensor<T>>& y_pred,
+                               const std::vector<Tensor<T>>& sample_weight, std::vector<double>* per_output)
+{
     assert_compiled("compute_loss");
-    Tensor<T> total = (*m_loss)(y, y_pred, sample_weight);
-    if (total.size() != 1)
-        throw ValueError("compute_loss: the compiled loss '" + m_loss->name() + "' (reduction '" +
-                         m_loss->reduction() + "') gave shape " + shape_str(total.shape()) +
-                         "; training needs a scalar loss");
+    if (y.size() != m_heads.size() || y_pred.size() != m_heads.size() ||
+        !(sample_weight.empty() || sample_weight.size() == m_heads.size()))
+        throw ValueError("compute_loss: model \"" + this->name() + "\" has " + std::to_string(m_heads.size()) +
+                         " output(s), got " + std::to_string(y.size()) + " y, " + std::to_string(y_pred.size()) +
+                         " y_pred and " + std::to_string(sample_weight.size()) + " sample weights");
+    Tensor<T> total;
+    for (std::size_t i = 0; i < m_heads.size(); ++i) {
+        const Head& h = m_heads[i];
+        if (!h.loss)
+            continue;
+        Tensor<T> l = (*h.loss)(y[i], y_pred[i], sample_weight.empty() ? Tensor<T>() : sample_weight[i]);
+        if (l.size() != 1)
+            throw ValueError("compute_loss: the compiled loss '" + h.loss->name() + "' (reduction '" +
+                             h.loss->reduction() + "') of output '" + h.output_name + "' gave shape " +
+                             shape_str(l.shape()) + "; training needs a scalar loss");
+        if (per_output)
+            per_output->push_back(static_cast<double>(l.item()));
+        // Keras multiplies only by a weight that was given: without one the loss stays bit for bit.
+        if (h.loss_weight)
+            l = mul_scalar(l, static_cast<T>(*h.loss_weight));
+        total = total.defined() ? add(total, l) : l;
+    }
     for (const auto& extra : this->losses())
         total = add(total, extra.dim() == 0 ? extra : sum(extra));
     return total;
 }
 
 template <class T>
-void Model<T>::update_metrics(const Tensor<T>& y, const Tensor<T>& y_pred)
+void Model<T>::update_metrics(const std::vector<Tensor<T>>& y, const std::vector<Tensor<T>>& y_pred,
+                              const std::vector<Tensor<T>>& sample_weight)
 {
-    if (m_metrics.size() != m_metric_specs.size()) {
-        m_metrics.clear();
-        for (const auto& spec : m_metric_specs)
-            m_metrics.push_back(spec.ptr ? spec.ptr : resolve_compile_metric<T>(spec.id, y.shape(), y_pred.shape()));
+    for (std::size_t i = 0; i < m_heads.size(); ++i) {
+        Head& h = m_heads[i];
+        const array_t<T>* sw = sample_weight[i].defined() ? &sample_weight[i].value() : nullptr;
+        for (auto [specs, resolved] : { std::pair(&h.metric_specs, &h.metrics),
+                                        std::pair(&h.weighted_metric_specs, &h.weighted_metrics) })
+            if (resolved->size() != specs->size()) {
+                resolved->clear();
+                for (const auto& spec : *specs)
+                    resolved->push_back(spec.ptr ? spec.ptr
+                                                 : resolve_compile_metric<T>(spec.id, y[i].shape(), y_pred[i].shape()));
+            }
+        for (auto& m : h.metrics)
+            m->update_state(y[i].value(), y_pred[i].value(), nullptr);
+        for (auto& m : h.weighted_metrics)
+            m->update_state(y[i].value(), y_pred[i].value(), sw);
     }
-    for (auto& m : m_metrics)
-        m->update_state(y.value(), y_pred.value(), nullptr);
+}
+
+// Note [Names of the logs]
+// xtape names the logs as Keras 3 does (keras/src/trainers/compile_utils.py, CompileMetrics.result
+// and CompileLoss.build): "loss" is the total; with one output the metrics keep their own names
+// ("accuracy"); with several, each is prefixed by its output's name ("dense_1_accuracy"), and each
+// output with a loss logs its unweighted loss as "<output>_loss" (only when several outputs have a
+// loss). A name met twice gets "_1", "_2", ...; a weighted metric whose name is taken becomes
+// "weighted_<name>" (with the output prefix). Validation logs add "val_". tf.keras 2
+// (tf_keras/engine/compile_utils.py) names them the same way; it differs in two corners xtape
+// does not follow: a model with several outputs logs "<output>_loss" even when only one output
+// has a loss, and two metrics of one name are an error instead of getting "_1".
+template <class T>
+std::vector<std::pair<std::string, const Metric<T>*>> Model<T>::named_metrics() const
+{
+    std::vector<std::pair<std::string, const Metric<T>*>> out{ { "loss", &m_loss_tracker } };
+    std::map<std::string, int> seen;
+    const bool prefix = m_heads.size() > 1;
+    auto prefixed = [&](const Head& h, const std::string& n) { return prefix ? h.output_name + "_" + n : n; };
+    for (const auto& h : m_heads)
+        for (const auto& m : h.metrics) {
+            std::string name = prefixed(h, m->name());
+            const int k = seen[name]++;
+            out.emplace_back(k ? name + "_" + std::to_string(k) : name, m.get());
+        }
+    for (const auto& h : m_heads)
+        for (const auto& m : h.weighted_metrics) {
+            std::string name = prefixed(h, m->name());
+            if (seen[name]++) {
+                name = prefixed(h, "weighted_" + m->name());
+                const int k = seen[name]++;
+                if (k)
+                    name += "_" + std::to_string(k);
+            }
+            out.emplace_back(name, m.get());
+        }
+    const auto with_loss = std::count_if(m_heads.begin(), m_heads.end(), [](const Head& h) { return h.loss != nullptr; });
+    if (with_loss > 1)
+        for (const auto& h : m_heads)
+            if (h.loss)
+                out.emplace_back(h.loss_tracker.name(), &h.loss_tracker);
+    return out;
 }
 
 template <class T>
 std::vector<std::string> Model<T>::metrics_names() const
 {
-    std::vector<std::string> n{ "loss" };
-    for (const auto& m : m_metrics)
-        n.push_back(m->name());
+    std::vector<std::string> n;
+    for (const auto& kv : named_metrics())
+        n.push_back(kv.first);
     return n;
 }
 
@@ -610,55 +906,83 @@ template <class T>
 void Model<T>::reset_metrics()
 {
     m_loss_tracker.reset_state();
-    for (auto& m : m_metrics)
-        m->reset_state();
+    for (auto& h : m_heads) {
+        h.loss_tracker.reset_state();
+        for (auto& m : h.metrics)
+            m->reset_state();
+        for (auto& m : h.weighted_metrics)
+            m->reset_state();
+    }
 }
 
 template <class T>
 Logs Model<T>::get_metrics_result() const
 {
-    Logs logs{ { "loss", m_loss_tracker.result() } };
-    for (const auto& m : m_metrics)
-        logs[m->name()] = m->result();
+    Logs logs;
+    for (const auto& kv : named_metrics())
+        logs[kv.first] = kv.second->result();
     return logs;
+}
+
+template <class T>
+bool Model<T>::is_loss_tracker(const Metric<T>* m) const
+{
+    return m == &m_loss_tracker ||
+           std::any_of(m_heads.begin(), m_heads.end(), [&](const Head& h) { return m == &h.loss_tracker; });
 }
 
 template <class T>
 int Model<T>::metric_direction(const std::string& name) const
 {
-    if (name == "loss")
-        return -1;
-    for (const auto& m : m_metrics)
-        if (m->name() == name)
-            return m->direction();
-    for (const auto& s : m_metric_specs) {
-        if (s.ptr && s.ptr->name() == name)
-            return s.ptr->direction();
-        if (!s.ptr && s.id.is_string() && s.id.template get<std::string>() == name) {
-            // Not resolved yet: "accuracy" is maximized whatever it resolves to.
-            try {
-                return get_metric<T>(s.id)->direction();
-            } catch (const Error&) {
-                return 0;
+    for (const auto& kv : named_metrics())
+        if (kv.first == name)
+            return is_loss_tracker(kv.second) ? -1 : kv.second->direction();
+    const bool prefix = m_heads.size() > 1;
+    for (const auto& h : m_heads)
+        for (const auto* specs : { &h.metric_specs, &h.weighted_metric_specs })
+            for (const auto& s : *specs) {
+                const std::string p = prefix ? h.output_name + "_" : "";
+                if (s.ptr && p + s.ptr->name() == name)
+                    return s.ptr->direction();
+                if (!s.ptr && s.id.is_string() && p + s.id.template get<std::string>() == name) {
+                    // Not resolved yet: "accuracy" is maximized whatever it resolves to.
+                    try {
+                        return get_metric<T>(s.id)->direction();
+                    } catch (const Error&) {
+                        return 0;
+                    }
+                }
             }
-        }
-    }
     return 0;
 }
 
 // ---- steps ---------------------------------------------------------------------------------------------
 
+namespace {
 template <class T>
-Logs Model<T>::train_step(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& sample_weight)
+void check_outputs(const std::string& model, std::size_t heads, std::size_t outputs)
+{
+    if (heads != outputs)
+        throw ValueError("model \"" + model + "\" returned " + std::to_string(outputs) + " output(s), but it was compiled for " +
+                         std::to_string(heads));
+}
+} // namespace
+
+template <class T>
+Logs Model<T>::train_step(const std::vector<Tensor<T>>& x, const std::vector<Tensor<T>>& y,
+                          const std::vector<Tensor<T>>& sample_weight)
 {
     tune_allocator_once();
-    Tensor<T> y_pred, loss;
+    std::vector<Tensor<T>> y_pred;
+    Tensor<T> loss;
+    std::vector<double> per_output;
     std::vector<Tensor<T>> grads;
     std::vector<Variable<T>> vars;
     {
         GradientTape<T> tape;
         y_pred = (*this)(x, /*training=*/true);
-        loss = compute_loss(y, y_pred, sample_weight);
+        check_outputs<T>(this->name(), m_heads.size(), y_pred.size());
+        loss = total_loss(y, y_pred, sample_weight, &per_output);
         tape.stop_recording();
         // Read after the forward pass: the first call builds the layers (and their weights);
         // the tape watched them anyway, being trainable variables.
@@ -673,62 +997,115 @@ Logs Model<T>::train_step(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T
         std::cerr << "Warning: The model does not have any trainable weights.\n";
         m_warned_no_weights = true;
     }
-    m_loss_tracker.update(static_cast<double>(loss.item()), static_cast<double>(x.shape()[0]));
-    update_metrics(y, y_pred);
+    const double batch = static_cast<double>(x[0].shape()[0]);
+    m_loss_tracker.update(static_cast<double>(loss.item()), batch);
+    update_loss_trackers(per_output, batch);
+    update_metrics(y, y_pred, sample_weight);
     return get_metrics_result();
 }
 
 template <class T>
-Logs Model<T>::test_step(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& sample_weight)
+Logs Model<T>::test_step(const std::vector<Tensor<T>>& x, const std::vector<Tensor<T>>& y,
+                         const std::vector<Tensor<T>>& sample_weight)
 {
     tune_allocator_once();
     NoGradGuard no_grad;
-    Tensor<T> y_pred = (*this)(x, /*training=*/false);
-    Tensor<T> loss = compute_loss(y, y_pred, sample_weight);
-    m_loss_tracker.update(static_cast<double>(loss.item()), static_cast<double>(x.shape()[0]));
-    update_metrics(y, y_pred);
+    std::vector<Tensor<T>> y_pred = (*this)(x, /*training=*/false);
+    check_outputs<T>(this->name(), m_heads.size(), y_pred.size());
+    std::vector<double> per_output;
+    Tensor<T> loss = total_loss(y, y_pred, sample_weight, &per_output);
+    const double batch = static_cast<double>(x[0].shape()[0]);
+    m_loss_tracker.update(static_cast<double>(loss.item()), batch);
+    update_loss_trackers(per_output, batch);
+    update_metrics(y, y_pred, sample_weight);
     return get_metrics_result();
 }
 
 template <class T>
-Logs Model<T>::train_on_batch(const array_t<T>& x, const array_t<T>& y, const array_t<T>* sample_weight,
+void Model<T>::update_loss_trackers(const std::vector<double>& per_output, double batch)
+{
+    // Logged only with several losses (Note [Names of the logs]), unweighted, as Keras.
+    if (per_output.size() < 2)
+        return;
+    std::size_t k = 0;
+    for (auto& h : m_heads)
+        if (h.loss)
+            h.loss_tracker.update(per_output[k++], batch);
+}
+
+template <class T>
+Logs Model<T>::train_on_batch(const ArrayList<T>& x, const ArrayList<T>& y, const array_t<T>* sample_weight,
+                              const std::map<int, double>* class_weight)
+{
+    return train_on_batch(x, y, sample_weight ? ArrayList<T>(*sample_weight) : ArrayList<T>(), class_weight);
+}
+
+template <class T>
+Logs Model<T>::train_on_batch(const ArrayList<T>& x, const ArrayList<T>& y, const ArrayList<T>& sample_weight,
                               const std::map<int, double>* class_weight)
 {
     assert_compiled("train_on_batch");
-    check_data("train_on_batch", x, y, sample_weight);
-    if (class_weight && !class_weight->empty() && sample_weight)
+    Data d = resolve_data("train_on_batch", x, &y, &sample_weight);
+    if (class_weight && !class_weight->empty() && !sample_weight.empty())
         throw ValueError("You cannot `class_weight` and `sample_weight` at the same time.");
-    Tensor<T> sw;
-    if (sample_weight)
-        sw = Tensor<T>(*sample_weight);
-    else if (class_weight && !class_weight->empty())
-        sw = Tensor<T>(class_weight_to_sample_weights(y, *class_weight));
-    return train_step(Tensor<T>(x), Tensor<T>(y), sw);
+    std::vector<Tensor<T>> sw = tensors_of(d.sample_weight);
+    if (class_weight && !class_weight->empty()) {
+        if (m_heads.size() != 1)
+            throw ValueError("`class_weight` is only supported for Models with a single output.");
+        sw[0] = Tensor<T>(class_weight_to_sample_weights(*d.y[0], *class_weight));
+    }
+    return train_step(tensors_of(d.x), tensors_of(d.y), sw);
 }
 
 template <class T>
-Logs Model<T>::test_on_batch(const array_t<T>& x, const array_t<T>& y, const array_t<T>* sample_weight)
+Logs Model<T>::test_on_batch(const ArrayList<T>& x, const ArrayList<T>& y, const array_t<T>* sample_weight)
+{
+    return test_on_batch(x, y, sample_weight ? ArrayList<T>(*sample_weight) : ArrayList<T>());
+}
+
+template <class T>
+Logs Model<T>::test_on_batch(const ArrayList<T>& x, const ArrayList<T>& y, const ArrayList<T>& sample_weight)
 {
     assert_compiled("test_on_batch");
-    check_data("test_on_batch", x, y, sample_weight);
-    return test_step(Tensor<T>(x), Tensor<T>(y), sample_weight ? Tensor<T>(*sample_weight) : Tensor<T>());
+    Data d = resolve_data("test_on_batch", x, &y, &sample_weight);
+    return test_step(tensors_of(d.x), tensors_of(d.y), tensors_of(d.sample_weight));
+}
+
+namespace {
+template <class T>
+array_t<T> only_output(std::vector<array_t<T>>&& ys, const std::string& model, const char* what)
+{
+    if (ys.size() != 1)
+        throw ValueError(std::string(what) + ": model \"" + model + "\" has " + std::to_string(ys.size()) +
+                         " outputs; use " + what + "_list");
+    return std::move(ys[0]);
+}
+} // namespace
+
+template <class T>
+std::vector<array_t<T>> Model<T>::predict_on_batch_list(const ArrayList<T>& x)
+{
+    Data d = resolve_data("predict_on_batch", x, nullptr, nullptr);
+    NoGradGuard no_grad;
+    std::vector<array_t<T>> out;
+    for (const auto& y : (*this)(tensors_of(d.x), false))
+        out.push_back(y.value());
+    return out;
 }
 
 template <class T>
-array_t<T> Model<T>::predict_on_batch(const array_t<T>& x)
+array_t<T> Model<T>::predict_on_batch(const ArrayList<T>& x)
 {
-    NoGradGuard no_grad;
-    return (*this)(Tensor<T>(x), false).value();
+    return only_output(predict_on_batch_list(x), this->name(), "predict_on_batch");
 }
 
 // ---- fit / evaluate / predict -------------------------------------------------------------------------
 
 template <class T>
-Logs Model<T>::run_evaluation(const array_t<T>& x, const array_t<T>& y, const array_t<T>* sw,
-                              std::size_t batch_size, CallbackList<T>& callbacks)
+Logs Model<T>::run_evaluation(const Data& d, std::size_t batch_size, CallbackList<T>& callbacks)
 {
-    // x, y, sw hold exactly the samples to evaluate.
-    const std::size_t n = x.shape()[0];
+    // d holds exactly the samples to evaluate.
+    const std::size_t n = d.x[0]->shape()[0];
     reset_metrics();
     Logs logs;
     callbacks.on_test_begin(logs);
@@ -737,9 +1114,8 @@ Logs Model<T>::run_evaluation(const array_t<T>& x, const array_t<T>& y, const ar
         const std::size_t b = step * batch_size, c = std::min(batch_size, n - b);
         Logs begin;
         callbacks.on_test_batch_begin(static_cast<int>(step), begin);
-        Tensor<T> xb(gather_rows(x, nullptr, b, c)), yb(gather_rows(y, nullptr, b, c));
-        Tensor<T> swb = sw ? Tensor<T>(gather_rows(*sw, nullptr, b, c)) : Tensor<T>();
-        logs = test_step(xb, yb, swb);
+        logs = test_step(batch_of(d.x, nullptr, b, c), batch_of(d.y, nullptr, b, c),
+                         batch_of(d.sample_weight, nullptr, b, c));
         callbacks.on_test_batch_end(static_cast<int>(step), logs);
     }
     logs = get_metrics_result();
@@ -748,22 +1124,24 @@ Logs Model<T>::run_evaluation(const array_t<T>& x, const array_t<T>& y, const ar
 }
 
 template <class T>
-std::shared_ptr<History<T>> Model<T>::fit(const array_t<T>& x_all, const array_t<T>& y_all, const FitOptions<T>& o)
+std::shared_ptr<History<T>> Model<T>::fit(const ArrayList<T>& x, const ArrayList<T>& y, const FitOptions<T>& o)
 {
     assert_compiled("fit");
-    const array_t<T>* sw_all = o.sample_weight ? &*o.sample_weight : nullptr;
-    check_data("fit", x_all, y_all, sw_all);
+    const Data all = resolve_data("fit", x, y, o.sample_weight, o.output_sample_weights);
     if (o.batch_size == 0)
         throw ValueError("fit: batch_size must be >= 1");
-    if (!o.class_weight.empty() && sw_all)
+    if (!o.class_weight.empty() && (o.sample_weight || !o.output_sample_weights.empty()))
         throw ValueError("You cannot `class_weight` and `sample_weight` at the same time.");
+    if (!o.class_weight.empty() && m_heads.size() != 1)
+        throw ValueError("`class_weight` is only supported for Models with a single output.");
     if (!(o.validation_split >= 0 && o.validation_split < 1))
         throw ValueError("fit: validation_split must be in [0, 1), got " + std::to_string(o.validation_split));
 
     // Validation data: given, or the last samples before any shuffling (Keras's train_validation_split).
-    const std::size_t n_all = x_all.shape()[0];
+    const std::size_t n_all = all.x[0]->shape()[0];
     std::size_t n_train = n_all;
-    std::optional<ValidationData<T>> split;
+    std::optional<Data> val_data;
+    std::vector<array_t<T>> split_rows;
     if (o.validation_split > 0 && !o.validation_data) {
         n_train = static_cast<std::size_t>(std::floor(static_cast<double>(n_all) * (1.0 - o.validation_split)));
         if (n_train == 0 || n_train == n_all)
@@ -772,28 +1150,37 @@ std::shared_ptr<History<T>> Model<T>::fit(const array_t<T>& x_all, const array_t
                              "specified by `validation_split=" +
                              python_float_repr(o.validation_split) +
                              "`. Either provide more data, or a different value for the `validation_split` argument.");
-        ValidationData<T> v;
-        v.x = gather_rows(x_all, nullptr, n_train, n_all - n_train);
-        v.y = gather_rows(y_all, nullptr, n_train, n_all - n_train);
-        if (sw_all)
-            v.sample_weight = gather_rows(*sw_all, nullptr, n_train, n_all - n_train);
-        split = std::move(v);
+        // The split owns its rows; pointers into split_rows (reserved: they never move) view them.
+        split_rows.reserve(all.x.size() + all.y.size() + all.sample_weight.size());
+        auto tail = [&](const std::vector<const array_t<T>*>& v) {
+            std::vector<const array_t<T>*> out;
+            for (const array_t<T>* a : v) {
+                if (a)
+                    split_rows.push_back(gather_rows(*a, nullptr, n_train, n_all - n_train));
+                out.push_back(a ? &split_rows.back() : nullptr);
+            }
+            return out;
+        };
+        val_data = Data{ tail(all.x), tail(all.y), tail(all.sample_weight) };
     }
     // tf.keras raises once an epoch ran no step (its test_fit_on_empty); here before the first
     // epoch, so callbacks never see an epoch without logs. No epoch to run: History, as Keras.
     if (n_train == 0 && o.initial_epoch < o.epochs)
         throw ValueError("Unexpected result of `train_function` (Empty logs). This could be due to issues in input "
                          "pipeline that resulted in an empty dataset: fit got x of shape " +
-                         shape_str(shape_of(x_all)) + ".");
-    const ValidationData<T>* val = o.validation_data ? &*o.validation_data : (split ? &*split : nullptr);
-    if (val)
-        check_data("fit (validation data)", val->x, val->y, val->sample_weight ? &*val->sample_weight : nullptr);
+                         shape_str(shape_of(*all.x[0])) + ".");
+    if (o.validation_data) {
+        const ValidationData<T>& v = *o.validation_data;
+        val_data = resolve_data("fit (validation data)", v.x, &v.y, v.sample_weight ? &*v.sample_weight : nullptr);
+    }
 
     // class_weight becomes per-sample weights of the training samples (training only).
     std::optional<array_t<T>> cw;
-    if (!o.class_weight.empty())
-        cw = class_weight_to_sample_weights(y_all, o.class_weight);
-    const array_t<T>* sw_train = cw ? &*cw : sw_all;
+    std::vector<const array_t<T>*> sw_train = all.sample_weight;
+    if (!o.class_weight.empty()) {
+        cw = class_weight_to_sample_weights(*all.y[0], o.class_weight);
+        sw_train[0] = &*cw;
+    }
 
     const int verbose = resolve_verbose(o.verbose);
     const std::size_t steps = (n_train + o.batch_size - 1) / o.batch_size;
@@ -817,18 +1204,15 @@ std::shared_ptr<History<T>> Model<T>::fit(const array_t<T>& x_all, const array_t
             const std::size_t b = step * o.batch_size, c = std::min(o.batch_size, n_train - b);
             Logs begin;
             callbacks.on_train_batch_begin(static_cast<int>(step), begin);
-            Tensor<T> xb(gather_rows(x_all, order.data() + b, 0, c));
-            Tensor<T> yb(gather_rows(y_all, order.data() + b, 0, c));
-            Tensor<T> swb = sw_train ? Tensor<T>(gather_rows(*sw_train, order.data() + b, 0, c)) : Tensor<T>();
-            logs = train_step(xb, yb, swb);
+            logs = train_step(batch_of(all.x, order.data() + b, 0, c), batch_of(all.y, order.data() + b, 0, c),
+                              batch_of(sw_train, order.data() + b, 0, c));
             callbacks.on_train_batch_end(static_cast<int>(step), logs);
             if (m_stop_training)
                 break;
         }
         Logs epoch_logs = get_metrics_result();
-        if (val) {
-            Logs v = run_evaluation(val->x, val->y, val->sample_weight ? &*val->sample_weight : nullptr, o.batch_size,
-                                    callbacks);
+        if (val_data) {
+            Logs v = run_evaluation(*val_data, o.batch_size, callbacks);
             for (const auto& kv : v)
                 epoch_logs["val_" + kv.first] = kv.second;
         }
@@ -842,32 +1226,39 @@ std::shared_ptr<History<T>> Model<T>::fit(const array_t<T>& x_all, const array_t
 }
 
 template <class T>
-Logs Model<T>::evaluate(const array_t<T>& x, const array_t<T>& y, const EvaluateOptions<T>& o)
+Logs Model<T>::evaluate(const ArrayList<T>& x, const ArrayList<T>& y, const EvaluateOptions<T>& o)
 {
     assert_compiled("evaluate");
-    const array_t<T>* sw = o.sample_weight ? &*o.sample_weight : nullptr;
-    check_data("evaluate", x, y, sw);
+    const Data d = resolve_data("evaluate", x, y, o.sample_weight, o.output_sample_weights);
     if (o.batch_size == 0)
         throw ValueError("evaluate: batch_size must be >= 1");
     const int verbose = resolve_verbose(o.verbose);
-    const std::size_t steps = (x.shape()[0] + o.batch_size - 1) / o.batch_size;
+    const std::size_t steps = (d.x[0]->shape()[0] + o.batch_size - 1) / o.batch_size;
     CallbackList<T> callbacks(o.callbacks, false, verbose != 0, this,
                               CallbackParams{ verbose, 1, static_cast<std::int64_t>(steps) });
-    return run_evaluation(x, y, sw, o.batch_size, callbacks);
+    return run_evaluation(d, o.batch_size, callbacks);
 }
 
 template <class T>
-array_t<T> Model<T>::predict(const array_t<T>& x, const PredictOptions<T>& o)
+array_t<T> Model<T>::predict(const ArrayList<T>& x, const PredictOptions<T>& o)
 {
-    if (x.dimension() == 0)
-        throw ValueError("predict: x needs a sample axis, got shape " + shape_str(shape_of(x)));
+    if (m_graph && m_graph->outputs().size() != 1) // before predicting anything
+        only_output(std::vector<array_t<T>>(m_graph->outputs().size()), this->name(), "predict");
+    return only_output(predict_list(x, o), this->name(), "predict");
+}
+
+template <class T>
+std::vector<array_t<T>> Model<T>::predict_list(const ArrayList<T>& x, const PredictOptions<T>& o)
+{
+    const Data d = resolve_data("predict", x, nullptr, nullptr);
+    const array_t<T>& x0 = *d.x[0];
     // Keras refuses empty input too; without samples there is no output shape to return.
-    if (x.shape()[0] == 0)
-        throw ValueError("predict: x of shape " + shape_str(shape_of(x)) + " holds no samples; at least one is needed");
+    if (x0.shape()[0] == 0)
+        throw ValueError("predict: x of shape " + shape_str(shape_of(x0)) + " holds no samples; at least one is needed");
     if (o.batch_size == 0)
         throw ValueError("predict: batch_size must be >= 1");
     tune_allocator_once();
-    const std::size_t n = x.shape()[0];
+    const std::size_t n = x0.shape()[0];
     const std::size_t steps = (n + o.batch_size - 1) / o.batch_size;
     const int verbose = resolve_verbose(o.verbose);
     CallbackList<T> callbacks(o.callbacks, false, verbose != 0, this,
@@ -875,26 +1266,29 @@ array_t<T> Model<T>::predict(const array_t<T>& x, const PredictOptions<T>& o)
     NoGradGuard no_grad;
     Logs logs;
     callbacks.on_predict_begin(logs);
-    array_t<T> out;
-    std::size_t row = 0;
+    std::vector<array_t<T>> out;
+    std::vector<std::size_t> row;
     for (std::size_t step = 0; step < steps; ++step) {
         const std::size_t b = step * o.batch_size, c = std::min(o.batch_size, n - b);
         Logs begin;
         callbacks.on_predict_batch_begin(static_cast<int>(step), begin);
-        Tensor<T> yb = (*this)(Tensor<T>(gather_rows(x, nullptr, b, c)), false);
-        if (step == 0) {
-            shape_t s = yb.shape();
-            if (s.empty() || s[0] != c)
-                throw ShapeError("predict: the model's output of shape " + shape_str(s) +
-                                 " has no batch axis of size " + std::to_string(c));
-            row = yb.size() / c;
-            s[0] = n;
-            out = array_t<T>::from_shape(s);
+        const std::vector<Tensor<T>> ys = (*this)(batch_of(d.x, nullptr, b, c), false);
+        for (std::size_t k = 0; k < ys.size(); ++k) {
+            const Tensor<T>& yb = ys[k];
+            if (step == 0) {
+                shape_t s = yb.shape();
+                if (s.empty() || s[0] != c)
+                    throw ShapeError("predict: the model's output " + std::to_string(k) + " of shape " + shape_str(s) +
+                                     " has no batch axis of size " + std::to_string(c));
+                row.push_back(yb.size() / c);
+                s[0] = n;
+                out.push_back(array_t<T>::from_shape(s));
+            }
+            if (yb.size() != row[k] * c)
+                throw ShapeError("predict: batch " + std::to_string(step) + " gave output " + std::to_string(k) +
+                                 " of shape " + shape_str(yb.shape()) + ", unlike the first batch");
+            std::copy(yb.data(), yb.data() + row[k] * c, out[k].data() + b * row[k]);
         }
-        if (yb.size() != row * c)
-            throw ShapeError("predict: batch " + std::to_string(step) + " gave output shape " +
-                             shape_str(yb.shape()) + ", unlike the first batch");
-        std::copy(yb.data(), yb.data() + row * c, out.data() + b * row);
         Logs end;
         callbacks.on_predict_batch_end(static_cast<int>(step), end);
     }
@@ -1066,6 +1460,8 @@ void Model<T>::summary(std::ostream* os, int line_length) const
 
 template class Model<float>;
 template class Model<double>;
+template class ArrayList<float>;
+template class ArrayList<double>;
 template array_t<float> class_weight_to_sample_weights(const array_t<float>&, const std::map<int, double>&);
 template array_t<double> class_weight_to_sample_weights(const array_t<double>&, const std::map<int, double>&);
 

@@ -30,6 +30,7 @@
 #include "framework/optimizer.hpp"
 
 #include <functional>
+#include <initializer_list>
 #include <iosfwd>
 #include <map>
 #include <optional>
@@ -122,10 +123,89 @@ struct MetricSpec {
     }
 };
 
+/// The arrays of a model's inputs, targets or sample weights (Keras's x, y, sample_weight): one
+/// array (a model with one input or output; sample weights then weigh every output, as Keras
+/// uses a sample_weight that is not a list), a list in the model's input / output order, or a map
+/// by input / output name (the names of the layers that make them: input_names(), output_names()).
+/// Arrays given as lvalues are viewed, not copied (they must outlive the call, or the options that
+/// hold the list); temporaries and braced lists are moved or copied in and owned.
+template <class T>
+class ArrayList {
+public:
+    ArrayList() = default;
+    ArrayList(const array_t<T>& a)
+        : m_list{ &a }
+    {
+    }
+    ArrayList(array_t<T>&& a)
+        : ArrayList(std::vector<array_t<T>>{ std::move(a) })
+    {
+    }
+    /// An xtensor expression (xt::ones<float>({4, 3})) is evaluated into an owned array.
+    template <class E, class = std::enable_if_t<xt::is_xexpression<std::decay_t<E>>::value &&
+                                                !std::is_same_v<std::decay_t<E>, array_t<T>>>>
+    ArrayList(E&& e)
+        : ArrayList(array_t<T>(std::forward<E>(e)))
+    {
+    }
+    ArrayList(const std::vector<array_t<T>>& v)
+    {
+        for (const auto& a : v)
+            m_list.push_back(&a);
+    }
+    ArrayList(std::vector<array_t<T>>&& v);
+    ArrayList(std::initializer_list<array_t<T>> v)
+        : ArrayList(std::vector<array_t<T>>(v))
+    {
+    }
+    ArrayList(const std::map<std::string, array_t<T>>& m)
+    {
+        for (const auto& kv : m)
+            m_named.emplace(kv.first, &kv.second);
+    }
+    ArrayList(std::map<std::string, array_t<T>>&& m);
+
+    bool empty() const { return m_list.empty() && m_named.empty(); }
+    bool by_name() const { return !m_named.empty(); }
+    /// One array per name of `names`, in that order.
+    /// requires: a list of names.size() arrays, or of one when `one_for_all` (it is then repeated);
+    ///           a map whose keys are all among `names` (an absent name gives null when
+    ///           `allow_missing`). Otherwise ValueError naming `what`, the expected names or count
+    ///           and what was received.
+    std::vector<const array_t<T>*> resolve(const std::vector<std::string>& names, const std::string& what,
+                                           bool one_for_all = false, bool allow_missing = false) const;
+
+private:
+    std::vector<const array_t<T>*> m_list;
+    std::map<std::string, const array_t<T>*> m_named;
+    std::shared_ptr<const void> m_owned; // the moved-in arrays the pointers above point into
+};
+
 template <class T>
 struct ValidationData {
-    array_t<T> x, y;
-    std::optional<array_t<T>> sample_weight;
+    ArrayList<T> x, y;
+    std::optional<ArrayList<T>> sample_weight;
+};
+
+/// compile()'s arguments for a model with several outputs (Keras's compile(loss=[...] or {...},
+/// loss_weights, metrics, weighted_metrics)). Each field is empty (not given), a list with one
+/// entry (used for every output, tf.keras 2's rule for an argument that is not a list), a list with
+/// one entry per output in output order, or (the *_by_name fields, instead of the list) a map by
+/// output name; an output a map does not name gets no loss / weight / metrics. A null LossSpec
+/// in a list means "no loss for this output" (Keras's None).
+template <class T>
+struct CompileOptions {
+    std::vector<LossSpec<T>> loss;
+    std::map<std::string, LossSpec<T>> loss_by_name;
+    /// Each output's loss is multiplied by its weight in the total loss (Keras's loss_weights).
+    std::vector<double> loss_weights;
+    std::map<std::string, double> loss_weights_by_name;
+    /// Metrics without sample weights, one list per output.
+    std::vector<std::vector<MetricSpec<T>>> metrics;
+    std::map<std::string, std::vector<MetricSpec<T>>> metrics_by_name;
+    /// Metrics that receive the sample weights, one list per output.
+    std::vector<std::vector<MetricSpec<T>>> weighted_metrics;
+    std::map<std::string, std::vector<MetricSpec<T>>> weighted_metrics_by_name;
 };
 
 template <class T>
@@ -140,10 +220,13 @@ struct FitOptions {
     std::optional<ValidationData<T>> validation_data;
     bool shuffle = true;
     int initial_epoch = 0;
-    /// One weight per training sample, shape (n,).
+    /// One weight per training sample, shape (n,), for every output.
     std::optional<array_t<T>> sample_weight;
     /// Weight per class index, turned into sample weights (not with sample_weight; Keras's rule).
     std::map<int, double> class_weight;
+    /// Instead of sample_weight: one array per output (a list, or a map by output name; an output
+    /// a map does not name is unweighted). Last, so that aggregate initializers keep their order.
+    ArrayList<T> output_sample_weights;
 };
 
 template <class T>
@@ -152,6 +235,8 @@ struct EvaluateOptions {
     int verbose = -1;
     std::optional<array_t<T>> sample_weight;
     std::vector<CallbackPtr<T>> callbacks;
+    /// As FitOptions: instead of sample_weight, one array per output.
+    ArrayList<T> output_sample_weights;
 };
 
 template <class T>
@@ -217,36 +302,62 @@ public:
 
     // ---- compile --------------------------------------------------------------------------------
     /// Keras's compile. Trainable weights are read at every step (changing a layer's trainable
-    /// flag takes effect at the next step; Keras requires compiling again).
+    /// flag takes effect at the next step; Keras requires compiling again). With several outputs
+    /// `loss` and `metrics` apply to every output (tf.keras 2's rule; CompileOptions gives each
+    /// output its own).
     void compile(OptimizerSpec<T> optimizer, LossSpec<T> loss, std::vector<MetricSpec<T>> metrics = {});
-    bool compiled() const { return static_cast<bool>(m_loss); }
+    /// requires: every list of `options` has one entry or one per output, every map names outputs
+    ///           of the model, some output has a loss (ValueError naming the argument otherwise).
+    void compile(OptimizerSpec<T> optimizer, CompileOptions<T> options);
+    bool compiled() const { return !m_heads.empty(); }
     const OptimizerPtr<T>& optimizer() const { return m_optimizer; }
-    const LossPtr<T>& loss() const { return m_loss; }
-    /// The metrics as given to compile() (names unresolved), e.g. for a saved training_config.
-    const std::vector<MetricSpec<T>>& metric_specs() const { return m_metric_specs; }
+    /// The loss of the first output that has one.
+    const LossPtr<T>& loss() const;
+    /// The metrics of the first output as given to compile() (names unresolved).
+    const std::vector<MetricSpec<T>>& metric_specs() const;
+    /// compile()'s arguments as given (a training_config stores them so).
+    const CompileOptions<T>& compile_options() const { return m_compile_options; }
 
     // ---- training loop -----------------------------------------------------------------------------
+    // x, y and sample weights are ArrayLists: one array, a list per input / output, or a map by
+    // name. y holds one array per output; sample weights one for all outputs or one per output.
+    // Outputs that have no loss and no metrics still need their y (Keras's rule for lists).
+
     /// requires: compile() called (RuntimeError otherwise); x and y (and sample weights) with the
     ///           same number of samples (ValueError naming the sizes otherwise); batch_size >= 1.
     /// ensures:  epochs [initial_epoch, epochs) run unless a callback stops training; the History
-    ///           holds one entry per epoch run.
-    std::shared_ptr<History<T>> fit(const array_t<T>& x, const array_t<T>& y, const FitOptions<T>& options = {});
+    ///           holds one entry per epoch run, named as Keras 3 names them (Note [Names of the
+    ///           logs] in framework/model.cpp).
+    std::shared_ptr<History<T>> fit(const ArrayList<T>& x, const ArrayList<T>& y, const FitOptions<T>& options = {});
     /// Loss and metrics over x, y in batches (the batch losses averaged weighted by batch size).
-    Logs evaluate(const array_t<T>& x, const array_t<T>& y, const EvaluateOptions<T>& options = {});
-    /// Outputs for x in batches, without a tape, with training=false.
-    array_t<T> predict(const array_t<T>& x, const PredictOptions<T>& options = {});
+    Logs evaluate(const ArrayList<T>& x, const ArrayList<T>& y, const EvaluateOptions<T>& options = {});
+    /// The only output for x in batches, without a tape, with training=false (ValueError when the
+    /// model has several outputs: predict_list).
+    array_t<T> predict(const ArrayList<T>& x, const PredictOptions<T>& options = {});
+    /// Every output for x, in output order.
+    std::vector<array_t<T>> predict_list(const ArrayList<T>& x, const PredictOptions<T>& options = {});
     /// One gradient step on one batch. As Keras 3, metrics are not reset between calls
     /// (reset_metrics() does it); returns the running logs.
-    Logs train_on_batch(const array_t<T>& x, const array_t<T>& y, const array_t<T>* sample_weight = nullptr,
+    Logs train_on_batch(const ArrayList<T>& x, const ArrayList<T>& y, const array_t<T>* sample_weight = nullptr,
                         const std::map<int, double>* class_weight = nullptr);
-    Logs test_on_batch(const array_t<T>& x, const array_t<T>& y, const array_t<T>* sample_weight = nullptr);
-    array_t<T> predict_on_batch(const array_t<T>& x);
+    /// With sample weights for every output or per output.
+    Logs train_on_batch(const ArrayList<T>& x, const ArrayList<T>& y, const ArrayList<T>& sample_weight,
+                        const std::map<int, double>* class_weight = nullptr);
+    Logs test_on_batch(const ArrayList<T>& x, const ArrayList<T>& y, const array_t<T>* sample_weight = nullptr);
+    Logs test_on_batch(const ArrayList<T>& x, const ArrayList<T>& y, const ArrayList<T>& sample_weight);
+    array_t<T> predict_on_batch(const ArrayList<T>& x);
+    std::vector<array_t<T>> predict_on_batch_list(const ArrayList<T>& x);
 
     /// The compiled loss (with sample weights, may be empty) plus the sum of losses().
     Tensor<T> compute_loss(const Tensor<T>& y, const Tensor<T>& y_pred, const Tensor<T>& sample_weight = Tensor<T>());
+    /// Several outputs: the sum over outputs of loss weight * loss (sample weights one per output,
+    /// each possibly empty, or none) plus the sum of losses().
+    Tensor<T> compute_loss_list(const std::vector<Tensor<T>>& y, const std::vector<Tensor<T>>& y_pred,
+                                const std::vector<Tensor<T>>& sample_weight = {});
 
     // ---- metrics -----------------------------------------------------------------------------------
-    /// "loss" then the compiled metrics' names (those given as names appear once resolved).
+    /// "loss" then the compiled metrics' names (those given as names appear once resolved), then
+    /// the per-output losses ("dense_1_loss") of a model with several.
     std::vector<std::string> metrics_names() const;
     void reset_metrics();
     /// {"loss": ..., metric name: ...} as they stand.
@@ -281,21 +392,50 @@ protected:
     void check_input_list(const std::vector<shape_t>& shapes) const override;
 
 
-    Logs train_step(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& sample_weight);
-    Logs test_step(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& sample_weight);
+    /// One batch: one tensor per input, per output, and per output a sample weight (may be empty).
+    Logs train_step(const std::vector<Tensor<T>>& x, const std::vector<Tensor<T>>& y,
+                    const std::vector<Tensor<T>>& sample_weight);
+    Logs test_step(const std::vector<Tensor<T>>& x, const std::vector<Tensor<T>>& y,
+                   const std::vector<Tensor<T>>& sample_weight);
 
 private:
+    /// One output's compiled loss and metrics.
+    struct Head {
+        std::string output_name;
+        LossPtr<T> loss;                 ///< null: the output has no loss
+        std::optional<double> loss_weight;
+        std::vector<MetricSpec<T>> metric_specs, weighted_metric_specs;
+        std::vector<MetricPtr<T>> metrics, weighted_metrics; ///< resolved on the first batch
+        Mean<T> loss_tracker;            ///< the unweighted loss, logged when several outputs have one
+    };
+    /// Arrays resolved against the model: one per input, per output, per output (null: none).
+    struct Data {
+        std::vector<const array_t<T>*> x, y, sample_weight;
+    };
     void assert_compiled(const char* what) const;
-    void update_metrics(const Tensor<T>& y, const Tensor<T>& y_pred);
-    Logs run_evaluation(const array_t<T>& x, const array_t<T>& y, const array_t<T>* sample_weight,
-                        std::size_t batch_size, CallbackList<T>& callbacks);
+    std::vector<std::string> data_input_names() const;
+    std::vector<std::string> data_output_names() const;
+    Data resolve_data(const char* what, const ArrayList<T>& x, const ArrayList<T>* y,
+                      const ArrayList<T>* sample_weight) const;
+    /// fit's and evaluate's sample weights: `one` for every output or `per_output`, not both.
+    Data resolve_data(const char* what, const ArrayList<T>& x, const ArrayList<T>& y,
+                      const std::optional<array_t<T>>& one, const ArrayList<T>& per_output) const;
+    /// compute_loss_list; also appends each output's unweighted loss to `per_output` when given.
+    Tensor<T> total_loss(const std::vector<Tensor<T>>& y, const std::vector<Tensor<T>>& y_pred,
+                         const std::vector<Tensor<T>>& sample_weight, std::vector<double>* per_output);
+    void update_loss_trackers(const std::vector<double>& per_output, double batch);
+    bool is_loss_tracker(const Metric<T>* m) const;
+    void update_metrics(const std::vector<Tensor<T>>& y, const std::vector<Tensor<T>>& y_pred,
+                        const std::vector<Tensor<T>>& sample_weight);
+    /// The logged metrics in Keras's order with Keras's names (Note [Names of the logs]).
+    std::vector<std::pair<std::string, const Metric<T>*>> named_metrics() const;
+    Logs run_evaluation(const Data& data, std::size_t batch_size, CallbackList<T>& callbacks);
 
     std::shared_ptr<const Graph<T>> m_graph;
     std::vector<Tensor<T>> m_last_inputs, m_last_output_masks; // for compute_mask_list
     OptimizerPtr<T> m_optimizer;
-    LossPtr<T> m_loss;
-    std::vector<MetricSpec<T>> m_metric_specs;
-    std::vector<MetricPtr<T>> m_metrics; // resolved on the first batch
+    CompileOptions<T> m_compile_options;
+    std::vector<Head> m_heads; // one per output once compiled
     Mean<T> m_loss_tracker{ "loss" };
     bool m_stop_training = false;
     bool m_warned_no_weights = false;

@@ -52,6 +52,9 @@ public:
     double rate() const { return m_rate; }
     const std::optional<dims_t>& noise_shape() const { return m_noise_shape; }
     std::optional<std::uint64_t> seed() const { return m_seed; }
+    /// Restarts the mask generator from `seed`: a gradient check replays the same masks at every
+    /// evaluation of the loss, so its differences measure the model, not the noise.
+    void reseed(std::uint64_t seed) { m_rng.seed(seed); }
 
 protected:
     /// Identity unless training and rate > 0.

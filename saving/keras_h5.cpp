@@ -464,28 +464,105 @@ json config_of_file(const io::H5Group& root, const std::string& attr, const std:
 
 // ---- public API ------------------------------------------------------------------------------------
 
+namespace {
+
+template <class T>
+json loss_json(const LossSpec<T>& l)
+{
+    return l.ptr ? json{ { "class_name", l.ptr->class_name() }, { "config", l.ptr->get_config() } } : json();
+}
+
+template <class T>
+json metrics_json(const std::vector<MetricSpec<T>>& specs)
+{
+    // What compile() was given, as tf.keras stores it: "accuracy" stays "accuracy" (compile
+    // resolves it again from the data's shapes), an instance is stored as {class_name, config}.
+    json out = json::array();
+    for (const auto& spec : specs) {
+        if (spec.ptr)
+            out.push_back(json{ { "class_name", spec.ptr->class_name() }, { "config", spec.ptr->get_config() } });
+        else
+            out.push_back(spec.id);
+    }
+    return out;
+}
+
+/// A per-output compile argument as tf.keras 2 stores it: one entry (for every output) as itself,
+/// several as a list, by name as a dict; null when not given.
+template <class V, class F>
+json per_output_json(const std::vector<V>& list, const std::map<std::string, V>& by_name, F to_json)
+{
+    if (!by_name.empty()) {
+        json o = json::object();
+        for (const auto& kv : by_name)
+            o[kv.first] = to_json(kv.second);
+        return o;
+    }
+    if (list.empty())
+        return json();
+    if (list.size() == 1)
+        return to_json(list[0]);
+    json a = json::array();
+    for (const auto& v : list)
+        a.push_back(to_json(v));
+    return a;
+}
+
+/// Metrics of one output from a training_config entry (flattened: names, dicts, nested lists).
+template <class T>
+std::vector<MetricSpec<T>> metric_specs_of(const json& j)
+{
+    std::vector<json> ids;
+    collect_metric_specs(j, ids);
+    return std::vector<MetricSpec<T>>(ids.begin(), ids.end());
+}
+
+bool is_keras_object(const json& j) { return j.is_object() && j.contains("class_name"); }
+
+/// "metrics" / "weighted_metrics" of a training_config into CompileOptions: for one output every
+/// form is flattened onto it; for several, a dict names outputs, a list with one list (or null)
+/// per output is per output, any other list is for every output (tf.keras 2's rules).
+template <class T>
+void read_metrics(const json& j, std::size_t outputs, std::vector<std::vector<MetricSpec<T>>>& list,
+                  std::map<std::string, std::vector<MetricSpec<T>>>& by_name)
+{
+    if (j.is_null())
+        return;
+    if (outputs > 1 && j.is_object() && !is_keras_object(j)) {
+        for (const auto& kv : j.items())
+            by_name[kv.key()] = metric_specs_of<T>(kv.value());
+        return;
+    }
+    const bool per_output = outputs > 1 && j.is_array() && j.size() == outputs &&
+                            std::all_of(j.begin(), j.end(), [](const json& e) { return e.is_array() || e.is_null(); });
+    if (per_output) {
+        for (const auto& e : j)
+            list.push_back(metric_specs_of<T>(e));
+        return;
+    }
+    auto all = metric_specs_of<T>(j);
+    if (!all.empty())
+        list.push_back(std::move(all));
+}
+
+} // namespace
+
 template <class T>
 json training_config_of(const Model<T>& model)
 {
     if (!model.compiled())
         return json();
-    json loss{ { "class_name", model.loss()->class_name() }, { "config", model.loss()->get_config() } };
-    // What compile() was given, as tf.keras stores it: "accuracy" stays "accuracy" (compile
-    // resolves it again from the data's shapes), an instance is stored as {class_name, config}.
-    json metrics = json::array();
-    for (const auto& spec : model.metric_specs()) {
-        if (spec.ptr)
-            metrics.push_back(json{ { "class_name", spec.ptr->class_name() }, { "config", spec.ptr->get_config() } });
-        else
-            metrics.push_back(spec.id);
-    }
+    const CompileOptions<T>& c = model.compile_options();
     json opt;
     if (model.optimizer())
         opt = json{ { "class_name", model.optimizer()->class_name() }, { "config", model.optimizer()->get_config() } };
-    return json{ { "loss", loss },
+    json metrics = per_output_json(c.metrics, c.metrics_by_name, metrics_json<T>);
+    if (metrics.is_null())
+        metrics = json::array();
+    return json{ { "loss", per_output_json(c.loss, c.loss_by_name, loss_json<T>) },
                  { "metrics", metrics },
-                 { "weighted_metrics", nullptr },
-                 { "loss_weights", nullptr },
+                 { "weighted_metrics", per_output_json(c.weighted_metrics, c.weighted_metrics_by_name, metrics_json<T>) },
+                 { "loss_weights", per_output_json(c.loss_weights, c.loss_weights_by_name, [](double w) { return json(w); }) },
                  { "optimizer_config", opt } };
 }
 
@@ -511,11 +588,33 @@ void compile_from_training_config(Model<T>& model, const json& training_config)
     auto lc = training_config.find("loss");
     if (lc == training_config.end() || lc->is_null())
         throw ValueError("training_config has no loss");
-    std::vector<MetricSpec<T>> metrics;
-    for (const auto& m : metrics_from_training_config(training_config))
-        metrics.emplace_back(m);
-    model.compile(OptimizerSpec<T>(*oc), LossSpec<T>(normalize_loss_spec(*lc)),
-                  std::move(metrics));
+    const std::size_t outputs = model.graph() ? model.graph()->outputs().size() : 1;
+    CompileOptions<T> o;
+    const json& loss = *lc;
+    if (loss.is_object() && !is_keras_object(loss) && !(outputs == 1 && loss.size() == 1)) {
+        for (const auto& kv : loss.items()) // {output name: loss}
+            o.loss_by_name.emplace(kv.key(), kv.value().is_null() ? LossSpec<T>(LossPtr<T>())
+                                                                  : LossSpec<T>(normalize_loss_spec(kv.value())));
+    } else if (loss.is_array()) { // one per output, null: none
+        for (const auto& l : loss)
+            o.loss.push_back(l.is_null() ? LossSpec<T>(LossPtr<T>()) : LossSpec<T>(normalize_loss_spec(l)));
+    } else {
+        o.loss.push_back(LossSpec<T>(normalize_loss_spec(loss)));
+    }
+    const json lw = training_config.value("loss_weights", json());
+    if (lw.is_object()) {
+        for (const auto& kv : lw.items())
+            o.loss_weights_by_name[kv.key()] = kv.value().get<double>();
+    } else if (lw.is_array()) {
+        for (const auto& w : lw)
+            o.loss_weights.push_back(w.get<double>());
+    } else if (lw.is_number()) {
+        o.loss_weights.push_back(lw.get<double>());
+    }
+    read_metrics<T>(training_config.value("metrics", json()), outputs, o.metrics, o.metrics_by_name);
+    read_metrics<T>(training_config.value("weighted_metrics", json()), outputs, o.weighted_metrics,
+                    o.weighted_metrics_by_name);
+    model.compile(OptimizerSpec<T>(*oc), std::move(o));
 }
 
 template <class T>

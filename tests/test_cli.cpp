@@ -9,6 +9,7 @@
 #include "layers/dense.hpp"
 #include "layers/dropout.hpp"
 #include "layers/input_layer.hpp"
+#include "layers/merging/merge.hpp"
 #include "saving/keras_h5.hpp"
 
 #include <doctest/doctest.h>
@@ -858,4 +859,141 @@ TEST_CASE("cli: fold folds str_ww_ref_model's BatchNormalization layers and writ
     Run missing = run(tmp, { "fold", in });
     CHECK(missing.status == 2);
     CHECK(missing.err.find("--output") != std::string::npos);
+}
+
+namespace {
+
+/// A functional model with inputs "left" (3) and "right" (2) and outputs "score" (sigmoid,
+/// binary_crossentropy, accuracy) and "value" (2, mse, mae), compiled with Adam, and its data:
+/// x_0, x_1, y_0, y_1 (the CLI's default names) and the same inputs as "l", "r".
+struct TwoTowerFiles {
+    std::string model, data;
+    std::vector<array_t<float>> x, y;
+};
+
+TwoTowerFiles two_tower_files(const TempDir& tmp)
+{
+    TwoTowerFiles s;
+    reset_layer_names();
+    set_random_seed(14);
+    auto left = Input<float>({ 3 }, "left"), right = Input<float>({ 2 }, "right");
+    auto enc = std::make_shared<Dense<float>>(4, "tanh", true, "enc");
+    auto hl = (*enc)((*std::make_shared<Dense<float>>(4, "linear", true, "pad_left"))(left));
+    auto hr = (*enc)((*std::make_shared<Dense<float>>(4, "linear", true, "pad_right"))(right));
+    auto cat = (*std::make_shared<Concatenate<float>>(-1, "cat"))({ hl, hr });
+    auto score = (*std::make_shared<Dense<float>>(1, "sigmoid", true, "score"))(cat);
+    auto value = (*std::make_shared<Dense<float>>(2, "linear", true, "value"))(hr);
+    Model<float> m(std::vector<KerasTensor<float>>{ left, right }, std::vector<KerasTensor<float>>{ score, value },
+                   "two_tower");
+    CompileOptions<float> co;
+    co.loss = { "binary_crossentropy", "mse" };
+    co.loss_weights = { 1.0, 0.5 };
+    co.metrics = { { "accuracy" }, { "mae" } };
+    m.compile("adam", co);
+    s.model = tmp.file("two_tower.h5");
+    save_model(m, s.model);
+    std::mt19937 gen(15);
+    std::uniform_real_distribution<float> u(-1, 1);
+    s.x = { array_t<float>::from_shape({ 12, 3 }), array_t<float>::from_shape({ 12, 2 }) };
+    s.y = { array_t<float>::from_shape({ 12, 1 }), array_t<float>::from_shape({ 12, 2 }) };
+    for (auto& a : s.x)
+        for (auto& v : a)
+            v = u(gen);
+    for (std::size_t i = 0; i < 12; ++i) {
+        s.y[0](i, 0) = s.x[0](i, 0) + s.x[1](i, 1) > 0 ? 1.f : 0.f;
+        s.y[1](i, 0) = s.x[1](i, 0);
+        s.y[1](i, 1) = s.x[0](i, 2) * s.x[1](i, 1);
+    }
+    s.data = tmp.file("two_tower_data.h5");
+    io::H5File f = io::H5File::create(s.data);
+    for (std::size_t i = 0; i < 2; ++i) {
+        f.root().write_dataset<float>("x_" + std::to_string(i), s.x[i]);
+        f.root().write_dataset<float>("y_" + std::to_string(i), s.y[i]);
+    }
+    f.root().write_dataset<float>("l", s.x[0]);
+    f.root().write_dataset<float>("r", s.x[1]);
+    f.close();
+    return s;
+}
+
+} // namespace
+
+TEST_CASE("cli: predict, evaluate, fit and gradcheck on a functional file with two inputs and two outputs")
+{
+    if (!have_cli())
+        return;
+    TempDir tmp("cli_two_tower");
+    const TwoTowerFiles s = two_tower_files(tmp);
+    auto model = load_model<float>(s.model);
+    PredictOptions<float> po;
+    po.verbose = 0;
+    const std::vector<array_t<float>> expected = model->predict_list(s.x, po);
+
+    // One file for both inputs (a --dataset per input), or a file per input; outputs y_0, y_1.
+    const std::string right_npy = tmp.file("right.npy");
+    io::write_npy<float>(right_npy, s.x[1]);
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             { "--input", s.data, "--dataset", "l", "--dataset", "r" },
+             { "--input", s.data, "--input", right_npy, "--dataset", "x_0", "--dataset", "ignored_for_npy" },
+             { "--input", s.data } }) {
+        std::vector<std::string> cmd{ "predict", s.model, "--output", tmp.file("p.h5") };
+        cmd.insert(cmd.end(), args.begin(), args.end());
+        Run r = run(tmp, cmd);
+        INFO(r.err);
+        REQUIRE(r.status == 0);
+        io::H5File f = io::H5File::open_read(tmp.file("p.h5"));
+        CHECK(max_abs_diff(f.root().read_dataset<float>("y_0"), expected[0]) == 0.0);
+        CHECK(max_abs_diff(f.root().read_dataset<float>("y_1"), expected[1]) == 0.0);
+    }
+    Run named = run(tmp, { "predict", s.model, "--input", s.data, "--output", tmp.file("n.h5"), "--output-names" });
+    REQUIRE(named.status == 0);
+    {
+        io::H5File f = io::H5File::open_read(tmp.file("n.h5"));
+        CHECK(max_abs_diff(f.root().read_dataset<float>("score"), expected[0]) == 0.0);
+        CHECK(max_abs_diff(f.root().read_dataset<float>("value"), expected[1]) == 0.0);
+    }
+    Run one = run(tmp, { "predict", s.model, "--input", s.data, "--dataset", "l", "--output", tmp.file("x.h5") });
+    CHECK(one.status == 2);
+    check_one_error_line(one);
+    CHECK(one.err.find("the model has 2 inputs, so --dataset is needed once per input; got it 1 time(s)") !=
+          std::string::npos);
+    Run npy = run(tmp, { "predict", s.model, "--input", s.data, "--output", tmp.file("y.npy") });
+    CHECK(npy.status == 1);
+    check_one_error_line(npy);
+    CHECK(npy.err.find("2 outputs and a .npy file holds one array") != std::string::npos);
+
+    // evaluate: the file's per-output losses, weights and metrics, under Keras's names.
+    EvaluateOptions<float> eo;
+    eo.verbose = 0;
+    const Logs ref = model->evaluate(s.x, s.y, eo);
+    Run ev = run(tmp, { "evaluate", s.model, "--data", s.data });
+    INFO(ev.err);
+    REQUIRE(ev.status == 0);
+    const json j = json::parse(ev.out);
+    CHECK(j.size() == 5);
+    for (const char* key : { "loss", "score_loss", "value_loss", "score_accuracy", "value_mae" })
+        CHECK(j.at(key).get<double>() == doctest::Approx(ref.at(key)).epsilon(1e-6));
+
+    // fit --no-shuffle equals the same training in-process, and keeps the training_config.
+    Run fit = run(tmp, { "fit", s.model, "--data", s.data, "--x", "l", "--x", "r", "--batch-size", "5", "--no-shuffle",
+                         "--epochs", "2", "--output", tmp.file("trained.h5") });
+    INFO(fit.err);
+    REQUIRE(fit.status == 0);
+    FitOptions<float> fo;
+    fo.batch_size = 5;
+    fo.epochs = 2;
+    fo.shuffle = false;
+    fo.verbose = 0;
+    model->fit(s.x, s.y, fo);
+    auto trained = load_model<float>(tmp.file("trained.h5"));
+    CHECK(max_weights_diff(trained->get_weights(), model->get_weights()) == 0.0);
+    CHECK(trained->compile_options().loss.size() == 2);
+    CHECK(trained->compile_options().loss_weights == std::vector<double>{ 1.0, 0.5 });
+
+    // gradcheck through the graph (the shared encoder collects two gradients).
+    Run gc = run(tmp, { "gradcheck", s.model, "--data", s.data, "--max-elements", "0" });
+    INFO(gc.out << gc.err);
+    CHECK(gc.status == 0);
+    CHECK(gc.out.find("gradcheck passed: 10 weights") != std::string::npos);
+    CHECK(gc.out.find("enc/kernel") != std::string::npos);
 }

@@ -1,7 +1,7 @@
 // xtape: the command-line tool for Keras HDF5 models.
 //
 //   xtape summary MODEL.h5
-//   xtape predict MODEL.h5 --input IN.h5 [--dataset x] --output OUT.h5 [--batch-size N]
+//   xtape predict MODEL.h5 --input IN.h5 [--dataset x] --output OUT.h5 [--batch-size N] [--output-names]
 //   xtape evaluate MODEL.h5 --data D.h5 [--x x] [--y y] [--batch-size N] [--loss NAME]
 //   xtape fit MODEL.h5 --data D.h5 --output OUT.h5 [--x x] [--y y] [--epochs 1] [--batch-size 32]
 //             [--optimizer NAME] [--learning-rate LR] [--loss NAME] [--no-shuffle]
@@ -9,7 +9,8 @@
 //   xtape gradcheck MODEL.h5 --data D.h5 [--x x] [--y y] [--loss NAME] [--samples N] [--max-elements N]
 //   xtape fold MODEL.h5 --output OUT.h5 [--samples N] [--batch-size N]
 //
-// Every subcommand has --help. Errors print one line "xtape: error: ..." to stderr; the exit
+// A model with several inputs or outputs takes --input/--dataset, --x and --y once per input or
+// output (Note [Datasets of several inputs and outputs]). Every subcommand has --help. Errors print one line "xtape: error: ..." to stderr; the exit
 // status is 0 on success, 1 on an error (or a failed gradient check), 2 on a usage error.
 #include "framework/gradcheck.hpp"
 #include "framework/io/atomic_file.hpp"
@@ -29,6 +30,7 @@
 #include <random>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -70,12 +72,17 @@ model.save (Keras 1.x, 2.x, tf.keras, Keras 3 legacy .h5, or xtape).
     { "predict", R"(usage: xtape predict MODEL.h5 --input IN.h5 [--dataset x] --output OUT.h5 [--batch-size N]
 
 Runs the model (inference mode) on the input and writes the predictions as the float32
-dataset "y" of OUT.h5 (or OUT.npy when the name ends in .npy).
+dataset "y" of OUT.h5 (or OUT.npy when the name ends in .npy). A model with several outputs
+writes the datasets y_0, y_1, ... (or, with --output-names, one named after each output layer)
+and needs an .h5 OUT.
 
   --input IN        an HDF5 file (the dataset named by --dataset) or a .npy file; any float
-                    or integer type
-  --dataset NAME    dataset inside IN.h5 (default: x)
+                    or integer type. A model with several inputs: once per input, or once
+                    for all of them (then one --dataset per input)
+  --dataset NAME    dataset inside IN.h5 (default: x; x_0, x_1, ... for several inputs);
+                    once per input
   --output OUT      the file to write; replaced atomically
+  --output-names    name the datasets of several outputs after the output layers
   --batch-size N    samples per batch (default: 32)
 )" },
     { "evaluate", R"(usage: xtape evaluate MODEL.h5 --data D.h5 [--x x] [--y y] [--batch-size N] [--loss NAME]
@@ -85,10 +92,10 @@ Prints the loss and the compiled metrics over the data as one JSON object, e.g.
 --loss overrides the loss (and is required when the file has no training_config).
 
   --data D.h5       HDF5 file holding the inputs and the targets
-  --x NAME          dataset of inputs (default: x)
-  --y NAME          dataset of targets (default: y)
+  --x NAME          dataset of inputs (default: x; x_0, x_1, ... for several inputs), once per input
+  --y NAME          dataset of targets (default: y; y_0, y_1, ... for several outputs), once per output
   --batch-size N    samples per batch (default: 32)
-  --loss NAME       a Keras loss name (mse, categorical_crossentropy, ...)
+  --loss NAME       a Keras loss name (mse, categorical_crossentropy, ...), for every output
 )" },
     { "fit", R"(usage: xtape fit MODEL.h5 --data D.h5 --output OUT.h5 [--x x] [--y y] [--epochs 1]
                  [--batch-size 32] [--optimizer NAME] [--learning-rate LR] [--loss NAME]
@@ -102,7 +109,8 @@ replaces the loss. A file without training_config needs --loss (the optimizer de
 rmsprop, Keras's compile default).
 
   --data D.h5             HDF5 file holding the inputs and the targets
-  --x NAME / --y NAME     their datasets (default: x, y)
+  --x NAME / --y NAME     their datasets (default: x, y; x_0, ... / y_0, ... for several inputs
+                          / outputs), once per input / output
   --epochs N              epochs to run (default: 1)
   --batch-size N          samples per batch (default: 32)
   --no-shuffle            take batches in order, as Keras's fit(shuffle=False)
@@ -119,8 +127,9 @@ when a weight fails. Dropout masks are drawn once and reused by every evaluation
 differences measure the model, not the noise.
 
   --data D.h5             HDF5 file holding the inputs and the targets
-  --x NAME / --y NAME     their datasets (default: x, y)
-  --loss NAME             the loss (default: the model's training_config)
+  --x NAME / --y NAME     their datasets (default: x, y; x_0, ... / y_0, ... for several inputs
+                          / outputs), once per input / output
+  --loss NAME             the loss for every output (default: the model's training_config)
   --samples N             samples to use (default: 8)
   --max-elements N        elements checked per weight: a weight with more is checked on N
                           distinct elements drawn at random (two forward passes each);
@@ -152,7 +161,9 @@ options:
 struct Args {
     std::string command;
     std::string model;
-    std::map<std::string, std::string> options; // "--name" -> value ("" for flags)
+    /// "--name" -> its values in order ("" for flags); repeatable options (--input, --dataset,
+    /// --x, --y) keep every value, the others the last.
+    std::map<std::string, std::vector<std::string>> options;
     bool help = false;
 };
 
@@ -160,7 +171,7 @@ Args parse_args(int argc, char** argv)
 {
     static const std::map<std::string, std::set<std::string>> allowed = {
         { "summary", {} },
-        { "predict", { "--input", "--dataset", "--output", "--batch-size" } },
+        { "predict", { "--input", "--dataset", "--output", "--batch-size", "--output-names" } },
         { "evaluate", { "--data", "--x", "--y", "--batch-size", "--loss" } },
         { "fit",
           { "--data", "--x", "--y", "--output", "--epochs", "--batch-size", "--optimizer", "--learning-rate", "--loss",
@@ -170,7 +181,8 @@ Args parse_args(int argc, char** argv)
             "--min-abs-error" } },
         { "fold", { "--output", "--samples", "--batch-size" } },
     };
-    static const std::set<std::string> flags = { "--no-shuffle" };
+    static const std::set<std::string> flags = { "--no-shuffle", "--output-names" };
+    static const std::set<std::string> repeatable = { "--input", "--dataset", "--x", "--y" };
     Args a;
     if (argc < 2)
         throw UsageError("missing command (summary, predict, evaluate, fit, gradcheck, fold); see xtape --help");
@@ -205,7 +217,10 @@ Args parse_args(int argc, char** argv)
                     throw UsageError(a.command + ": " + arg + " needs a value");
                 value = argv[++i];
             }
-            a.options[arg] = value;
+            auto& values = a.options[arg];
+            if (!repeatable.count(arg))
+                values.clear();
+            values.push_back(value);
         } else if (a.model.empty()) {
             a.model = arg;
         } else {
@@ -220,7 +235,14 @@ Args parse_args(int argc, char** argv)
 std::string opt(const Args& a, const std::string& name, const std::string& fallback)
 {
     auto it = a.options.find(name);
-    return it == a.options.end() ? fallback : it->second;
+    return it == a.options.end() ? fallback : it->second.back();
+}
+
+/// Every value of a repeatable option, in order (none: empty).
+std::vector<std::string> opts(const Args& a, const std::string& name)
+{
+    auto it = a.options.find(name);
+    return it == a.options.end() ? std::vector<std::string>{} : it->second;
 }
 
 std::string required(const Args& a, const std::string& name)
@@ -228,31 +250,31 @@ std::string required(const Args& a, const std::string& name)
     auto it = a.options.find(name);
     if (it == a.options.end())
         throw UsageError(a.command + ": missing " + name);
-    return it->second;
+    return it->second.back();
 }
 
 long long int_opt(const Args& a, const std::string& name, long long fallback, long long min_value)
 {
-    auto it = a.options.find(name);
-    if (it == a.options.end())
+    if (!a.options.count(name))
         return fallback;
+    const std::string s = opt(a, name, "");
     char* end = nullptr;
-    const long long v = std::strtoll(it->second.c_str(), &end, 10);
-    if (it->second.empty() || *end != '\0' || v < min_value)
+    const long long v = std::strtoll(s.c_str(), &end, 10);
+    if (s.empty() || *end != '\0' || v < min_value)
         throw UsageError(a.command + ": " + name + " expects an integer >= " + std::to_string(min_value) + ", got '" +
-                         it->second + "'");
+                         s + "'");
     return v;
 }
 
 std::optional<double> double_opt(const Args& a, const std::string& name)
 {
-    auto it = a.options.find(name);
-    if (it == a.options.end())
+    if (!a.options.count(name))
         return std::nullopt;
+    const std::string s = opt(a, name, "");
     char* end = nullptr;
-    const double v = std::strtod(it->second.c_str(), &end);
-    if (it->second.empty() || *end != '\0')
-        throw UsageError(a.command + ": " + name + " expects a number, got '" + it->second + "'");
+    const double v = std::strtod(s.c_str(), &end);
+    if (s.empty() || *end != '\0')
+        throw UsageError(a.command + ": " + name + " expects a number, got '" + s + "'");
     return v;
 }
 
@@ -279,15 +301,82 @@ array_t<T> read_array(const std::string& path, const std::string& dataset)
     return root.read_dataset<T>(dataset);
 }
 
+// Note [Datasets of several inputs and outputs]
+// A model's inputs are read from --input/--dataset (predict) or --data/--x (the others), its
+// targets from --data/--y. One dataset per input (target), in the model's input (output) order:
+// given by repeating the option, or by default "x" / "y" for one and "x_0", "x_1", ... /
+// "y_0", "y_1", ... for several, so that predict's outputs (y_0, y_1, ...) are ready targets.
+// predict takes one --input file per input, or one for all of them.
+
+/// The arrays of `count` inputs (or targets): from `files` (one, or one per array) and
+/// `datasets` (none: the defaults of the Note above; otherwise one per array).
 template <class T>
-void check_samples(const array_t<T>& x, const array_t<T>& y, const std::string& data)
+std::vector<array_t<T>> read_arrays(const std::string& command, const std::vector<std::string>& files,
+                                    std::vector<std::string> datasets, std::size_t count, const std::string& stem,
+                                    const std::string& flag, const std::string& what)
 {
-    if (x.dimension() == 0 || y.dimension() == 0 || x.shape()[0] != y.shape()[0])
-        throw ValueError(data + ": the inputs have shape " + shape_str(x.shape()) + " and the targets " +
-                         shape_str(y.shape()) + "; both need the same number of samples on their first axis");
-    if (x.shape()[0] == 0)
-        throw ValueError(data + ": the inputs " + shape_str(x.shape()) + " and the targets " + shape_str(y.shape()) +
+    if (files.size() != 1 && files.size() != count)
+        throw UsageError(command + ": the model has " + std::to_string(count) + " " + what + "s; give one file for all or " +
+                         std::to_string(count) + ", got " + std::to_string(files.size()));
+    if (datasets.empty()) {
+        for (std::size_t i = 0; i < count; ++i)
+            datasets.push_back(count == 1 ? stem : stem + "_" + std::to_string(i));
+    }
+    if (datasets.size() != count)
+        throw UsageError(command + ": the model has " + std::to_string(count) + " " + what + (count == 1 ? "" : "s") +
+                         ", so " + flag + " is needed once per " + what + "; got it " + std::to_string(datasets.size()) +
+                         " time(s)");
+    std::vector<array_t<T>> out;
+    for (std::size_t i = 0; i < count; ++i)
+        out.push_back(read_array<T>(files.size() == 1 ? files[0] : files[i], datasets[i]));
+    return out;
+}
+
+template <class T>
+std::string shapes_str(const std::vector<array_t<T>>& v)
+{
+    std::string s;
+    for (const auto& a : v)
+        s += (s.empty() ? "" : ", ") + shape_str(shape_of(a));
+    return s;
+}
+
+template <class T>
+void check_samples(const std::vector<array_t<T>>& x, const std::vector<array_t<T>>& y, const std::string& data)
+{
+    bool same = true;
+    for (const auto* v : { &x, &y })
+        for (const auto& a : *v)
+            same = same && a.dimension() > 0 && a.shape()[0] == x[0].shape()[0];
+    if (!same)
+        throw ValueError(data + ": the inputs have shape " + shapes_str(x) + " and the targets " + shapes_str(y) +
+                         "; all need the same number of samples on their first axis");
+    if (x[0].shape()[0] == 0)
+        throw ValueError(data + ": the inputs " + shapes_str(x) + " and the targets " + shapes_str(y) +
                          " hold no samples; at least one is needed");
+}
+
+template <class T>
+std::size_t count_inputs(const Model<T>& m)
+{
+    return m.graph() ? m.graph()->inputs().size() : 1;
+}
+
+template <class T>
+std::size_t count_outputs(const Model<T>& m)
+{
+    return m.graph() ? m.graph()->outputs().size() : 1;
+}
+
+/// The inputs and targets of `fit`, `evaluate` and `gradcheck`: --data with --x and --y.
+template <class T>
+std::pair<std::vector<array_t<T>>, std::vector<array_t<T>>> read_data(const Args& a, const Model<T>& model)
+{
+    const std::string data = required(a, "--data");
+    auto x = read_arrays<T>(a.command, { data }, opts(a, "--x"), count_inputs(model), "x", "--x", "input");
+    auto y = read_arrays<T>(a.command, { data }, opts(a, "--y"), count_outputs(model), "y", "--y", "output");
+    check_samples(x, y, data);
+    return { std::move(x), std::move(y) };
 }
 
 json training_config_of_file(const std::string& path)
@@ -328,11 +417,20 @@ void compile_for_command(Model<T>& model, const Args& a, bool needs_optimizer_fl
         optimizer = get_optimizer<T>(json("rmsprop"));
     if (lr)
         optimizer->set_learning_rate(*lr);
-    LossSpec<T> loss = loss_flag.empty() ? LossSpec<T>(model.loss()) : LossSpec<T>(loss_flag);
-    std::vector<MetricSpec<T>> metrics;
-    for (const auto& m : metrics_from_training_config(training_config_of_file(a.model)))
-        metrics.emplace_back(m);
-    model.compile(OptimizerSpec<T>(optimizer), std::move(loss), std::move(metrics));
+    // The file's compile arguments (per-output losses, weights, metrics) with --loss for every output.
+    CompileOptions<T> co = model.compiled() ? model.compile_options() : CompileOptions<T>{};
+    if (!loss_flag.empty()) {
+        co.loss = { LossSpec<T>(loss_flag) };
+        co.loss_by_name.clear();
+    }
+    if (!model.compiled()) { // the file's metrics, when its training_config could not compile the model
+        std::vector<MetricSpec<T>> metrics;
+        for (const auto& m : metrics_from_training_config(training_config_of_file(a.model)))
+            metrics.emplace_back(m);
+        if (!metrics.empty())
+            co.metrics = { metrics };
+    }
+    model.compile(OptimizerSpec<T>(optimizer), std::move(co));
 }
 
 // ---- commands ---------------------------------------------------------------------------------------
@@ -346,27 +444,43 @@ int cmd_summary(const Args& a)
 
 int cmd_predict(const Args& a)
 {
-    const std::string input = required(a, "--input");
+    required(a, "--input");
     const std::string output = required(a, "--output");
     const auto batch = static_cast<std::size_t>(int_opt(a, "--batch-size", 32, 1));
     auto model = load_model<float>(a.model, false);
-    const array_t<float> x = read_array<float>(input, opt(a, "--dataset", "x"));
-    if (x.dimension() == 0 || x.shape()[0] == 0) // Keras: "Expected input data to be non-empty."
-        throw ValueError(input + ": the input " + shape_str(x.shape()) + " holds no samples; at least one is needed");
+    const std::vector<array_t<float>> x =
+        read_arrays<float>(a.command, opts(a, "--input"), opts(a, "--dataset"), count_inputs(*model), "x", "--dataset",
+                           "input");
+    for (const auto& xi : x)
+        if (xi.dimension() == 0 || xi.shape()[0] == 0) // Keras: "Expected input data to be non-empty."
+            throw ValueError(opt(a, "--input", "") + ": the input " + shape_str(xi.shape()) +
+                             " holds no samples; at least one is needed");
     PredictOptions<float> po;
     po.batch_size = batch;
     po.verbose = 0;
-    const array_t<float> y = model->predict(x, po);
+    const std::vector<array_t<float>> y = model->predict_list(x, po);
+    std::vector<std::string> names;
+    for (std::size_t i = 0; i < y.size(); ++i)
+        names.push_back(y.size() == 1 ? "y" : "y_" + std::to_string(i));
+    if (a.options.count("--output-names"))
+        names = model->graph() ? model->output_names() : std::vector<std::string>{ model->layers().back()->name() };
     if (ends_with(output, ".npy")) {
-        io::write_npy<float>(output, y);
+        if (y.size() != 1)
+            throw ValueError(output + ": the model has " + std::to_string(y.size()) +
+                             " outputs and a .npy file holds one array; write an .h5 file");
+        io::write_npy<float>(output, y[0]);
     } else {
         io::write_atomically(output, [&](const std::string& tmp) {
             io::H5File f = io::H5File::create(tmp);
-            f.root().write_dataset<float>("y", y);
+            for (std::size_t i = 0; i < y.size(); ++i)
+                f.root().write_dataset<float>(names[i], y[i]);
             f.close();
         });
     }
-    std::cerr << "xtape: wrote predictions " << shape_str(y.shape()) << " to " << output << std::endl;
+    std::string written;
+    for (std::size_t i = 0; i < y.size(); ++i)
+        written += (i ? ", " : "") + (y.size() == 1 ? std::string() : names[i] + " ") + shape_str(y[i].shape());
+    std::cerr << "xtape: wrote predictions " << written << " to " << output << std::endl;
     return 0;
 }
 
@@ -418,13 +532,11 @@ int cmd_fold(const Args& a)
 
 int cmd_evaluate(const Args& a)
 {
-    const std::string data = required(a, "--data");
+    required(a, "--data");
     const auto batch = static_cast<std::size_t>(int_opt(a, "--batch-size", 32, 1));
     auto model = load_model<float>(a.model, true);
     compile_for_command(*model, a, false);
-    const array_t<float> x = read_array<float>(data, opt(a, "--x", "x"));
-    const array_t<float> y = read_array<float>(data, opt(a, "--y", "y"));
-    check_samples(x, y, data);
+    const auto [x, y] = read_data<float>(a, *model);
     EvaluateOptions<float> eo;
     eo.batch_size = batch;
     eo.verbose = 0;
@@ -438,7 +550,7 @@ int cmd_evaluate(const Args& a)
 
 int cmd_fit(const Args& a)
 {
-    const std::string data = required(a, "--data");
+    required(a, "--data");
     const std::string output = required(a, "--output");
     FitOptions<float> fo;
     fo.epochs = static_cast<int>(int_opt(a, "--epochs", 1, 1));
@@ -454,9 +566,7 @@ int cmd_fit(const Args& a)
         set_random_seed(static_cast<std::uint64_t>(int_opt(a, "--seed", 0, 0)));
     auto model = load_model<float>(a.model, true);
     compile_for_command(*model, a, true);
-    const array_t<float> x = read_array<float>(data, opt(a, "--x", "x"));
-    const array_t<float> y = read_array<float>(data, opt(a, "--y", "y"));
-    check_samples(x, y, data);
+    const auto [x, y] = read_data<float>(a, *model);
     model->fit(x, y, fo);
     save_model(*model, output);
     std::cerr << "xtape: saved the trained model to " << output << std::endl;
@@ -478,47 +588,43 @@ int cmd_gradcheck(const Args& a)
     const std::optional<double> min_abs_error = double_opt(a, "--min-abs-error");
     auto model = load_model<double>(a.model, true);
     compile_for_command(*model, a, false);
-    array_t<double> x = read_array<double>(data, opt(a, "--x", "x"));
-    array_t<double> y = read_array<double>(data, opt(a, "--y", "y"));
-    check_samples(x, y, data);
-    const std::size_t n = std::min(samples, x.shape()[0]);
-    auto first_rows = [n](const array_t<double>& arr) -> array_t<double> { return xt::view(arr, xt::range(0, n)); };
-    const Tensor<double> xt(first_rows(x)), yt(first_rows(y));
+    const auto [x, y] = read_data<double>(a, *model);
+    const std::size_t n = std::min(samples, x[0].shape()[0]);
+    auto first_rows = [n](const std::vector<array_t<double>>& arrays) {
+        std::vector<Tensor<double>> out;
+        for (const auto& arr : arrays)
+            out.emplace_back(array_t<double>(xt::view(arr, xt::range(0, n))));
+        return out;
+    };
+    const std::vector<Tensor<double>> xs = first_rows(x), ys = first_rows(y);
 
+    // The model's own weights (a layer shared by two branches, once), named as the file names them.
     std::vector<Tensor<double>> params;
     std::vector<std::string> names;
-    for (const auto& l : model->layers())
-        for (const auto& v : l->trainable_weights()) {
-            params.push_back(v.tensor());
-            names.push_back(l->weight_path(v));
-        }
+    for (const auto& v : model->trainable_weights()) {
+        params.push_back(v.tensor());
+        names.push_back(model->weight_path(v));
+    }
     if (params.empty())
         throw ValueError(a.model + ": the model has no trainable weights to check");
 
+    // Every Dropout (nested models included) restarts from its own seed before each evaluation,
+    // so every evaluation draws the same masks.
+    std::vector<std::shared_ptr<Dropout<double>>> dropouts;
+    std::function<void(const Model<double>&)> collect = [&](const Model<double>& m) {
+        for (const auto& l : m.layers()) {
+            if (auto d = std::dynamic_pointer_cast<Dropout<double>>(l))
+                dropouts.push_back(d);
+            else if (auto sub = std::dynamic_pointer_cast<Model<double>>(l))
+                collect(*sub);
+        }
+    };
+    collect(*model);
     const std::uint64_t mask_seed = 1234;
     auto loss_fn = [&]() -> Tensor<double> {
-        Tensor<double> h = xt;
-        std::size_t index = 0;
-        for (const auto& l : model->layers()) {
-            ++index;
-            if (l->class_name() == "Dropout") {
-                // The same mask at every evaluation: a generator seeded per layer, per call.
-                const json c = l->get_config();
-                const double rate = c.value("rate", 0.0);
-                shape_t noise;
-                if (c.contains("noise_shape") && c["noise_shape"].is_array()) {
-                    const auto& hs = h.shape();
-                    std::size_t d = 0;
-                    for (const auto& e : c["noise_shape"])
-                        noise.push_back(e.is_null() ? hs[d++] : (++d, e.get<std::size_t>()));
-                }
-                rng_t rng(mask_seed + index);
-                h = dropout(h, rate, noise, rng);
-            } else {
-                h = (*l)(h, /*training=*/true);
-            }
-        }
-        return model->compute_loss(yt, h);
+        for (std::size_t i = 0; i < dropouts.size(); ++i)
+            dropouts[i]->reseed(mask_seed + i);
+        return model->compute_loss_list(ys, (*model)(xs, /*training=*/true));
     };
     double loss_value = 0;
     {
