@@ -450,7 +450,9 @@ json parse_config(const std::string& text, const std::string& what)
     };
     try {
         return json::parse(text, depth_guard);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
+        // parse_error, and out_of_range for a number too large for a double ("8e98809"; found by
+        // fuzz_model_config, tests/fuzz_regressions/model_config/).
         throw ValueError(what + " is not valid JSON: " + e.what());
     }
 }

@@ -29,7 +29,7 @@ models="${XTAPE_KERAS_MODELS_DIR:-$root/../shared/keras-models}"
 work="$build/fuzz"
 corpus="$work/corpus/$target"; seeds="$work/seeds/$target"; artifacts="$work/artifacts/$target"
 mkdir -p "$corpus" "$seeds" "$artifacts"
-real_files() { [ -d "$models" ] && find "$models" -name "$1" -size "-$2" -type f | sort; }
+real_files() { if [ -d "$models" ]; then find "$models" -name "$1" -size "-$2" -type f | sort; fi; }
 if [ -z "$(ls -A "$seeds")" ]; then
     case "$target" in
     npy)

@@ -112,4 +112,7 @@ TEST_CASE("limits: a config nested deeper than any Keras config is refused while
     auto model = model_from_json<float>(nested, "nested.json");
     CHECK(model->layers().size() == 1);
     CHECK(!contains(message_of<ValueError>([&] { model_from_json<float>("{", "broken.json"); }), "<no exception"));
+    // A number too large for a double is nlohmann's out_of_range, not a parse_error (fuzz_model_config).
+    CHECK(contains(message_of<ValueError>([&] { model_from_json<float>("8e98809", "big.json"); }),
+                   "big.json is not valid JSON"));
 }
