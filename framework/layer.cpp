@@ -148,6 +148,73 @@ std::vector<Tensor<T>> Layer<T>::compute_mask_list(const std::vector<Tensor<T>>&
     return { compute_mask(inputs[0], masks.empty() ? Tensor<T>() : masks[0]) };
 }
 
+// Note [Masks across layers]
+// Keras 3's Layer.__call__ gives a layer the mask of its first input when its call takes one,
+// and afterwards sets compute_mask's result on the outputs only if the layer supports masking;
+// otherwise "this layer does not support masking and will therefore destroy the mask
+// information" (a warning there; here the mask simply stops). The layers that support masking
+// say so in their constructors, as Keras's do (Dense, activations, Dropout, the normalizations,
+// Embedding, Masking, merges, GlobalAveragePooling1D, TimeDistributed, models); Flatten, Reshape,
+// convolutions, pooling and the reshaping layers do not. Sequential and the functional graph
+// both move masks with output_masks(), so the rule lives here once.
+template <class T>
+std::vector<Tensor<T>> Layer<T>::output_masks(const std::vector<Tensor<T>>& inputs,
+                                              const std::vector<Tensor<T>>& masks) const
+{
+    if (!supports_masking())
+        return {};
+    return compute_mask_list(inputs, masks);
+}
+
+// Note [Symbolic masks]
+// A symbolic tensor carries the mask Keras would attach to it (_keras_mask), so that the
+// layer-node API (output_mask, get_input_mask_at, ...) answers without data. Rather than a second,
+// shape-only version of every compute_mask, the layer's own compute_mask_list runs on
+// placeholders - zeros of the input shapes and all-true masks of the input masks' shapes, None
+// taken as 1 - as Keras 3 runs compute_output_spec on symbolic values. The mask's shape is read
+// from the result; where it lines up with the output shape, the output's dimension is taken, so
+// the batch axis and unknown lengths stay None. Placeholders have batch 1: a few values per call.
+template <class T>
+std::vector<std::optional<dims_t>> Layer<T>::compute_mask_shapes(const std::vector<dims_t>& input_shapes,
+                                                                 const std::vector<std::optional<dims_t>>& input_masks,
+                                                                 const std::vector<dims_t>& output_shapes) const
+{
+    std::vector<std::optional<dims_t>> out(output_shapes.size());
+    if (!supports_masking())
+        return out;
+    auto concrete = [](const dims_t& d) {
+        shape_t s;
+        for (long v : d)
+            s.push_back(v < 0 ? 1 : static_cast<std::size_t>(v));
+        return s;
+    };
+    std::vector<Tensor<T>> xs, ms;
+    bool any_mask = false;
+    for (std::size_t i = 0; i < input_shapes.size(); ++i) {
+        xs.push_back(Tensor<T>::zeros(concrete(input_shapes[i])));
+        const bool has = i < input_masks.size() && input_masks[i].has_value();
+        any_mask = any_mask || has;
+        ms.push_back(has ? Tensor<T>::full(concrete(*input_masks[i]), T(1)) : Tensor<T>());
+    }
+    const std::vector<Tensor<T>> got = compute_mask_list(xs, any_mask ? ms : std::vector<Tensor<T>>());
+    for (std::size_t k = 0; k < got.size() && k < out.size(); ++k) {
+        if (!got[k].defined())
+            continue;
+        const shape_t ps = got[k].shape();
+        const dims_t& os = output_shapes[k];
+        const shape_t po = concrete(os);
+        dims_t m;
+        for (std::size_t a = 0; a < ps.size(); ++a) {
+            if (a < os.size() && po[a] == ps[a])
+                m.push_back(os[a]);
+            else
+                m.push_back(a == 0 ? none_dim : static_cast<long>(ps[a]));
+        }
+        out[k] = std::move(m);
+    }
+    return out;
+}
+
 template <class T>
 void Layer<T>::check_input(const shape_t& x) const
 {
@@ -285,6 +352,11 @@ std::vector<KerasTensor<T>> Layer<T>::call_symbolic(const std::vector<KerasTenso
     node->inputs = inputs;
     node->args = args;
     node->output_shapes = compute_output_shape_list(shapes);
+    std::vector<std::optional<dims_t>> in_masks;
+    for (const auto& x : inputs)
+        in_masks.push_back(x.keras_mask());
+    node->output_masks = compute_mask_shapes(shapes, in_masks, node->output_shapes);
+    node->output_masks.resize(node->output_shapes.size());
     for (const auto& x : inputs) {
         auto& out = x.layer()->m_outbound_nodes;
         // Forget consumers that no longer exist, so a long-lived layer's list stays short.
@@ -321,6 +393,7 @@ void Layer<T>::add_input_node(const dims_t& shape)
     node->layer = this;
     node->index = m_inbound_nodes.size();
     node->output_shapes = { shape };
+    node->output_masks = { std::nullopt };
     m_inbound_nodes.push_back(node);
 }
 
@@ -431,6 +504,48 @@ template <class T>
 dims_t Layer<T>::output_shape() const
 {
     return get_output_shape_at(only_node(*this, "output_shape", "get_output_shape_at"));
+}
+
+template <class T>
+std::vector<std::optional<dims_t>> Layer<T>::get_input_masks_at(std::size_t i) const
+{
+    std::vector<std::optional<dims_t>> out;
+    for (const auto& x : node_at(*this, i, "input mask").inputs)
+        out.push_back(x.keras_mask());
+    return out;
+}
+
+template <class T>
+std::vector<std::optional<dims_t>> Layer<T>::get_output_masks_at(std::size_t i) const
+{
+    const Node<T>& n = node_at(*this, i, "output mask");
+    std::vector<std::optional<dims_t>> out = n.output_masks;
+    out.resize(n.output_shapes.size());
+    return out;
+}
+
+template <class T>
+std::optional<dims_t> Layer<T>::get_input_mask_at(std::size_t i) const
+{
+    return single(*this, get_input_masks_at(i), i, "input mask", "get_input_masks_at");
+}
+
+template <class T>
+std::optional<dims_t> Layer<T>::get_output_mask_at(std::size_t i) const
+{
+    return single(*this, get_output_masks_at(i), i, "output mask", "get_output_masks_at");
+}
+
+template <class T>
+std::optional<dims_t> Layer<T>::input_mask() const
+{
+    return get_input_mask_at(only_node(*this, "input_mask", "get_input_mask_at"));
+}
+
+template <class T>
+std::optional<dims_t> Layer<T>::output_mask() const
+{
+    return get_output_mask_at(only_node(*this, "output_mask", "get_output_mask_at"));
 }
 
 template <class T>
@@ -570,6 +685,15 @@ std::string KerasTensor<T>::name() const
     if (!m_layer)
         return "<undefined>";
     return m_layer->name() + ":" + std::to_string(m_node_index) + ":" + std::to_string(m_tensor_index);
+}
+
+template <class T>
+std::optional<dims_t> KerasTensor<T>::keras_mask() const
+{
+    if (!m_layer || m_node_index >= m_layer->inbound_nodes().size())
+        return std::nullopt;
+    const auto& masks = m_layer->inbound_nodes()[m_node_index]->output_masks;
+    return m_tensor_index < masks.size() ? masks[m_tensor_index] : std::nullopt;
 }
 
 template <class T>

@@ -23,6 +23,7 @@
 #include "framework/initializer.hpp"
 #include "framework/tensor.hpp"
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -104,6 +105,24 @@ public:
     virtual std::vector<Tensor<T>> compute_mask_list(const std::vector<Tensor<T>>& inputs,
                                                      const std::vector<Tensor<T>>& masks) const;
 
+    /// Keras's supports_masking: whether the layer's outputs carry the mask compute_mask_list
+    /// gives. False by default, as in Keras 3; a layer that does not support masking still
+    /// receives its inputs' masks in call, but its outputs carry none (Keras 3 destroys the mask
+    /// there with a warning; tf.keras 2 raised). Note [Masks across layers] in layer.cpp.
+    virtual bool supports_masking() const { return m_supports_masking; }
+    void set_supports_masking(bool s) { m_supports_masking = s; }
+    /// The masks the outputs carry after a call on `inputs` with `masks`: compute_mask_list when
+    /// the layer supports masking, otherwise none (an empty list). Every caller that moves masks
+    /// from layer to layer (Sequential, the functional graph) goes through this one rule.
+    std::vector<Tensor<T>> output_masks(const std::vector<Tensor<T>>& inputs, const std::vector<Tensor<T>>& masks) const;
+    /// The masks a symbolic call attaches to its outputs (Keras's `_keras_mask`), as their shapes
+    /// with None dimensions; nullopt for an output without a mask. `input_masks` holds one
+    /// entry per input. The default runs compute_mask_list on placeholders (Note [Symbolic masks]
+    /// in layer.cpp); models override it.
+    virtual std::vector<std::optional<dims_t>>
+    compute_mask_shapes(const std::vector<dims_t>& input_shapes, const std::vector<std::optional<dims_t>>& input_masks,
+                        const std::vector<dims_t>& output_shapes) const;
+
     // ---- nodes: the layer's calls on symbolic tensors (tf.keras's layer-node API) ------------
     const std::vector<std::shared_ptr<Node<T>>>& inbound_nodes() const { return m_inbound_nodes; }
     /// The nodes (of other layers) that consume this layer's outputs and are still alive.
@@ -124,6 +143,16 @@ public:
     KerasTensor<T> output() const;
     dims_t input_shape() const;
     dims_t output_shape() const;
+    /// The masks of the call `node_index`'s input / output tensors, as KerasTensor::keras_mask()
+    /// gives them (the shape of the mask, nullopt for none); the singular forms require one
+    /// tensor (ValueError otherwise).
+    std::optional<dims_t> get_input_mask_at(std::size_t node_index) const;
+    std::optional<dims_t> get_output_mask_at(std::size_t node_index) const;
+    std::vector<std::optional<dims_t>> get_input_masks_at(std::size_t node_index) const;
+    std::vector<std::optional<dims_t>> get_output_masks_at(std::size_t node_index) const;
+    /// The only call's input / output mask. requires: exactly one inbound node (AttributeError).
+    std::optional<dims_t> input_mask() const;
+    std::optional<dims_t> output_mask() const;
     /// Records the node of an InputLayer (no inputs, one output of `shape`); for InputLayer.
     void add_input_node(const dims_t& shape);
 
@@ -165,6 +194,13 @@ public:
     void set_activity_regularizer(RegularizerPtr<T> r) { m_activity_regularizer = std::move(r); }
     const RegularizerPtr<T>& activity_regularizer() const { return m_activity_regularizer; }
 
+    // ---- random state ---------------------------------------------------------------------
+    /// Restarts the layer's random generators (Keras's SeedGenerator) from `seed`, so that
+    /// repeated calls draw the same noise: a gradient check evaluates one function of the weights
+    /// (gradcheck_model). No-op for layers that draw nothing; models give each sublayer its own
+    /// seed derived from `seed`, wrappers pass it to the layer they wrap.
+    virtual void reseed(std::uint64_t seed) { (void)seed; }
+
     // ---- config ---------------------------------------------------------------------------
     /// Keras's keys: the base writes name, trainable, dtype; subclasses add theirs.
     virtual json get_config() const;
@@ -201,6 +237,7 @@ private:
     std::string m_class_name;
     std::string m_name;
     bool m_trainable;
+    bool m_supports_masking = false;
     bool m_built = false;
     std::vector<dims_t> m_build_shapes;
     std::vector<std::shared_ptr<Node<T>>> m_inbound_nodes;

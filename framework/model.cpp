@@ -210,6 +210,7 @@ template <class T>
 Model<T>::Model(std::string class_name, std::string name, bool trainable)
     : Layer<T>(std::move(class_name), std::move(name), trainable)
 {
+    this->set_supports_masking(true); // a model's masks are its layers' (Note [Masks across layers])
 }
 
 template <class T>
@@ -218,6 +219,7 @@ Model<T>::Model(std::vector<KerasTensor<T>> inputs, std::vector<KerasTensor<T>> 
     : Layer<T>("Functional", name.empty() ? unique_layer_name("functional") : std::move(name), trainable)
     , m_graph(std::make_shared<const Graph<T>>(std::move(inputs), std::move(outputs)))
 {
+    this->set_supports_masking(true);
     std::vector<dims_t> shapes;
     for (const auto& x : m_graph->inputs())
         shapes.push_back(x.shape());
@@ -494,8 +496,7 @@ std::vector<Tensor<T>> Model<T>::call_list(const std::vector<Tensor<T>>& inputs,
                                   ") has no graph; a subclassed model overrides call or call_list");
     std::vector<Tensor<T>> out_masks;
     std::vector<Tensor<T>> ys = m_graph->run(inputs, masks, args.training.value_or(false), &out_masks);
-    m_last_inputs = inputs;
-    m_last_output_masks = std::move(out_masks);
+    remember_output_masks(inputs, std::move(out_masks));
     return ys;
 }
 
@@ -503,14 +504,54 @@ template <class T>
 std::vector<Tensor<T>> Model<T>::compute_mask_list(const std::vector<Tensor<T>>& inputs,
                                                    const std::vector<Tensor<T>>& masks) const
 {
-    if (!m_graph)
-        return Layer<T>::compute_mask_list(inputs, masks);
-    bool same = inputs.size() == m_last_inputs.size();
+    bool same = !m_last_inputs.empty() && inputs.size() == m_last_inputs.size();
     for (std::size_t i = 0; same && i < inputs.size(); ++i)
         same = inputs[i].node() == m_last_inputs[i].node();
     if (same)
         return m_last_output_masks;
+    if (!m_graph)
+        return Layer<T>::compute_mask_list(inputs, masks);
     return std::vector<Tensor<T>>(m_graph->outputs().size());
+}
+
+template <class T>
+void Model<T>::reseed(std::uint64_t seed)
+{
+    const std::vector<LayerPtr<T>> ls = layers();
+    for (std::size_t i = 0; i < ls.size(); ++i) {
+        // splitmix64's step: distinct, well-mixed seeds for neighbouring layers.
+        std::uint64_t z = seed + 0x9E3779B97F4A7C15ull * (i + 1);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        ls[i]->reseed(z ^ (z >> 31));
+    }
+}
+
+template <class T>
+std::vector<std::optional<dims_t>> Model<T>::compute_mask_shapes(const std::vector<dims_t>& input_shapes,
+                                                                 const std::vector<std::optional<dims_t>>& input_masks,
+                                                                 const std::vector<dims_t>& output_shapes) const
+{
+    std::vector<std::optional<dims_t>> out;
+    if (m_graph) {
+        m_graph->output_shapes(input_shapes, &input_masks, &out);
+    } else {
+        // Sequential and subclassed models list their layers in call order.
+        this->require_one_input(input_shapes.size());
+        dims_t s = input_shapes[0];
+        std::optional<dims_t> m = input_masks.empty() ? std::nullopt : input_masks[0];
+        for (const auto& l : layers()) {
+            if (l->class_name() == "InputLayer")
+                continue;
+            const dims_t next = l->compute_output_shape(s);
+            const auto ms = l->compute_mask_shapes({ s }, { m }, { next });
+            m = ms.empty() ? std::nullopt : ms[0];
+            s = next;
+        }
+        out = { m };
+    }
+    out.resize(output_shapes.size());
+    return out;
 }
 
 // ---- data ----------------------------------------------------------------------------------------------

@@ -288,11 +288,18 @@ public:
     std::size_t count_params() const override;
     /// Sets the flag on the model and on every layer (Keras propagates it down).
     void set_trainable(bool t) override;
+    /// Reseeds every layer, the i-th from a value mixed from `seed` and i (Layer::reseed).
+    void reseed(std::uint64_t seed) override;
     /// A functional model's output masks: those its graph produced in the call just made on
     /// these inputs (a model's masks come from running it; the executors ask right after the
     /// call). Other models: as Layer.
     std::vector<Tensor<T>> compute_mask_list(const std::vector<Tensor<T>>& inputs,
                                              const std::vector<Tensor<T>>& masks) const override;
+    /// A model called on symbolic tensors: the masks its graph (or its layers in turn) would
+    /// give its outputs for these input masks.
+    std::vector<std::optional<dims_t>> compute_mask_shapes(const std::vector<dims_t>& input_shapes,
+                                                           const std::vector<std::optional<dims_t>>& input_masks,
+                                                           const std::vector<dims_t>& output_shapes) const override;
     /// The path the sublayer that owns `v` gives it (Layer's rule for a weight of no sublayer).
     std::string weight_path(const Variable<T>& v) const override;
     /// A functional model's config in Keras's functional form (framework/graph/functional.hpp).
@@ -433,6 +440,15 @@ private:
 
     std::shared_ptr<const Graph<T>> m_graph;
     std::vector<Tensor<T>> m_last_inputs, m_last_output_masks; // for compute_mask_list
+protected:
+    /// Keeps the output masks of the call just made on `inputs`, for compute_mask_list.
+    void remember_output_masks(const std::vector<Tensor<T>>& inputs, std::vector<Tensor<T>> masks)
+    {
+        m_last_inputs = inputs;
+        m_last_output_masks = std::move(masks);
+    }
+
+private:
     OptimizerPtr<T> m_optimizer;
     CompileOptions<T> m_compile_options;
     std::vector<Head> m_heads; // one per output once compiled

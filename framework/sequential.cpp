@@ -261,8 +261,10 @@ std::vector<Tensor<T>> Sequential<T>::call_list(const std::vector<Tensor<T>>& in
     for (const auto& l : m_layers) {
         Tensor<T> in = h;
         h = (*l)(in, training, mask);
-        mask = l->compute_mask(in, mask);
+        std::vector<Tensor<T>> out_masks = l->output_masks({ in }, mask.defined() ? std::vector<Tensor<T>>{ mask } : std::vector<Tensor<T>>());
+        mask = out_masks.empty() ? Tensor<T>() : out_masks[0];
     }
+    this->remember_output_masks(inputs, { mask });
     return { h };
 }
 

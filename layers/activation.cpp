@@ -34,6 +34,7 @@ Activation<T>::Activation(const std::string& activation, const std::string& name
   : Layer<T>("Activation", name, trainable)
   , m_activation(activation_from_config(json(activation)))
 {
+    this->set_supports_masking(true); // as Keras's (Note [Masks across layers])
 }
 
 template<class T>

@@ -141,6 +141,7 @@ BatchNormalization<T>::BatchNormalization(const BatchNormalizationOptions<T>& op
     , m_options(validated(options))
     , m_workspace(std::make_shared<bn::Workspace<T>>())
 {
+    this->set_supports_masking(true); // as Keras's (Note [Masks across layers])
     m_spec.axes = m_options.axis;
     m_spec.epsilon = m_options.epsilon;
     m_spec.virtual_batch_size =
@@ -151,6 +152,7 @@ template <class T>
 BatchNormalization<T>::BatchNormalization(const json& config)
     : BatchNormalization(options_from_config(config))
 {
+    this->set_supports_masking(true); // as Keras's (Note [Masks across layers])
 }
 
 template <class T>

@@ -82,6 +82,7 @@ Dense<T>::Dense(const DenseOptions<T>& o)
   , m_kernel_constraint(o.kernel_constraint)
   , m_bias_constraint(o.bias_constraint)
 {
+    this->set_supports_masking(true); // as Keras's (Note [Masks across layers])
     if (m_units <= 0)
         throw ValueError(
           "Received an invalid value for `units`, expected a positive integer. Received: units=" +
@@ -100,6 +101,7 @@ Dense<T>::Dense(long units, const std::string& activation, bool use_bias, const 
       return o;
   }())
 {
+    this->set_supports_masking(true); // as Keras's (Note [Masks across layers])
 }
 
 template<class T>

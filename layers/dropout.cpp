@@ -72,6 +72,7 @@ Dropout<T>::Dropout(const DropoutOptions& o)
   , m_noise_shape(o.noise_shape)
   , m_seed(o.seed)
 {
+    this->set_supports_masking(true); // as Keras's (Note [Masks across layers])
     if (!(m_rate >= 0.0 && m_rate <= 1.0)) {
         std::ostringstream os;
         os << "Invalid value received for argument `rate`. Expected a float value between 0 and 1. Received: "

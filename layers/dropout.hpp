@@ -54,7 +54,7 @@ public:
     std::optional<std::uint64_t> seed() const { return m_seed; }
     /// Restarts the mask generator from `seed`: a gradient check replays the same masks at every
     /// evaluation of the loss, so its differences measure the model, not the noise.
-    void reseed(std::uint64_t seed) { m_rng.seed(seed); }
+    void reseed(std::uint64_t seed) override { m_rng.seed(seed); }
 
 protected:
     /// Identity unless training and rate > 0.

@@ -23,9 +23,6 @@ public:
     static std::shared_ptr<Flatten> from_config(const json& config);
     json get_config() const override;
     dims_t compute_output_shape(const dims_t& input_shape) const override;
-    /// Keras 3's Flatten does not support masking, so a mask stops here (a per-step mask would not
-    /// describe the flattened features anyway).
-    Tensor<T> compute_mask(const Tensor<T>&, const Tensor<T>&) const override { return Tensor<T>(); }
 
     const std::string& data_format() const { return m_data_format; }
 

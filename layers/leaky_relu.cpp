@@ -12,6 +12,7 @@ LeakyReLU<T>::LeakyReLU(double negative_slope, const std::string& name, bool tra
   : Layer<T>("LeakyReLU", name, trainable)
   , m_negative_slope(negative_slope)
 {
+    this->set_supports_masking(true); // as Keras's (Note [Masks across layers])
     if (!(negative_slope >= 0.0)) {
         std::ostringstream os;
         os << "The negative_slope value of a Leaky ReLU layer cannot be None or negative value. Expected a "

@@ -23,6 +23,7 @@ ReLU<T>::ReLU(const ReLUOptions& o)
   , m_negative_slope(o.negative_slope)
   , m_threshold(o.threshold)
 {
+    this->set_supports_masking(true); // as Keras's (Note [Masks across layers])
     if (m_max_value && *m_max_value < 0.0)
         throw ValueError("max_value of a ReLU layer cannot be a negative value. Received: max_value=" +
                          num(*m_max_value));

@@ -16,6 +16,7 @@ Softmax<T>::Softmax(int axis, const std::string& name, bool trainable)
   , m_axes{ axis }
   , m_axis_is_list(false)
 {
+    this->set_supports_masking(true); // as Keras's (Note [Masks across layers])
 }
 
 template<class T>
@@ -24,6 +25,7 @@ Softmax<T>::Softmax(const axes_t& axes, const std::string& name, bool trainable)
   , m_axes(axes)
   , m_axis_is_list(true)
 {
+    this->set_supports_masking(true); // as Keras's (Note [Masks across layers])
     if (axes.empty())
         throw ValueError("layer \"" + this->name() + "\": Softmax needs at least one axis");
 }

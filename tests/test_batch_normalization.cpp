@@ -1101,6 +1101,7 @@ public:
         : Layer<float>("Masking")
         , m_value(mask_value)
     {
+        this->set_supports_masking(true); // it makes a mask (Keras 3: a compute_mask override implies it)
     }
     Tensor<float> compute_mask(const Tensor<float>& x, const Tensor<float>&) const override
     {

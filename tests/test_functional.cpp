@@ -317,6 +317,36 @@ TEST_CASE("merging: values, broadcasting and output shapes")
     CHECK(dot23({ p, pq })[0].value() == array_t<double>{ { 14.0, -5.0 }, { 77.0, 29.0 } });
 }
 
+TEST_CASE("Dot on higher ranks: Keras's batch_dot, values by explicit sums and gradients (double)")
+{
+    // (B, 2, 3, 4) . (B, 4, 5) on axes (3, 1): (B, 2, 3, 5); (B, 2, 3, 4) . (B, 3, 2) on (2, 1): (B, 2, 4, 2).
+    const Tensor<double> x = random_tensor({ 2, 2, 3, 4 }, 21), y = random_tensor({ 2, 4, 5 }, 22);
+    Dot<double> d(std::vector<int>{ 3, 1 });
+    CHECK(d.compute_output_shape_list({ { -1, 2, 3, 4 }, { -1, 4, 5 } }) == std::vector<dims_t>{ { -1, 2, 3, 5 } });
+    const array_t<double> got = d({ x, y })[0].value();
+    REQUIRE(got.shape() == std::vector<std::size_t>{ 2, 2, 3, 5 });
+    for (std::size_t b = 0; b < 2; ++b)
+        for (std::size_t i = 0; i < 2; ++i)
+            for (std::size_t j = 0; j < 3; ++j)
+                for (std::size_t n = 0; n < 5; ++n) {
+                    double want = 0;
+                    for (std::size_t k = 0; k < 4; ++k)
+                        want += x.value()(b, i, j, k) * y.value()(b, k, n);
+                    CHECK(got(b, i, j, n) == doctest::Approx(want).epsilon(1e-12));
+                }
+    const Tensor<double> z = random_tensor({ 2, 3, 2 }, 23);
+    Dot<double> d2(std::vector<int>{ 2, 1 });
+    const array_t<double> got2 = d2({ x, z })[0].value();
+    REQUIRE(got2.shape() == std::vector<std::size_t>{ 2, 2, 4, 2 });
+    double want = 0;
+    for (std::size_t k = 0; k < 3; ++k)
+        want += x.value()(1, 1, k, 3) * z.value()(1, k, 0);
+    CHECK(got2(1, 1, 3, 0) == doctest::Approx(want).epsilon(1e-12));
+    check_gradients([&](const std::vector<Tensor<double>>& in) { return d(in)[0]; }, { x, y });
+    Dot<double> dn(std::vector<int>{ 2, 1 }, true);
+    check_gradients([&](const std::vector<Tensor<double>>& in) { return dn(in)[0]; }, { x, z });
+}
+
 TEST_CASE("merging: errors with Keras's messages")
 {
     reset_layer_names();

@@ -241,7 +241,7 @@ TEST_CASE("MaxPooling2D: shapes, errors, masks and configs")
           std::string::npos);
     CHECK_THROWS_AS(MaxPooling2D<float>(pool_opts({ 2 }, {}, "valid", "nhwc")), ValueError);
     // The mask stops here (Keras 3: pooling does not support masking).
-    CHECK(!p.compute_mask(Tensor<float>::zeros({ 2, 6, 6, 1 }), Tensor<float>::full({ 2, 6, 6 }, 1.f)).defined());
+    CHECK(!p.supports_masking());
 
     // Keras 3's config, and back.
     const json c = cf.get_config();
@@ -517,7 +517,7 @@ TEST_CASE("ZeroPadding1D/2D: Keras's documented examples, channels_first, gradie
     check_close(cf1(arange({ 1, 2, 2 })).value(), arr({ 0, 0, 1, 0, 2, 3 }, { 1, 2, 3 }));
     check_layer_gradients(cf, random_tensor({ 2, 3, 2, 4 }, 62));
     check_layer_gradients(p1, random_tensor({ 2, 3, 2 }, 63));
-    CHECK(!p2.compute_mask(Tensor<D>(), Tensor<D>::full({ 1, 1 }, 1.0)).defined());
+    CHECK(!p2.supports_masking());
     CHECK_THROWS_AS(p2(Tensor<D>::zeros({ 1, 2, 2 })), ShapeError);
 
     // wgan_discriminator's layer (Keras 2.1.3), Keras 3's forms, Keras 1's 4-tuple and dictionaries.
@@ -564,7 +564,7 @@ TEST_CASE("Cropping1D/2D: Keras's documented examples, channels_first, errors, g
     CHECK(error_of([&] { cf.compute_output_shape({ none_dim, 3, 1, 9 }); })
               .find("should be smaller than the corresponding spatial dimension") != std::string::npos);
     CHECK(cf.compute_output_shape({ none_dim, 3, none_dim, 9 }) == dims_t{ none_dim, 3, none_dim, 8 });
-    CHECK(!cf.compute_mask(Tensor<D>(), Tensor<D>::full({ 1, 1 }, 1.0)).defined());
+    CHECK(!cf.supports_masking());
     // Configs.
     CHECK(c1.get_config()["cropping"] == json({ 1, 1 }));
     CHECK(!c1.get_config().contains("data_format"));
@@ -639,7 +639,7 @@ TEST_CASE("UpSampling1D/2D: Keras's documented examples, channels_first, bilinea
     CHECK_THROWS_AS(UpSampling2D<float>({ 2, 2 }, "channels_last", "nearest-ish"), ValueError);
     CHECK_THROWS_AS(UpSampling1D<float>(0), ValueError);
     CHECK_THROWS_AS(u1(Tensor<D>::zeros({ 2, 3 })), ShapeError);
-    CHECK(!u2.compute_mask(Tensor<D>(), Tensor<D>::full({ 1, 1 }, 1.0)).defined());
+    CHECK(!u2.supports_masking());
 
     // dcgan_generator's layer (Keras 2.1.3: no interpolation key), Keras 1's length and dim_ordering.
     auto d = layer_from_config<float>("UpSampling2D", json::parse(R"({"name": "up_sampling2d_1", "trainable": true,
@@ -667,7 +667,7 @@ TEST_CASE("RepeatVector and Permute: values, shapes, errors, gradients, configs"
                                       json::parse(R"({"name": "repeat_vector_5", "trainable": true, "n": 400})"));
     CHECK(g->compute_output_shape({ none_dim, 512 }) == dims_t{ none_dim, 400, 512 });
     check_round_trip<float>(*g);
-    CHECK(!rv.compute_mask(Tensor<D>(), Tensor<D>::full({ 1 }, 1.0)).defined());
+    CHECK(!rv.supports_masking());
 
     // Keras's docstring: Permute((2, 1)) turns (None, 10, 64) into (None, 64, 10).
     Permute<D> p({ 2, 1 });
@@ -783,12 +783,12 @@ TEST_CASE("masks: Keras 3's rules through a Sequential model")
              std::make_shared<AveragePooling1D<D>>(pool_opts({ 1 }, {}, "valid")),
              std::make_shared<Permute<D>>(std::vector<long>{ 1, 2 }) }) {
         CAPTURE(stop->class_name());
-        CHECK(!stop->compute_mask(x, mask).defined());
+        CHECK(!stop->supports_masking());
         Sequential<D> b({ stop, std::make_shared<GlobalAveragePooling1D<D>>() });
         check_close(b(x, false, mask).value(), plain_mean);
     }
     // Flatten, global pooling and RepeatVector end a mask too.
-    CHECK(!Flatten<D>().compute_mask(x, mask).defined());
-    CHECK(!GlobalMaxPooling1D<D>().compute_mask(x, mask).defined());
+    CHECK(!Flatten<D>().supports_masking());
+    CHECK(!GlobalMaxPooling1D<D>().supports_masking());
     CHECK(!GlobalAveragePooling1D<D>().compute_mask(x, mask).defined());
 }

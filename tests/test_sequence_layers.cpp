@@ -41,6 +41,7 @@ public:
     MaskProbe()
         : Layer<T>("MaskProbe")
     {
+        this->set_supports_masking(true); // as Keras's TestLayer in masking_test.py
     }
     Tensor<T> seen;
 

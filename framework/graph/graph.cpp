@@ -229,7 +229,7 @@ std::vector<Tensor<T>> Graph<T>::run(const std::vector<Tensor<T>>& inputs, const
         if (out.size() != s.node->output_shapes.size())
             throw ValueError("layer \"" + s.layer->name() + "\" returned " + std::to_string(out.size()) +
                              " outputs where its node recorded " + std::to_string(s.node->output_shapes.size()));
-        std::vector<Tensor<T>> out_mask = s.layer->compute_mask_list(in, any_mask ? in_mask : std::vector<Tensor<T>>());
+        std::vector<Tensor<T>> out_mask = s.layer->output_masks(in, any_mask ? in_mask : std::vector<Tensor<T>>());
         for (std::size_t k = 0; k < out.size(); ++k) {
             value[s.out + k] = std::move(out[k]);
             if (k < out_mask.size())
@@ -249,25 +249,45 @@ std::vector<Tensor<T>> Graph<T>::run(const std::vector<Tensor<T>>& inputs, const
 }
 
 template <class T>
-std::vector<dims_t> Graph<T>::output_shapes(const std::vector<dims_t>& input_shapes) const
+std::vector<dims_t> Graph<T>::output_shapes(const std::vector<dims_t>& input_shapes,
+                                            const std::vector<std::optional<dims_t>>* input_masks,
+                                            std::vector<std::optional<dims_t>>* output_masks) const
 {
     if (input_shapes.size() != m_inputs.size())
         throw ValueError("The model expects " + std::to_string(m_inputs.size()) + " input shape(s), got " +
                          std::to_string(input_shapes.size()));
     std::vector<dims_t> shape(m_slots);
-    for (std::size_t i = 0; i < input_shapes.size(); ++i)
+    std::vector<std::optional<dims_t>> mask(m_slots);
+    for (std::size_t i = 0; i < input_shapes.size(); ++i) {
         shape[m_input_slots[i]] = input_shapes[i];
+        if (input_masks && i < input_masks->size())
+            mask[m_input_slots[i]] = (*input_masks)[i];
+    }
     for (const Step& s : m_steps) {
         std::vector<dims_t> in;
-        for (std::size_t k : s.in)
+        std::vector<std::optional<dims_t>> in_mask;
+        for (std::size_t k : s.in) {
             in.push_back(shape[k]);
+            in_mask.push_back(mask[k]);
+        }
         std::vector<dims_t> out = s.layer->compute_output_shape_list(in);
-        for (std::size_t k = 0; k < out.size(); ++k)
+        std::vector<std::optional<dims_t>> out_mask;
+        if (output_masks)
+            out_mask = s.layer->compute_mask_shapes(in, in_mask, out);
+        for (std::size_t k = 0; k < out.size(); ++k) {
             shape[s.out + k] = out[k];
+            if (k < out_mask.size())
+                mask[s.out + k] = out_mask[k];
+        }
     }
     std::vector<dims_t> ys;
-    for (std::size_t k : m_output_slots)
+    if (output_masks)
+        output_masks->clear();
+    for (std::size_t k : m_output_slots) {
         ys.push_back(shape[k]);
+        if (output_masks)
+            output_masks->push_back(mask[k]);
+    }
     return ys;
 }
 

@@ -19,6 +19,7 @@
 #include "framework/layer.hpp"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,8 +46,12 @@ public:
     ///           `training` for that node.
     std::vector<Tensor<T>> run(const std::vector<Tensor<T>>& inputs, const std::vector<Tensor<T>>& masks,
                                bool training, std::vector<Tensor<T>>* output_masks = nullptr) const;
-    /// The output shapes for other input shapes, through every layer's compute_output_shape_list.
-    std::vector<dims_t> output_shapes(const std::vector<dims_t>& input_shapes) const;
+    /// The output shapes for other input shapes, through every layer's compute_output_shape_list;
+    /// with `input_masks` (one per input) also the outputs' symbolic masks, through every layer's
+    /// compute_mask_shapes (Note [Symbolic masks] in framework/layer.cpp).
+    std::vector<dims_t> output_shapes(const std::vector<dims_t>& input_shapes,
+                                      const std::vector<std::optional<dims_t>>* input_masks = nullptr,
+                                      std::vector<std::optional<dims_t>>* output_masks = nullptr) const;
 
 private:
     struct Step {

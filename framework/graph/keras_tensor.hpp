@@ -58,6 +58,9 @@ public:
     std::size_t tensor_index() const { return m_tensor_index; }
     /// "<layer>:<node>:<tensor>", how errors name a tensor.
     std::string name() const;
+    /// Keras's `_keras_mask`: the shape of the mask this tensor carries (None dimensions as
+    /// none_dim), or nullopt when it carries none. Kept in the node that made the tensor.
+    std::optional<dims_t> keras_mask() const;
     /// The same tensor: same layer, node and output position.
     bool same_as(const KerasTensor& o) const
     {

@@ -8,6 +8,7 @@
 
 #include "framework/graph/keras_tensor.hpp"
 
+#include <optional>
 #include <vector>
 
 namespace xtape {
@@ -19,6 +20,8 @@ struct Node {
     std::vector<KerasTensor<T>> inputs;
     CallArgs args;
     std::vector<dims_t> output_shapes;
+    /// The mask each output carries (its shape; nullopt for none): Note [Symbolic masks].
+    std::vector<std::optional<dims_t>> output_masks;
     /// An InputLayer's node: no inputs, fed by the model's caller.
     bool is_input() const { return inputs.empty(); }
 };

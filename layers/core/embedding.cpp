@@ -11,6 +11,7 @@ Embedding<T>::Embedding(const EmbeddingOptions<T>& options)
     : Layer<T>("Embedding", options.name, options.trainable)
     , m_options(options)
 {
+    this->set_supports_masking(true); // as Keras's (Note [Masks across layers])
     if (m_options.input_dim <= 0)
         throw ValueError("`input_dim` must be a positive integer. Received: input_dim=" +
                          std::to_string(m_options.input_dim) + " (layer \"" + this->name() + "\")");
@@ -117,6 +118,7 @@ Masking<T>::Masking(double mask_value, const std::string& name)
     : Layer<T>("Masking", name)
     , m_mask_value(mask_value)
 {
+    this->set_supports_masking(true); // as Keras's (Note [Masks across layers])
 }
 
 template <class T>

@@ -74,6 +74,24 @@ Tensor<T> mask_or(const Tensor<T>& a, const Tensor<T>& b)
     return maximum(a, b);
 }
 
+/// Keras's ops.where(m, a, b) for a 0/1 mask m (no gradient) that broadcasts against a and b:
+/// m*a + (1-m)*b, exact for finite values and differentiable in a and b.
+template <class T>
+Tensor<T> where_mask(const Tensor<T>& m, const Tensor<T>& a, const Tensor<T>& b)
+{
+    const Tensor<T> not_m(array_t<T>(T(1) - m.value()));
+    return add(mul(m, a), mul(not_m, b));
+}
+
+/// A step mask (batch, steps) with trailing axes of 1 up to `rank`, so that it broadcasts over
+/// the features as Keras's expand_dims(mask, -1) + broadcast_to does.
+template <class T>
+Tensor<T> mask_to_rank(Tensor<T> m, std::size_t rank)
+{
+    while (m.dim() < rank)
+        m = expand_dims(m, static_cast<int>(m.dim()));
+    return m;
+}
 } // namespace
 
 // ---- Merge ------------------------------------------------------------------------------------------------
@@ -82,6 +100,7 @@ template <class T>
 Merge<T>::Merge(std::string class_name, std::string name, bool trainable)
     : Layer<T>(std::move(class_name), std::move(name), trainable)
 {
+    this->set_supports_masking(true); // as Keras's (Note [Masks across layers])
 }
 
 template <class T>
@@ -113,7 +132,7 @@ std::vector<dims_t> Merge<T>::compute_output_shape_list(const std::vector<dims_t
 }
 
 template <class T>
-std::vector<Tensor<T>> Merge<T>::call_list(const std::vector<Tensor<T>>& inputs, const std::vector<Tensor<T>>&,
+std::vector<Tensor<T>> Merge<T>::call_list(const std::vector<Tensor<T>>& inputs, const std::vector<Tensor<T>>& masks,
                                            const CallArgs&)
 {
     check_count(inputs.size());
@@ -127,7 +146,46 @@ std::vector<Tensor<T>> Merge<T>::call_list(const std::vector<Tensor<T>>& inputs,
             x = expand_dims(x, 1);
         same_rank.push_back(x);
     }
-    return { merge(same_rank) };
+    bool any_mask = false;
+    for (const auto& m : masks)
+        any_mask = any_mask || m.defined();
+    if (!any_mask)
+        return { merge(same_rank) };
+    std::vector<Tensor<T>> step_masks;
+    for (const auto& m : masks)
+        step_masks.push_back(m.defined() ? mask_to_rank(m, rank) : Tensor<T>());
+    return { merge_masked(same_rank, step_masks) };
+}
+
+template <class T>
+Tensor<T> Merge<T>::merge_masked(const std::vector<Tensor<T>>& inputs, const std::vector<Tensor<T>>&) const
+{
+    return merge(inputs);
+}
+
+// Note [Masked merges]
+// Keras 3's Maximum and Minimum (Merge._apply_merge_op_and_or_mask) and Multiply look at their
+// inputs' masks: a masked-out position of one input does not take part (Maximum/Minimum take the
+// other inputs' value there, Multiply a factor of 1), and when every input has a mask the
+// positions masked in all of them come out as Keras leaves them (the first input's value for
+// Maximum/Minimum, 0 for Multiply). Add, Subtract and Average ignore masks in their values.
+// The loops follow Keras's order of operations, so ties and partial masks give Keras's numbers.
+template <class T>
+Tensor<T> Merge<T>::merge_extremum_masked(const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& masks,
+                                          Tensor<T> (*op)(const Tensor<T>&, const Tensor<T>&)) const
+{
+    Tensor<T> out = xs[0], out_mask = masks[0];
+    for (std::size_t i = 1; i < xs.size(); ++i) {
+        Tensor<T> x = xs[i];
+        const Tensor<T>& m = masks[i];
+        if (m.defined())
+            x = where_mask(m, x, out);
+        if (out_mask.defined())
+            out = where_mask(out_mask, out, x);
+        out_mask = m.defined() && out_mask.defined() ? mask_or(out_mask, m) : Tensor<T>();
+        out = op(out, x);
+    }
+    return out;
 }
 
 template <class T>
@@ -215,6 +273,25 @@ Tensor<T> Multiply<T>::merge(const std::vector<Tensor<T>>& xs) const
 }
 
 template <class T>
+Tensor<T> Multiply<T>::merge_masked(const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& masks) const
+{
+    bool all_masked = true;
+    for (const auto& m : masks)
+        all_masked = all_masked && m.defined();
+    Tensor<T> y, out_mask;
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+        Tensor<T> x = xs[i];
+        if (masks[i].defined()) {
+            x = where_mask(masks[i], x, Tensor<T>::scalar(T(1))); // Note [Masked merges]
+            if (all_masked)
+                out_mask = out_mask.defined() ? mask_or(out_mask, masks[i]) : masks[i];
+        }
+        y = y.defined() ? mul(y, x) : x;
+    }
+    return all_masked ? mul(out_mask, y) : y;
+}
+
+template <class T>
 Tensor<T> Average<T>::merge(const std::vector<Tensor<T>>& xs) const
 {
     Tensor<T> y = xs[0];
@@ -233,6 +310,18 @@ Tensor<T> Maximum<T>::merge(const std::vector<Tensor<T>>& xs) const
 }
 
 template <class T>
+Tensor<T> Maximum<T>::merge_masked(const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& masks) const
+{
+    return this->merge_extremum_masked(xs, masks, &maximum<T>);
+}
+
+template <class T>
+Tensor<T> Minimum<T>::merge_masked(const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& masks) const
+{
+    return this->merge_extremum_masked(xs, masks, &minimum<T>);
+}
+
+template <class T>
 Tensor<T> Minimum<T>::merge(const std::vector<Tensor<T>>& xs) const
 {
     Tensor<T> y = xs[0];
@@ -248,6 +337,7 @@ Concatenate<T>::Concatenate(int axis, const std::string& name, bool trainable)
     : Layer<T>("Concatenate", name, trainable)
     , m_axis(axis)
 {
+    this->set_supports_masking(true); // as Keras's (Note [Masks across layers])
 }
 
 template <class T>
@@ -355,6 +445,7 @@ template <class T>
 Dot<T>::Dot(int axes, bool normalize, const std::string& name, bool trainable)
     : Dot(std::vector<int>{ axes }, normalize, name, trainable)
 {
+    this->set_supports_masking(true); // as Keras's (Note [Masks across layers])
 }
 
 template <class T>
@@ -363,6 +454,7 @@ Dot<T>::Dot(std::vector<int> axes, bool normalize, const std::string& name, bool
     , m_axes(std::move(axes))
     , m_normalize(normalize)
 {
+    this->set_supports_masking(true); // as Keras's (Note [Masks across layers])
     if (m_axes.size() != 1 && m_axes.size() != 2)
         throw ValueError("Invalid format for argument `axes`: it should contain two elements. Received: axes of "
                          "length " + std::to_string(m_axes.size()));
@@ -415,9 +507,6 @@ void check_dot(const Dot<T>& layer, const std::vector<dims_t>& shapes,
         if (s.size() < 2)
             throw ValueError("Cannot do batch_dot on inputs with rank < 2. Received inputs with shapes " +
                              dims_str(shapes[0]) + " and " + dims_str(shapes[1]) + ".");
-        if (s.size() > 3)
-            throw NotImplementedError("layer \"" + layer.name() +
-                                      "\": Dot supports inputs of rank 2 or 3; received shapes " + shapes_str(shapes));
     }
     const auto [a1, a2] = axes(shapes[0].size(), shapes[1].size());
     const long d1 = shapes[0][a1], d2 = shapes[1][a2];
@@ -473,14 +562,32 @@ std::vector<Tensor<T>> Dot<T>::call_list(const std::vector<Tensor<T>>& inputs, c
         x1 = l2n(x1, static_cast<int>(a1));
         x2 = l2n(x2, static_cast<int>(a2));
     }
-    // As batched products (B, m, k) @ (B, k, n): a rank-2 input gets a unit axis.
-    Tensor<T> left = r1 == 2 ? expand_dims(x1, 1) : (a1 == 2 ? x1 : transpose(x1, { 0, 2, 1 }));
-    Tensor<T> right = r2 == 2 ? expand_dims(x2, 2) : (a2 == 1 ? x2 : transpose(x2, { 0, 2, 1 }));
-    Tensor<T> y = matmul(left, right); // (B, m, n)
-    if (r2 == 2)
-        y = squeeze(y, 2); // (B, m), or (B, 1) when r1 == 2 too
-    else if (r1 == 2)
-        y = squeeze(y, 1); // (B, n)
+    // Keras's batch_dot for any ranks: x1 with its dot axis moved last as (B, M, K), x2 with its
+    // dot axis moved first after the batch as (B, K, N), one batched product, then the remaining
+    // axes of x1 followed by those of x2 (a single (B,) result becomes (B, 1), as in Keras).
+    const shape_t s1 = x1.shape(), s2 = x2.shape();
+    std::vector<std::size_t> p1{ 0 }, p2{ 0, a2 };
+    std::vector<long> out{ static_cast<long>(s1[0]) };
+    long m = 1, n = 1;
+    for (std::size_t k = 1; k < r1; ++k)
+        if (k != a1) {
+            p1.push_back(k);
+            out.push_back(static_cast<long>(s1[k]));
+            m *= static_cast<long>(s1[k]);
+        }
+    p1.push_back(a1);
+    for (std::size_t k = 1; k < r2; ++k)
+        if (k != a2) {
+            p2.push_back(k);
+            out.push_back(static_cast<long>(s2[k]));
+            n *= static_cast<long>(s2[k]);
+        }
+    const long b = static_cast<long>(s1[0]), kd = static_cast<long>(s1[a1]);
+    const Tensor<T> left = reshape(transpose(x1, p1), { b, m, kd });
+    const Tensor<T> right = reshape(transpose(x2, p2), { b, kd, n });
+    if (out.size() == 1)
+        out.push_back(1);
+    const Tensor<T> y = reshape(matmul(left, right), out);
     return { y };
 }
 

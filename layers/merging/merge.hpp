@@ -9,8 +9,8 @@
 // broadcast (a dimension of 1 or None stretches; otherwise equal, ValueError "Inputs have
 // incompatible shapes" naming both); an input of lower rank gets axes of size 1 inserted after
 // the batch axis. Output masks: none unless every input has one, then their logical or
-// (Keras's Merge.compute_mask). Values are computed without the masks (Keras 3's Multiply,
-// Maximum and Minimum also substitute masked-out positions; xtape does not yet).
+// (Keras's Merge.compute_mask). Multiply, Maximum and Minimum leave masked-out positions out of
+// their values as Keras 3 does (Note [Masked merges] in merge.cpp).
 // Gradients flow through the framework's broadcasting ops (framework/ops.hpp).
 #pragma once
 
@@ -38,6 +38,13 @@ protected:
     void check_input_list(const std::vector<shape_t>& shapes) const override;
     /// The merge of inputs that all have the same rank.
     virtual Tensor<T> merge(const std::vector<Tensor<T>>& inputs) const = 0;
+    /// The merge when some input has a mask (`masks` one per input, each undefined or broadcast
+    /// to its input's rank); by default the masks do not change the values (Add, Subtract,
+    /// Average). Note [Masked merges] in merge.cpp.
+    virtual Tensor<T> merge_masked(const std::vector<Tensor<T>>& inputs, const std::vector<Tensor<T>>& masks) const;
+    /// Keras's _apply_merge_op_and_or_mask with `op` (Maximum, Minimum).
+    Tensor<T> merge_extremum_masked(const std::vector<Tensor<T>>& inputs, const std::vector<Tensor<T>>& masks,
+                                    Tensor<T> (*op)(const Tensor<T>&, const Tensor<T>&)) const;
     virtual void check_count(std::size_t n) const;
 };
 
@@ -53,13 +60,28 @@ protected:
         void check_count(std::size_t n) const override;                                                        \
     };
 
+#define XTAPE_MASKED_MERGE_LAYER(Name)                                                                         \
+    template <class T>                                                                                         \
+    class Name : public Merge<T> {                                                                             \
+    public:                                                                                                    \
+        explicit Name(const std::string& name = "", bool trainable = true);                                   \
+        static std::shared_ptr<Name> from_config(const json& config);                                          \
+                                                                                                               \
+    protected:                                                                                                 \
+        Tensor<T> merge(const std::vector<Tensor<T>>& inputs) const override;                                  \
+        Tensor<T> merge_masked(const std::vector<Tensor<T>>& inputs,                                           \
+                               const std::vector<Tensor<T>>& masks) const override;                            \
+        void check_count(std::size_t n) const override;                                                        \
+    };
+
 XTAPE_MERGE_LAYER(Add)
 XTAPE_MERGE_LAYER(Subtract) ///< exactly 2 inputs: inputs[0] - inputs[1]
-XTAPE_MERGE_LAYER(Multiply)
+XTAPE_MASKED_MERGE_LAYER(Multiply)
 XTAPE_MERGE_LAYER(Average)
-XTAPE_MERGE_LAYER(Maximum)
-XTAPE_MERGE_LAYER(Minimum)
+XTAPE_MASKED_MERGE_LAYER(Maximum)
+XTAPE_MASKED_MERGE_LAYER(Minimum)
 #undef XTAPE_MERGE_LAYER
+#undef XTAPE_MASKED_MERGE_LAYER
 
 /// keras.layers.Concatenate(axis=-1): inputs of equal rank whose shapes match except on `axis`
 /// (ValueError with Keras's message otherwise). Masks: when any input has one, the inputs'

@@ -13,6 +13,7 @@ GroupNormalization<T>::GroupNormalization(const GroupNormalizationOptions<T>& op
     , m_options(options)
     , m_workspace(std::make_shared<ln::Workspace<T>>())
 {
+    this->set_supports_masking(true); // as Keras's (Note [Masks across layers])
     if (m_options.groups <= 0 && m_options.groups != -1)
         throw ValueError("Received an invalid value for argument `groups`, expected a positive integer (or `-1` for "
                          "instance normalization). Received: groups=" +
@@ -165,6 +166,7 @@ UnitNormalization<T>::UnitNormalization(std::vector<int> axis, bool axis_is_list
     , m_axis(std::move(axis))
     , m_axis_is_list(axis_is_list)
 {
+    this->set_supports_masking(true); // as Keras's (Note [Masks across layers])
     if (m_axis.empty())
         throw ValueError("UnitNormalization: `axis` must name at least one axis. Received: axis=[]");
 }

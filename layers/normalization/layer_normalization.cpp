@@ -13,6 +13,7 @@ LayerNormalization<T>::LayerNormalization(const LayerNormalizationOptions<T>& op
     , m_options(options)
     , m_workspace(std::make_shared<ln::Workspace<T>>())
 {
+    this->set_supports_masking(true); // as Keras's (Note [Masks across layers])
     if (m_options.axis.empty())
         throw ValueError("LayerNormalization: `axis` must name at least one axis. Received: axis=[]");
     if (!(m_options.epsilon >= 0.0) || !std::isfinite(m_options.epsilon))

@@ -15,6 +15,9 @@ GlobalPooling<T>::GlobalPooling(const char* class_name, std::size_t spatial_axes
     , m_data_format(standardize_data_format(o.data_format))
     , m_keepdims(o.keepdims)
 {
+    // Keras 3: only GlobalAveragePooling1D supports masking (it averages the unmasked steps and
+    // its output carries no mask); the others drop a mask (Note [Masks across layers]).
+    this->set_supports_masking(spatial_axes == 1 && !max);
 }
 
 template <class T>

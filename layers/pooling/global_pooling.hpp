@@ -32,6 +32,7 @@ public:
     /// Keras's keys: data_format, keepdims.
     json get_config() const override;
     dims_t compute_output_shape(const dims_t& input_shape) const override;
+    /// No mask on the output (GlobalAveragePooling1D consumes its mask; Keras's compute_mask).
     Tensor<T> compute_mask(const Tensor<T>&, const Tensor<T>&) const override { return Tensor<T>(); }
 
 protected:

@@ -44,8 +44,6 @@ public:
     /// ensures: Keras's compute_pooling_output_shape (None spatial dimensions stay None); ShapeError
     ///          naming the layer when "valid" padding leaves no complete window.
     dims_t compute_output_shape(const dims_t& input_shape) const override;
-    /// Keras 3: pooling does not support masking, so the output has no mask.
-    Tensor<T> compute_mask(const Tensor<T>&, const Tensor<T>&) const override { return Tensor<T>(); }
 
 protected:
     /// requires: positive pool_size and strides of one value or spatial_axes values, padding

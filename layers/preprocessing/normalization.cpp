@@ -78,6 +78,7 @@ Normalization<T>::Normalization(const NormalizationOptions<T>& options)
     : Layer<T>("Normalization", options.name)
     , m_options(options)
 {
+    this->set_supports_masking(true); // as Keras's (Note [Masks across layers])
     const auto& o = m_options;
     if (o.mean.has_value() != o.variance.has_value())
         throw ValueError("When setting values directly, both `mean` and `variance` must be set. Received: mean=" +

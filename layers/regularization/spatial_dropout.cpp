@@ -18,6 +18,7 @@ SpatialDropout<T>::SpatialDropout(const char* class_name, std::size_t spatial_ax
     , m_seed(seed)
     , m_data_format(standardize_data_format(data_format))
 {
+    this->set_supports_masking(true); // as Keras's (Note [Masks across layers])
     if (!(rate >= 0.0 && rate <= 1.0)) {
         std::ostringstream os;
         os << "Invalid value received for argument `rate`. Expected a float value between 0 and 1. Received: rate="

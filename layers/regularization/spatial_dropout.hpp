@@ -22,6 +22,8 @@ namespace xtape {
 template <class T>
 class SpatialDropout : public Layer<T> {
 public:
+    /// Restarts the mask generator from `seed` (Layer::reseed).
+    void reseed(std::uint64_t seed) override { m_rng.seed(seed); }
     double rate() const { return m_rate; }
     std::optional<std::uint64_t> seed() const { return m_seed; }
     const std::string& data_format() const { return m_data_format; }

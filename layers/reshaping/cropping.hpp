@@ -23,7 +23,6 @@ public:
     json get_config() const override;
     /// ensures: ShapeError naming the layer when a cropping is not smaller than its axis (Keras's message).
     dims_t compute_output_shape(const dims_t& input_shape) const override;
-    Tensor<T> compute_mask(const Tensor<T>&, const Tensor<T>&) const override { return Tensor<T>(); }
 
 protected:
     Cropping(const char* class_name, const pad_widths_t& cropping, const std::string& data_format,

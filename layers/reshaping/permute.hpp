@@ -18,7 +18,6 @@ public:
     static std::shared_ptr<Permute> from_config(const json& config);
     json get_config() const override;
     dims_t compute_output_shape(const dims_t& input_shape) const override;
-    Tensor<T> compute_mask(const Tensor<T>&, const Tensor<T>&) const override { return Tensor<T>(); }
     const std::vector<long>& dims() const { return m_dims; }
 
 protected:

@@ -17,7 +17,6 @@ public:
     static std::shared_ptr<RepeatVector> from_config(const json& config);
     json get_config() const override;
     dims_t compute_output_shape(const dims_t& input_shape) const override;
-    Tensor<T> compute_mask(const Tensor<T>&, const Tensor<T>&) const override { return Tensor<T>(); }
     std::size_t n() const { return m_n; }
 
 protected:

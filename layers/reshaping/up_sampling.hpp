@@ -22,7 +22,6 @@ public:
     static std::shared_ptr<UpSampling1D> from_config(const json& config);
     json get_config() const override;
     dims_t compute_output_shape(const dims_t& input_shape) const override;
-    Tensor<T> compute_mask(const Tensor<T>&, const Tensor<T>&) const override { return Tensor<T>(); }
     std::size_t size() const { return m_size; }
 
 protected:
@@ -46,7 +45,6 @@ public:
     static std::shared_ptr<UpSampling2D> from_config(const json& config);
     json get_config() const override;
     dims_t compute_output_shape(const dims_t& input_shape) const override;
-    Tensor<T> compute_mask(const Tensor<T>&, const Tensor<T>&) const override { return Tensor<T>(); }
     const std::vector<std::size_t>& size() const { return m_size; }
     const std::string& data_format() const { return m_data_format; }
     const std::string& interpolation() const { return m_interpolation; }

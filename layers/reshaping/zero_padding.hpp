@@ -22,7 +22,6 @@ public:
     /// Keras 3's keys: padding ([a, b] in 1-D, [[top, bottom], [left, right]] in 2-D), data_format.
     json get_config() const override;
     dims_t compute_output_shape(const dims_t& input_shape) const override;
-    Tensor<T> compute_mask(const Tensor<T>&, const Tensor<T>&) const override { return Tensor<T>(); }
 
 protected:
     /// requires: one pair per spatial axis (1 or 2), data_format channels_last/channels_first (ValueError).

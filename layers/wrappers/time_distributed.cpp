@@ -25,6 +25,7 @@ TimeDistributed<T>::TimeDistributed(LayerPtr<T> layer, const std::string& name)
     : Layer<T>("TimeDistributed", name)
     , m_layer(std::move(layer))
 {
+    this->set_supports_masking(true); // as Keras's (Note [Masks across layers])
     if (!m_layer)
         throw ValueError("Please initialize `TimeDistributed` layer with a `keras.layers.Layer` instance. Received: "
                          "None");

@@ -41,6 +41,7 @@ public:
     void set_trainable(bool t) override;
     void collect_added_losses(std::vector<Tensor<T>>& out) const override;
     void clear_losses() override;
+    void reseed(std::uint64_t seed) override { m_layer->reseed(seed); }
     std::string weight_path(const Variable<T>& v) const override { return this->name() + "/" + v.name(); }
 
 protected:
