@@ -32,6 +32,7 @@ using namespace xtape;
 using xtape::testing::expect_error;
 using xtape::testing::have_keras_models;
 using xtape::testing::keras_file;
+using xtape::testing::arr;
 using xtape::testing::TempDir;
 
 namespace test_keras3 {
@@ -50,15 +51,11 @@ void write_bytes(const std::string& path, const std::string& bytes)
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
+/// Uniform values from a fixed seed (helpers.hpp's random_tensor), as an array.
 template <class T>
 array_t<T> random_array(const shape_t& shape, unsigned seed, double lo = -1, double hi = 1)
 {
-    std::mt19937 gen(seed);
-    std::uniform_real_distribution<double> u(lo, hi);
-    array_t<T> a = array_t<T>::from_shape(shape);
-    for (auto& v : a)
-        v = static_cast<T>(u(gen));
-    return a;
+    return xtape::testing::random_tensor<T>(shape, seed, lo, hi).value();
 }
 
 template <class A, class B>
@@ -697,4 +694,105 @@ TEST_CASE("keras3: Keras's subclassed-model fixture is refused by name; its Dens
                 CHECK(v == doctest::Approx(0.5));
         }
     CHECK(out_kernels == 1);
+}
+
+TEST_CASE("keras3: a config.json in Keras 3's own serialization (tensors, shared dtype policies, list args) loads")
+{
+    // As Keras 3.10 writes a Functional model: Masking with a __tensor__ mask_value, DTypePolicy
+    // dicts with shared_object_id, __keras_tensor__ args with kwargs, an Add whose args[0] is a
+    // list, build_config, and a compile_config with a serialized optimizer and loss.
+    const std::string config = R"({"module": "keras.src.models.functional", "class_name": "Functional",
+      "config": {"name": "functional", "trainable": true, "layers": [
+        {"module": "keras.layers", "class_name": "InputLayer", "config": {"batch_shape": [null, 3],
+          "dtype": "float32", "sparse": false, "ragged": false, "name": "inp", "optional": false},
+          "registered_name": null, "name": "inp", "inbound_nodes": []},
+        {"module": "keras.layers", "class_name": "Masking", "config": {"name": "masking", "trainable": true,
+          "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
+                    "registered_name": null, "shared_object_id": 1234},
+          "mask_value": {"class_name": "__tensor__", "config": {"value": 0.0, "dtype": "float32"}}},
+          "registered_name": null, "build_config": {"input_shape": [null, 3]}, "name": "masking",
+          "inbound_nodes": [{"args": [{"class_name": "__keras_tensor__", "config": {"shape": [null, 3],
+            "dtype": "float32", "keras_history": ["inp", 0, 0]}}], "kwargs": {}}]},
+        {"module": "keras.layers", "class_name": "Dense", "config": {"name": "left", "trainable": true,
+          "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
+                    "registered_name": null, "shared_object_id": 1234},
+          "units": 2, "activation": "relu", "use_bias": true, "kernel_initializer": {"module": "keras.initializers",
+          "class_name": "GlorotUniform", "config": {"seed": null}, "registered_name": null},
+          "bias_initializer": {"module": "keras.initializers", "class_name": "Zeros", "config": {},
+          "registered_name": null}, "kernel_regularizer": null, "bias_regularizer": null,
+          "kernel_constraint": null, "bias_constraint": null}, "registered_name": null,
+          "build_config": {"input_shape": [null, 3]}, "name": "left",
+          "inbound_nodes": [{"args": [{"class_name": "__keras_tensor__", "config": {"shape": [null, 3],
+            "dtype": "float32", "keras_history": ["masking", 0, 0]}}], "kwargs": {"training": false}}]},
+        {"module": "keras.layers", "class_name": "Dense", "config": {"name": "right", "trainable": true,
+          "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
+                    "registered_name": null, "shared_object_id": 1234},
+          "units": 2, "activation": "linear", "use_bias": false}, "registered_name": null,
+          "build_config": {"input_shape": [null, 3]}, "name": "right",
+          "inbound_nodes": [{"args": [{"class_name": "__keras_tensor__", "config": {"shape": [null, 3],
+            "dtype": "float32", "keras_history": ["masking", 0, 0]}}], "kwargs": {}}]},
+        {"module": "keras.layers", "class_name": "Add", "config": {"name": "add", "trainable": true,
+          "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
+                    "registered_name": null, "shared_object_id": 1234}}, "registered_name": null,
+          "build_config": {"input_shape": [[null, 2], [null, 2]]}, "name": "add",
+          "inbound_nodes": [{"args": [[{"class_name": "__keras_tensor__", "config": {"shape": [null, 2],
+            "dtype": "float32", "keras_history": ["left", 0, 0]}}, {"class_name": "__keras_tensor__",
+            "config": {"shape": [null, 2], "dtype": "float32", "keras_history": ["right", 0, 0]}}]],
+            "kwargs": {}}]}],
+      "input_layers": [["inp", 0, 0]], "output_layers": [["add", 0, 0]]},
+      "registered_name": "Functional", "build_config": {"input_shape": null},
+      "compile_config": {"optimizer": {"module": "keras.optimizers", "class_name": "SGD", "config": {"name": "SGD",
+        "learning_rate": 0.25, "weight_decay": null, "clipnorm": null, "global_clipnorm": null, "clipvalue": null,
+        "use_ema": false, "ema_momentum": 0.99, "ema_overwrite_frequency": null, "loss_scale_factor": null,
+        "gradient_accumulation_steps": null, "momentum": 0.5, "nesterov": false}, "registered_name": null},
+        "loss": {"module": "keras.losses", "class_name": "MeanSquaredError", "config": {"name": "mean_squared_error",
+        "reduction": "sum_over_batch_size"}, "registered_name": null}, "loss_weights": null, "metrics": null,
+        "weighted_metrics": null, "run_eagerly": false, "steps_per_execution": 1, "jit_compile": false}})";
+    TempDir tmp("keras3_handwritten");
+    const std::string path = tmp.file("h.keras");
+    const array_t<float> k_left = arr<float>({ 1, -2, 0.5, 3, 0.25, -1 }, { 3, 2 }), b_left = arr<float>({ 0.5, -0.5 }, { 2 }),
+                         k_right = arr<float>({ -1, 1, 2, 0, 0.5, 0.5 }, { 3, 2 });
+    {
+        io::H5File h = io::H5File::create_in_memory("weights");
+        io::H5Group root = h.root();
+        root.create_group("vars");
+        for (const char* p : { "layers/input_layer/vars", "layers/masking/vars", "layers/add/vars" })
+            root.create_group(p);
+        root.write_dataset<float>("layers/dense/vars/0", k_left);
+        root.write_dataset<float>("layers/dense/vars/1", b_left);
+        root.write_dataset<float>("layers/dense_1/vars/0", k_right);
+        // SGD with momentum: iteration, learning rate, one momentum per trainable weight.
+        root.write_dataset<std::int64_t>("optimizer/vars/0", array_t<std::int64_t>(std::int64_t(7)));
+        root.write_dataset<float>("optimizer/vars/1", array_t<float>(0.125f));
+        root.write_dataset<float>("optimizer/vars/2", arr<float>({ 1, 2, 3, 4, 5, 6 }, { 3, 2 }));
+        root.write_dataset<float>("optimizer/vars/3", arr<float>({ 7, 8 }, { 2 }));
+        root.write_dataset<float>("optimizer/vars/4", arr<float>({ 9, 10, 11, 12, 13, 14 }, { 3, 2 }));
+        const std::string image = h.image();
+        h.close();
+        io::write_zip(path, { { "metadata.json", R"({"keras_version": "3.10.0"})" }, { "config.json", config },
+                              { "model.weights.h5", image } });
+    }
+    auto m = load_model<float>(path);
+    CHECK(m->class_name() == "Functional");
+    const array_t<float> x = arr<float>({ 1, 2, 3, 0, 0, 0, -1, 0.5, 2 }, { 3, 3 });
+    const array_t<float> y = m->predict(x, quiet_predict());
+    array_t<double> want = array_t<double>::from_shape({ 3, 2 });
+    for (std::size_t i = 0; i < 3; ++i)
+        for (std::size_t j = 0; j < 2; ++j) {
+            double l = b_left(j), r = 0;
+            for (std::size_t p = 0; p < 3; ++p) {
+                l += double(x(i, p)) * k_left(p, j);
+                r += double(x(i, p)) * k_right(p, j);
+            }
+            want(i, j) = std::max(l, 0.0) + r;
+        }
+    CHECK(max_abs_diff(y, want) < 1e-6);
+    REQUIRE(m->compiled());
+    CHECK(m->optimizer()->class_name() == "SGD");
+    CHECK(m->optimizer()->iterations() == 7);
+    CHECK(m->optimizer()->learning_rate() == 0.125); // the stored rate, which a callback had changed
+    const auto state = m->optimizer()->variables();
+    REQUIRE(state.size() == 4);
+    CHECK(max_abs_diff(state[1].value(), arr<float>({ 1, 2, 3, 4, 5, 6 }, { 3, 2 })) == 0.0);
+    CHECK(max_abs_diff(state[3].value(), arr<float>({ 9, 10, 11, 12, 13, 14 }, { 3, 2 })) == 0.0);
 }

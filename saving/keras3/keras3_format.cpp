@@ -210,11 +210,13 @@ json shapes_json(const std::vector<dims_t>& shapes)
 
 bool is_model_class(const std::string& c) { return c == "Sequential" || c == "Functional" || c == "Model"; }
 
-/// Rewrites one serialized layer (or model) into Keras 3's form in place.
+/// Rewrites one serialized layer (or model) into Keras 3's form in place; `layer` is the object
+/// it serializes (null when unknown), whose sublayers are found by name within it (names are
+/// unique within one model, not across nested ones).
 template <class T>
-void to_keras3_entry(json& entry, const std::map<std::string, const Layer<T>*>& by_name)
+void to_keras3_entry(json& entry, const Layer<T>* layer)
 {
-    if (!entry.is_object() || !entry.contains("class_name"))
+    if (!entry.is_object() || !entry.contains("class_name") || !entry["class_name"].is_string())
         return;
     const std::string cls = entry["class_name"].get<std::string>();
     if (!entry.contains("module"))
@@ -229,16 +231,24 @@ void to_keras3_entry(json& entry, const std::map<std::string, const Layer<T>*>& 
     if (cls != "InputLayer" && dt != c->end() && dt->is_string())
         *dt = dtype_policy(dt->get<std::string>());
     auto layers = c->find("layers");
-    if (is_model_class(cls) && layers != c->end() && layers->is_array())
-        for (auto& l : *layers)
-            to_keras3_entry<T>(l, by_name);
+    if (layers != c->end() && layers->is_array()) {
+        std::map<std::string, const Layer<T>*> by_name;
+        if (const auto* m = dynamic_cast<const Model<T>*>(layer))
+            for (const auto& l : keras_layers(*m))
+                by_name.emplace(l->name(), l.get());
+        for (auto& l : *layers) {
+            const std::string name = l.contains("config") && l["config"].is_object() ? l["config"].value("name", "") : "";
+            auto it = by_name.find(name);
+            to_keras3_entry<T>(l, it == by_name.end() ? nullptr : it->second);
+        }
+    }
     auto inner = c->find("layer"); // a wrapper's layer
-    if (inner != c->end())
-        to_keras3_entry<T>(*inner, by_name);
-    const std::string name = c->value("name", "");
-    auto it = by_name.find(name);
-    if (cls != "InputLayer" && it != by_name.end() && it->second->built() && !it->second->build_input_shapes().empty())
-        entry["build_config"] = json{ { "input_shape", shapes_json(it->second->build_input_shapes()) } };
+    if (inner != c->end()) {
+        const auto* td = dynamic_cast<const TimeDistributed<T>*>(layer);
+        to_keras3_entry<T>(*inner, td ? td->layer().get() : nullptr);
+    }
+    if (cls != "InputLayer" && layer && layer->built() && !layer->build_input_shapes().empty())
+        entry["build_config"] = json{ { "input_shape", shapes_json(layer->build_input_shapes()) } };
 }
 
 /// Adds Keras 3's module to a serialized loss or metric ({class_name, config} from
@@ -441,15 +451,10 @@ std::vector<std::pair<std::string, array_t<double>>> list_weights(const std::str
 template <class T>
 json archive_config(const Model<T>& model)
 {
-    std::map<std::string, const Layer<T>*> by_name;
-    for (const auto& op : object_paths(model))
-        by_name.emplace(op.layer->name(), op.layer.get());
     json j = model_to_json(model);
-    to_keras3_entry<T>(j, by_name);
+    to_keras3_entry<T>(j, &model);
     if (j["class_name"] == "Functional")
         j["registered_name"] = "Functional";
-    if (model.built() && !model.build_input_shapes().empty())
-        j["build_config"] = json{ { "input_shape", shapes_json(model.build_input_shapes()) } };
     const json cc = compile_config_of(model);
     if (!cc.is_null())
         j["compile_config"] = cc;
@@ -486,6 +491,9 @@ std::shared_ptr<Model<T>> load_archive(const std::string& path, bool compile)
         try {
             compile_from_training_config(*model, training_config_from_compile_config(cc));
         } catch (const Error& e) {
+            warn(path + ": the model is loaded uncompiled: its compile_config cannot be used (" + e.what() + ")");
+            return model;
+        } catch (const json::exception& e) { // a value of the wrong JSON type
             warn(path + ": the model is loaded uncompiled: its compile_config cannot be used (" + e.what() + ")");
             return model;
         }
