@@ -1016,7 +1016,7 @@ TEST_CASE("cli: summary, predict, evaluate, fit and gradcheck take .keras archiv
     PredictOptions<float> po;
     po.verbose = 0;
     const array_t<float> want = load_model<float>(s.model)->predict(s.x, po);
-    CHECK(max_abs_diff(io::H5File::open_read(tmp.file("pred.h5")).root().read_dataset<float>("y_0"), want) == 0.0);
+    CHECK(max_abs_diff(io::H5File::open_read(tmp.file("pred.h5")).root().read_dataset<float>("y"), want) == 0.0);
 
     r = run(tmp, { "evaluate", model, "--data", s.data, "--x", "features", "--y", "targets" });
     REQUIRE(r.status == 0);

@@ -412,7 +412,7 @@ TEST_CASE("keras3: a Functional model with a merge and a nested Sequential round
     REQUIRE(arg.is_array());
     CHECK(arg.size() == 2);
     CHECK(arg[0]["class_name"] == "__keras_tensor__");
-    CHECK(arg[0]["config"]["keras_history"][0] == "dense");
+    CHECK(arg[0]["config"]["keras_history"][0] == "dense_2");
     CHECK(c["config"]["input_layers"] == json::parse(R"([["x", 0, 0]])"));
     {
         io::H5File h = weights_of_archive(path);
