@@ -608,6 +608,16 @@ TEST_CASE("keras3: dnn_model.keras (3.10, Normalization -> Dense) predicts what 
     CHECK(m->get_layer("dense_6")->get_weights()[0].shape()[1] == 64); // stored at layers/dense
     REQUIRE(m->compiled());
     CHECK(m->optimizer()->class_name() == "Adam");
+    // Keras 3's optimizer/vars: iteration, learning rate, then (momentum, velocity) per weight.
+    // xtape's variables(): iteration, the 6 momentums, the 6 velocities (3 Dense layers).
+    CHECK(m->optimizer()->iterations() == static_cast<std::int64_t>(w["optimizer/vars/0"]()));
+    const auto state = m->optimizer()->variables();
+    REQUIRE(state.size() == 1 + 2 * 6);
+    for (std::size_t j = 0; j < 6; ++j) {
+        CAPTURE(j);
+        CHECK(max_abs_diff(state[1 + j].value(), w["optimizer/vars/" + std::to_string(2 + 2 * j)]) == 0.0);
+        CHECK(max_abs_diff(state[7 + j].value(), w["optimizer/vars/" + std::to_string(3 + 2 * j)]) == 0.0);
+    }
     const array_t<float> got = m->predict(array_t<float>(x), quiet_predict());
     double scale = 1;
     for (double v : want)

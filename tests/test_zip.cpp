@@ -51,6 +51,13 @@ std::string with_declared_size(std::string b, std::uint32_t size)
     return b;
 }
 
+/// Sets the allocation limit for a scope, restoring the previous one even when a check aborts.
+struct LimitGuard {
+    std::size_t old = max_array_elements();
+    explicit LimitGuard(std::size_t n) { set_max_array_elements(n); }
+    ~LimitGuard() { set_max_array_elements(old); }
+};
+
 } // namespace test_zip
 
 using namespace test_zip;
@@ -127,6 +134,9 @@ TEST_CASE("zip: missing, non-zip, truncated and corrupted archives are IOErrors 
 TEST_CASE("zip: an entry declaring far more bytes than the archive holds is refused before allocating")
 {
     TempDir tmp("zip_bomb");
+    // A low allocation limit throughout, so that a missing check shows as the wrong error, not as
+    // a 4 GB allocation.
+    const LimitGuard guard(std::size_t(1) << 26);
     // Deflated: 4 GB declared for a few compressed bytes is beyond deflate's 1032:1.
     io::write_zip(tmp.file("d.zip"), { { "model.weights.h5", std::string(1000, 'a') } }, true);
     write_bytes(tmp.file("bomb.zip"), with_declared_size(read_bytes(tmp.file("d.zip")), 0xFFFFFFF0u));
@@ -140,10 +150,8 @@ TEST_CASE("zip: an entry declaring far more bytes than the archive holds is refu
     expect_error<IOError>([&] { (void)io::ZipReader::open(tmp.file("forged.zip")).read("config.json"); },
                           { "forged.zip", "entry 'config.json'", "stored entry declares 3000000000 bytes" });
     // Within deflate's ratio but above the allocation limit (framework/limits.hpp).
-    const std::size_t old_limit = max_array_elements();
     set_max_array_elements(100000);
     io::write_zip(tmp.file("large.zip"), { { "x", std::string(200000, 'b') } }, true);
     expect_error<ValueError>([&] { (void)io::ZipReader::open(tmp.file("large.zip")).read("x"); },
                              { "large.zip", "entry 'x'", "above the limit" });
-    set_max_array_elements(old_limit);
 }
