@@ -16,6 +16,7 @@
 #include "layers/dense.hpp"
 #include "layers/input_layer.hpp"
 #include "layers/merging/merge.hpp"
+#include "layers/wrappers/time_distributed.hpp"
 #include "optim/optimizer_base.hpp"
 #include "saving/keras_h5.hpp"
 
@@ -805,4 +806,50 @@ TEST_CASE("keras3: a config.json in Keras 3's own serialization (tensors, shared
     REQUIRE(state.size() == 4);
     CHECK(max_abs_diff(state[1].value(), arr<float>({ 1, 2, 3, 4, 5, 6 }, { 3, 2 })) == 0.0);
     CHECK(max_abs_diff(state[3].value(), arr<float>({ 9, 10, 11, 12, 13, 14 }, { 3, 2 })) == 0.0);
+}
+
+TEST_CASE("keras3: float64 archives load into double models exactly and into float models rounded to nearest")
+{
+    TempDir tmp("keras3_float64");
+    reset_layer_names();
+    auto m = std::make_shared<Sequential<double>>("wide");
+    m->add(std::make_shared<InputLayer<double>>(dims_t{ 3 }));
+    m->add(std::make_shared<Dense<double>>(4, "tanh"));
+    m->add(std::make_shared<Dense<double>>(2));
+    const std::string path = tmp.file("f64.keras");
+    save_model(*m, path);
+    CHECK(config_of_archive(path)["config"]["layers"][1]["config"]["dtype"]["config"]["name"] == "float64");
+    CHECK(weights_of_archive(path).root().dataset_dtype("layers/dense/vars/0") == "float64");
+    const auto w = m->get_weights();
+    const auto wd = load_model<double>(path)->get_weights();
+    const auto wf = load_model<float>(path)->get_weights();
+    REQUIRE(wd.size() == w.size());
+    REQUIRE(wf.size() == w.size());
+    for (std::size_t i = 0; i < w.size(); ++i) {
+        CHECK(max_abs_diff(wd[i], w[i]) == 0.0);
+        for (std::size_t k = 0; k < w[i].size(); ++k)
+            CHECK(wf[i].data()[k] == static_cast<float>(w[i].data()[k]));
+    }
+}
+
+TEST_CASE("keras3: TimeDistributed's layer is stored below the wrapper's path")
+{
+    TempDir tmp("keras3_td");
+    reset_layer_names();
+    auto m = std::make_shared<Sequential<float>>("td");
+    m->add(std::make_shared<InputLayer<float>>(dims_t{ 5, 3 }));
+    m->add(std::make_shared<TimeDistributed<float>>(std::make_shared<Dense<float>>(2)));
+    const std::string path = tmp.file("td.keras");
+    save_model(*m, path);
+    {
+        io::H5File h = weights_of_archive(path);
+        CHECK(h.root().group("layers/time_distributed/vars").member_names().empty());
+        CHECK(h.root().dataset_shape("layers/time_distributed/layer/vars/0") == shape_t{ 3, 2 });
+        CHECK(h.root().dataset_shape("layers/time_distributed/layer/vars/1") == shape_t{ 2 });
+    }
+    const json td = config_of_archive(path)["config"]["layers"][1];
+    CHECK(td["class_name"] == "TimeDistributed");
+    CHECK(td["config"]["layer"]["module"] == "keras.layers");
+    const array_t<float> x = random_array<float>({ 2, 5, 3 }, 4);
+    CHECK(max_abs_diff(load_model<float>(path)->predict(x, quiet_predict()), m->predict(x, quiet_predict())) == 0.0);
 }
