@@ -580,8 +580,8 @@ TEST_CASE("keras3: the format is chosen by the first bytes, not the extension")
 
 // ---- the real Keras 3 archives ----------------------------------------------------------------------------
 
-TEST_CASE("keras3: dnn_model.keras (3.10, Normalization -> Dense) predicts what a float64 pass over its store gives" *
-          xtape::testing::real_files())
+TEST_CASE("keras3: dnn_model.keras (3.10, Normalization -> Dense) predicts what a float64 pass over its store gives"
+          * xtape::testing::real_files())
 {
     if (!have_keras_models())
         return;
@@ -643,8 +643,8 @@ TEST_CASE("keras3: dnn_model.keras (3.10, Normalization -> Dense) predicts what 
     }
 }
 
-TEST_CASE("keras3: model.keras (3.8, a CNN) predicts what a float64 pass over its store gives" *
-          xtape::testing::real_files())
+TEST_CASE("keras3: model.keras (3.8, a CNN) predicts what a float64 pass over its store gives"
+          * xtape::testing::real_files())
 {
     if (!have_keras_models())
         return;
@@ -676,8 +676,8 @@ TEST_CASE("keras3: model.keras (3.8, a CNN) predicts what a float64 pass over it
         }
 }
 
-TEST_CASE("keras3: Keras's subclassed-model fixture is refused by name; its Dense weights are listed by path" *
-          xtape::testing::real_files())
+TEST_CASE("keras3: Keras's subclassed-model fixture is refused by name; its Dense weights are listed by path"
+          * xtape::testing::real_files())
 {
     if (!have_keras_models())
         return;
