@@ -657,6 +657,9 @@ std::shared_ptr<Model<T>> load_model(const std::string& path, bool compile)
         if (keras_h5::is_weights_only_root(root))
             throw ValueError(path + ": no model found in this file: it holds only weights (save_weights); "
                                     "build the model (e.g. model_from_json) and call load_weights");
+        if (keras3::is_weights_store(root))
+            throw ValueError(path + ": no model found in this file: it holds only weights, in Keras 3's "
+                                    ".weights.h5 layout; build the model and call load_weights");
         throw ValueError(path + ": no model found in this file: there is no 'model_config' attribute");
     }
     const json model_config = config_of_file(root, "model_config", path);

@@ -19,6 +19,7 @@
 #include "layers/wrappers/time_distributed.hpp"
 #include "optim/optimizer_base.hpp"
 #include "saving/keras_h5.hpp"
+#include "saving/model_checkpoint.hpp"
 
 #include <doctest/doctest.h>
 
@@ -457,6 +458,7 @@ TEST_CASE("keras3: save_weights(.weights.h5) writes object paths; load_weights i
     load_weights(*third, tmp.file("m.keras"));
     CHECK(max_abs_diff(m->predict(d.x, quiet_predict()), third->predict(d.x, quiet_predict())) == 0.0);
     expect_error<ValueError>([&] { load_weights(*third, path, /*by_name=*/true); }, { path, "by_name" });
+    expect_error<ValueError>([&] { load_model<float>(path); }, { path, "only weights", "Keras 3's .weights.h5" });
 
     // A model whose layer has another shape: ShapeError naming the file, the layer and its path,
     // and nothing changes.
@@ -852,4 +854,26 @@ TEST_CASE("keras3: TimeDistributed's layer is stored below the wrapper's path")
     CHECK(td["config"]["layer"]["module"] == "keras.layers");
     const array_t<float> x = random_array<float>({ 2, 5, 3 }, 4);
     CHECK(max_abs_diff(load_model<float>(path)->predict(x, quiet_predict()), m->predict(x, quiet_predict())) == 0.0);
+}
+
+TEST_CASE("keras3: ModelCheckpoint writes .keras archives and .weights.h5 stores by their names, as Keras 3 does")
+{
+    TempDir tmp("keras3_ckpt");
+    auto m = small_model("sgd");
+    Data d = small_data();
+    ModelCheckpointOptions full, weights_only;
+    full.monitor = weights_only.monitor = "loss";
+    weights_only.save_weights_only = true;
+    FitOptions<float> fo = quiet_fit(2);
+    fo.callbacks = { std::make_shared<ModelCheckpoint<float>>(tmp.file("m-{epoch:02d}.keras"), full),
+                     std::make_shared<ModelCheckpoint<float>>(tmp.file("w.weights.h5"), weights_only) };
+    m->fit(d.x, d.y, fo);
+    CHECK(tmp.names() == std::vector<std::string>{ "m-01.keras", "m-02.keras", "w.weights.h5" });
+    CHECK(io::has_zip_signature(tmp.file("m-02.keras")));
+    auto back = load_model<float>(tmp.file("m-02.keras"));
+    CHECK(back->optimizer()->iterations() == 10);
+    CHECK(max_abs_diff(back->predict(d.x, quiet_predict()), m->predict(d.x, quiet_predict())) == 0.0);
+    auto fresh = small_model("sgd");
+    load_weights(*fresh, tmp.file("w.weights.h5"));
+    CHECK(max_abs_diff(fresh->predict(d.x, quiet_predict()), m->predict(d.x, quiet_predict())) == 0.0);
 }
