@@ -1,5 +1,6 @@
-// HDF5 model loader (Keras 1/2/tf.keras/Keras 3 files) on arbitrary bytes, then one predict on
-// zeros. The input is written to a file because HDF5 opens paths.
+// Model loader on arbitrary bytes (HDF5 files of Keras 1/2/tf.keras/Keras 3, and Keras 3 .keras
+// zip archives: load_model chooses by the first bytes), then one predict on zeros. The input is
+// written to a file because HDF5 and libzip open paths.
 #include "fuzz/fuzz_common.hpp"
 #include "saving/keras_h5.hpp"
 

@@ -91,6 +91,10 @@ public:
     /// Creates the slots for `vars` (the first apply_gradients does it when not called before).
     void build(const std::vector<Variable<T>>& vars);
     bool built() const { return m_built; }
+    /// The number of slot kinds and of extra variables variables() lists (file formats that order
+    /// the state otherwise, such as Keras 3's, need the layout).
+    std::size_t num_slot_kinds() const { return m_slots.size(); }
+    std::size_t num_extra_variables() const { return m_extras.size(); }
 
     const std::string& name() const { return m_name; }
     void set_name(std::string name) { m_name = std::move(name); }

@@ -2,9 +2,11 @@
 
 #include "framework/io/atomic_file.hpp"
 #include "framework/io/hdf5.hpp"
+#include "framework/io/zip.hpp"
 #include "framework/sequential.hpp"
 #include "layers/registry.hpp"
 #include "optim/optimizer_base.hpp"
+#include "saving/keras3/keras3_format.hpp"
 #include "saving/keras_h5_legacy_kernels.hpp"
 #include "saving/keras_h5_weights.hpp"
 #include "saving/keras_model_config.hpp"
@@ -440,7 +442,7 @@ constexpr int k_max_config_depth = 200;
 
 /// Parses a model or training config; `what` names it in errors ("f.h5: the 'model_config'
 /// attribute").
-json parse_config(const std::string& text, const std::string& what)
+json parse_config_text(const std::string& text, const std::string& what)
 {
     auto depth_guard = [&](int depth, json::parse_event_t, json&) {
         if (depth > k_max_config_depth)
@@ -459,7 +461,7 @@ json parse_config(const std::string& text, const std::string& what)
 
 json config_of_file(const io::H5Group& root, const std::string& attr, const std::string& file)
 {
-    return parse_config(root.read_string_attribute(attr), file + ": the '" + attr + "' attribute");
+    return parse_config_text(root.read_string_attribute(attr), file + ": the '" + attr + "' attribute");
 }
 
 } // namespace
@@ -622,7 +624,15 @@ void compile_from_training_config(Model<T>& model, const json& training_config)
 template <class T>
 std::shared_ptr<Model<T>> model_from_json(const std::string& json_text, const std::string& source)
 {
-    return model_from_spec_json<T>(parse_config(json_text, source), source);
+    return model_from_spec_json<T>(parse_config_text(json_text, source), source);
+}
+
+json keras_h5::parse_config(const std::string& text, const std::string& what) { return parse_config_text(text, what); }
+
+template <class T>
+std::shared_ptr<Model<T>> keras_h5::model_from_config_json(const json& model_config, const std::string& source)
+{
+    return model_from_spec_json<T>(model_config, source);
 }
 
 template <class T>
@@ -637,12 +647,19 @@ std::string model_to_json_string(const Model<T>& model)
 template <class T>
 std::shared_ptr<Model<T>> load_model(const std::string& path, bool compile)
 {
+    // Keras 3 chooses by extension; the first bytes are what a file is (a tf.keras 2.11 ".keras"
+    // can be HDF5, an ".h5" can be misnamed).
+    if (io::has_zip_signature(path))
+        return keras3::load_archive<T>(path, compile);
     io::H5File f = io::H5File::open_read(path);
     io::H5Group root = f.root();
     if (!root.has_attribute("model_config")) {
         if (keras_h5::is_weights_only_root(root))
             throw ValueError(path + ": no model found in this file: it holds only weights (save_weights); "
                                     "build the model (e.g. model_from_json) and call load_weights");
+        if (keras3::is_weights_store(root))
+            throw ValueError(path + ": no model found in this file: it holds only weights, in Keras 3's "
+                                    ".weights.h5 layout; build the model and call load_weights");
         throw ValueError(path + ": no model found in this file: there is no 'model_config' attribute");
     }
     const json model_config = config_of_file(root, "model_config", path);
@@ -664,15 +681,27 @@ std::shared_ptr<Model<T>> load_model(const std::string& path, bool compile)
 template <class T>
 void load_weights(Model<T>& model, const std::string& path, bool by_name, bool skip_mismatch)
 {
-    io::H5File f = io::H5File::open_read(path);
-    io::H5Group root = f.root();
-    apply_weights(model, keras_h5::read_weights_group<T>(keras_h5::weights_group_of(root)), path, by_name,
-                  skip_mismatch);
+    if (!io::has_zip_signature(path)) {
+        io::H5File f = io::H5File::open_read(path);
+        io::H5Group root = f.root();
+        if (!keras3::is_weights_store(root)) {
+            apply_weights(model, keras_h5::read_weights_group<T>(keras_h5::weights_group_of(root)), path, by_name,
+                          skip_mismatch);
+            return;
+        }
+    }
+    // Keras 3 finds a layer's weights by object path, never by layer name.
+    if (by_name)
+        throw ValueError(path + ": by_name loading is not supported for Keras 3 weight stores (.keras, "
+                                ".weights.h5); their weights are found by object path");
+    keras3::load_weights_store(model, path);
 }
 
 template <class T>
 void save_model(const Model<T>& model, const std::string& path, bool include_optimizer)
 {
+    if (keras3::is_archive_path(path))
+        return keras3::save_archive(model, path, include_optimizer);
     if (!model.built())
         throw ValueError(path + ": cannot save model '" + model.name() +
                          "': it is not built yet, so its weights do not exist; build it or call it on data first");
@@ -706,6 +735,8 @@ void save_model(const Model<T>& model, const std::string& path, bool include_opt
 template <class T>
 void save_weights(const Model<T>& model, const std::string& path)
 {
+    if (keras3::is_weights_store_path(path))
+        return keras3::save_weights_store(model, path);
     if (!model.built())
         throw ValueError(path + ": cannot save the weights of model '" + model.name() + "': it is not built yet");
     io::write_atomically(path, [&](const std::string& tmp) {
@@ -727,6 +758,7 @@ void save_weights(const Model<T>& model, const std::string& path)
     template void save_weights<T>(const Model<T>&, const std::string&);                                      \
     template void load_weights<T>(Model<T>&, const std::string&, bool, bool);                                \
     template std::shared_ptr<Model<T>> model_from_json<T>(const std::string&, const std::string&);           \
+    template std::shared_ptr<Model<T>> keras_h5::model_from_config_json<T>(const json&, const std::string&); \
     template std::string model_to_json_string<T>(const Model<T>&);                                           \
     template json training_config_of<T>(const Model<T>&);                                                    \
     template void compile_from_training_config<T>(Model<T>&, const json&);

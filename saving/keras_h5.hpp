@@ -101,6 +101,13 @@ void compile_from_training_config(Model<T>& model, const json& training_config);
 std::vector<json> metrics_from_training_config(const json& training_config);
 
 namespace keras_h5 {
+/// Parses a model or training config, refusing documents nested deeper than any Keras config
+/// (ValueError naming `what`, e.g. "f.h5: the 'model_config' attribute", for bad JSON too).
+json parse_config(const std::string& text, const std::string& what);
+/// model_from_json for a parsed config: the one config parser with the layer registry.
+template <class T>
+std::shared_ptr<Model<T>> model_from_config_json(const json& model_config, const std::string& source);
+
 /// The key by which a saved optimizer variable is matched: "iteration" for the step counter,
 /// "<slot kind>|<layer>/<weight>" for a slot named in tf.keras 2.x's form
 /// ("training/Adam/dense/kernel/m:0"), Keras 2.11+'s ("Adam/m/dense/kernel:0") or xtape's

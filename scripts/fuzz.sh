@@ -43,7 +43,10 @@ if [ -z "$(ls -A "$seeds")" ]; then
         mapfile -t files < <(real_files '*.h5' 4M)
         [ ${#files[@]} -eq 0 ] || "$build/fuzz/fuzz_extract_configs" "$seeds" "${files[@]}" > /dev/null ;;
     load_model|load_weights)
-        real_files '*.h5' 100k | while read -r f; do cp "$f" "$seeds/$(echo "$f" | md5sum | cut -c1-12).h5"; done ;;
+        # Both loaders choose the format by the first bytes, so the Keras 3 .keras archives (zip)
+        # are seeds too.
+        { real_files '*.h5' 100k; real_files '*.keras' 100k; } | while read -r f; do
+            cp "$f" "$seeds/$(echo "$f" | md5sum | cut -c1-12).${f##*.}"; done ;;
     esac
 fi
 [ -n "$(ls -A "$seeds")" ] || echo "fuzz.sh: no seeds for $target (real files not found at $models); fuzzing from nothing"

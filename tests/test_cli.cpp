@@ -997,3 +997,63 @@ TEST_CASE("cli: predict, evaluate, fit and gradcheck on a functional file with t
     CHECK(gc.out.find("gradcheck passed: 10 weights") != std::string::npos);
     CHECK(gc.out.find("enc/kernel") != std::string::npos);
 }
+
+TEST_CASE("cli: summary, predict, evaluate, fit and gradcheck take .keras archives; fit --output OUT.keras writes one")
+{
+    if (!have_cli())
+        return;
+    TempDir tmp("cli_keras3");
+    const SmallFiles s = small_files(tmp);
+    const std::string model = tmp.file("small.keras");
+    save_model(*load_model<float>(s.model), model);
+    Run r = run(tmp, { "summary", model });
+    INFO(r.out << r.err);
+    REQUIRE(r.status == 0);
+    CHECK(r.out.find("Total params: 37") != std::string::npos);
+
+    r = run(tmp, { "predict", model, "--input", s.data, "--dataset", "features", "--output", tmp.file("pred.h5") });
+    REQUIRE(r.status == 0);
+    PredictOptions<float> po;
+    po.verbose = 0;
+    const array_t<float> want = load_model<float>(s.model)->predict(s.x, po);
+    CHECK(max_abs_diff(io::H5File::open_read(tmp.file("pred.h5")).root().read_dataset<float>("y"), want) == 0.0);
+
+    r = run(tmp, { "evaluate", model, "--data", s.data, "--x", "features", "--y", "targets" });
+    REQUIRE(r.status == 0);
+    CHECK(json::parse(r.out).contains("loss"));
+
+    const std::string out = tmp.file("trained.keras");
+    r = run(tmp, { "fit", model, "--data", s.data, "--x", "features", "--y", "targets", "--output", out, "--epochs", "2",
+                   "--batch-size", "5", "--no-shuffle" });
+    REQUIRE(r.status == 0);
+    {
+        std::ifstream in(out, std::ios::binary);
+        char magic[4] = {};
+        in.read(magic, 4);
+        CHECK(std::string(magic, 4) == std::string("PK\x03\x04", 4));
+    }
+    auto trained = load_model<float>(out);
+    REQUIRE(trained->compiled());
+    CHECK(trained->optimizer()->class_name() == "Adam");
+    CHECK(trained->optimizer()->iterations() == 8);
+    // A second fit continues from the archive's optimizer state.
+    const std::string out2 = tmp.file("trained2.keras");
+    r = run(tmp, { "fit", out, "--data", s.data, "--x", "features", "--y", "targets", "--output", out2, "--batch-size",
+                   "5", "--no-shuffle" });
+    REQUIRE(r.status == 0);
+    CHECK(load_model<float>(out2)->optimizer()->iterations() == 12);
+
+    r = run(tmp, { "gradcheck", model, "--data", s.data, "--x", "features", "--y", "targets" });
+    CHECK(r.status == 0);
+    // A truncated archive: one error line naming the file.
+    {
+        std::ifstream in(model, std::ios::binary);
+        std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        std::ofstream o(tmp.file("cut.keras"), std::ios::binary);
+        o.write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+    }
+    r = run(tmp, { "summary", tmp.file("cut.keras") });
+    CHECK(r.status == 1);
+    check_one_error_line(r);
+    CHECK(r.err.find("cut.keras") != std::string::npos);
+}

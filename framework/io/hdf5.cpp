@@ -5,6 +5,7 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <exception>
 #include <filesystem>
@@ -207,6 +208,67 @@ H5File H5File::create(const std::string& path)
     if (id < 0)
         throw IOError(path + ": cannot create HDF5 file" + h5_detail());
     return H5File(path, H5Handle(id, H5Fclose));
+}
+
+namespace {
+/// A file-access property list for the core (in-memory) driver without a backing store.
+H5Handle core_fapl(const std::string& name)
+{
+    H5Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    if (!fapl.valid() || H5Pset_fapl_core(fapl.get(), 1 << 20, 0) < 0)
+        throw IOError(name + ": cannot set up an in-memory HDF5 file" + h5_detail());
+    return fapl;
+}
+
+/// HDF5 tells open files apart by name when they have no backing file (the core driver compares
+/// names), so every in-memory file gets its own, whatever name it shows in messages.
+std::string unique_memory_name(const std::string& name)
+{
+    static std::atomic<unsigned long> counter{ 0 };
+    return name + "#xtape-memory-" + std::to_string(++counter);
+}
+} // namespace
+
+H5File H5File::open_image(const std::string& name, const std::string& image)
+{
+    silence_hdf5();
+    static const char signature[8] = { '\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n' };
+    // HDF5 also finds a signature at 512, 1024, ... bytes (a user block); Keras never writes one.
+    if (image.size() < 8 || std::memcmp(image.data(), signature, 8) != 0)
+        throw IOError(name + ": not an HDF5 file (no HDF5 signature)");
+    H5Handle fapl = core_fapl(name);
+    // HDF5 copies the image into its own buffer.
+    if (H5Pset_file_image(fapl.get(), const_cast<char*>(image.data()), image.size()) < 0)
+        throw IOError(name + ": cannot use the in-memory HDF5 image" + h5_detail());
+    const hid_t id = H5Fopen(unique_memory_name(name).c_str(), H5F_ACC_RDONLY, fapl.get());
+    if (id < 0)
+        throw IOError(name + ": cannot open HDF5 file, it may be truncated or corrupt" + h5_detail());
+    return H5File(name, H5Handle(id, H5Fclose));
+}
+
+H5File H5File::create_in_memory(const std::string& name)
+{
+    silence_hdf5();
+    H5Handle fapl = core_fapl(name);
+    const hid_t id = H5Fcreate(unique_memory_name(name).c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
+    if (id < 0)
+        throw IOError(name + ": cannot create an in-memory HDF5 file" + h5_detail());
+    return H5File(name, H5Handle(id, H5Fclose));
+}
+
+std::string H5File::image() const
+{
+    if (!m_handle.valid())
+        throw IOError(m_path + ": file is closed");
+    if (H5Fflush(m_handle.get(), H5F_SCOPE_GLOBAL) < 0)
+        throw IOError(m_path + ": cannot flush HDF5 file" + h5_detail());
+    const ssize_t n = H5Fget_file_image(m_handle.get(), nullptr, 0);
+    if (n < 0)
+        throw IOError(m_path + ": cannot get the HDF5 file image" + h5_detail());
+    std::string out(static_cast<std::size_t>(n), '\0');
+    if (H5Fget_file_image(m_handle.get(), out.data(), out.size()) != n)
+        throw IOError(m_path + ": cannot get the HDF5 file image" + h5_detail());
+    return out;
 }
 
 bool H5File::is_hdf5(const std::string& path) noexcept

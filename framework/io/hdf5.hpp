@@ -87,6 +87,14 @@ public:
     static H5File create(const std::string& path);
     /// True when `path` exists and starts with an HDF5 signature; never throws.
     static bool is_hdf5(const std::string& path) noexcept;
+    /// Opens the HDF5 file held in `image` (e.g. an entry of a zip archive), read-only, in memory
+    /// (HDF5's core driver, no backing file). `name` stands for the file in messages.
+    ///   requires: `image` is a complete HDF5 file (IOError naming `name` otherwise).
+    static H5File open_image(const std::string& name, const std::string& image);
+    /// A new empty file that lives only in memory until image() copies it out.
+    static H5File create_in_memory(const std::string& name);
+    /// The bytes of a file made by create_in_memory, flushed: a complete HDF5 file.
+    std::string image() const;
 
     H5Group root() const;
     const std::string& path() const { return m_path; }
