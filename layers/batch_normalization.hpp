@@ -112,6 +112,7 @@ protected:
 
 private:
     void update_moving_statistics(const BatchNormStats<T>& stats);
+    void average_moving_statistics();
     const Variable<T>& need(const Variable<T>& v, const char* what) const;
 
     BatchNormalizationOptions<T> m_options;
