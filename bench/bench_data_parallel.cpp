@@ -6,9 +6,13 @@
 //   OMP_NUM_THREADS=1 build/bench/bench_data_parallel
 //   mpirun --allow-run-as-root --oversubscribe -np 2 -x OMP_NUM_THREADS=1 build/bench/bench_data_parallel
 //
-//   bench_data_parallel [--steps N] [--batch-size N] [--bucket-mb X]
+// --model FILE.h5 times a Keras model instead (e.g. ../shared/keras-models/mlcommons-tiny/.../
+// pretrainedResnet.h5), on random inputs of its input shape and labels of its last axis.
+//
+//   bench_data_parallel [--steps N] [--batch-size N] [--model FILE.h5]
 #include "distributed/mpi.hpp"
 #include "examples/fashion_mnist_common.hpp"
+#include "saving/keras_h5.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -61,23 +65,33 @@ int main(int argc, char** argv)
 {
     distributed::MpiGuard mpi(argc, argv);
     std::size_t steps = 60, batch = 128;
+    std::string file;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!std::strcmp(argv[i], "--steps"))
             steps = std::strtoul(argv[i + 1], nullptr, 10);
         else if (!std::strcmp(argv[i], "--batch-size"))
             batch = std::strtoul(argv[i + 1], nullptr, 10);
+        else if (!std::strcmp(argv[i], "--model"))
+            file = argv[i + 1];
     }
     set_random_seed(1);
-    const std::size_t n = (steps + 5) * batch;
-    array_t<float> x = array_t<float>::from_shape({ n, std::size_t(784) });
+    std::shared_ptr<Model<float>> model;
+    if (file.empty())
+        model = examples::fashion_mnist_mlp(/*synchronized_bn=*/true);
+    else
+        model = load_model<float>(file, /*compile=*/false);
+    shape_t xs{ (steps + 5) * batch };
+    for (std::size_t k = 1; k < model->input_shape().size(); ++k)
+        xs.push_back(static_cast<std::size_t>(model->input_shape()[k]));
+    const std::size_t n = xs[0], classes = static_cast<std::size_t>(model->output_shape().back());
+    array_t<float> x = array_t<float>::from_shape(xs);
     array_t<float> y = array_t<float>::from_shape({ n });
     std::mt19937 gen(7);
     std::uniform_real_distribution<float> u(0.f, 1.f);
     for (auto& v : x)
         v = u(gen);
     for (std::size_t i = 0; i < n; ++i)
-        y(i) = static_cast<float>(i % 10);
-    auto model = examples::fashion_mnist_mlp(/*synchronized_bn=*/true);
+        y(i) = static_cast<float>(i % classes);
     model->compile(std::make_shared<Adam<float>>(), "sparse_categorical_crossentropy", { "accuracy" });
     auto timer = std::make_shared<StepTimer>();
     FitOptions<float> fo;
@@ -94,9 +108,9 @@ int main(int argc, char** argv)
     for (const auto& v : model->trainable_weights())
         grad_bytes += v.value().size() * sizeof(float);
     if (mpi.rank() == 0) {
-        std::printf("bench_data_parallel: MLP 784-512-BN(sync)-ReLU-256-BN(sync)-ReLU-10, %zu parameters, global "
-                    "batch %zu, %d process(es), %d thread(s) each, %zu steps\n",
-                    params, batch, collective().size(), max_threads(), ms.size());
+        std::printf("bench_data_parallel: %s, %zu parameters, global batch %zu, %d process(es), %d thread(s) each, "
+                    "%zu steps\n",
+                    file.empty() ? "MLP 784-512-BN(sync)-ReLU-256-BN(sync)-ReLU-10" : file.c_str(), params, batch, collective().size(), max_threads(), ms.size());
         std::printf("  step time        median %.3f ms (p10 %.3f, p90 %.3f)\n", quantile(ms, 0.5), quantile(ms, 0.1),
                     quantile(ms, 0.9));
         std::printf("  in collectives   median %.3f ms (p10 %.3f, p90 %.3f) per step\n", quantile(cms, 0.5),
