@@ -81,9 +81,15 @@ int main(int argc, char** argv)
     else
         model = load_model<float>(file, /*compile=*/false);
     shape_t xs{ (steps + 5) * batch };
-    for (std::size_t k = 1; k < model->input_shape().size(); ++k)
-        xs.push_back(static_cast<std::size_t>(model->input_shape()[k]));
-    const std::size_t n = xs[0], classes = static_cast<std::size_t>(model->output_shape().back());
+    std::size_t classes = 10;
+    if (file.empty()) {
+        xs.push_back(784);
+    } else {
+        for (std::size_t k = 1; k < model->input_shape().size(); ++k)
+            xs.push_back(static_cast<std::size_t>(model->input_shape()[k]));
+        classes = static_cast<std::size_t>(model->output_shape().back());
+    }
+    const std::size_t n = xs[0];
     array_t<float> x = array_t<float>::from_shape(xs);
     array_t<float> y = array_t<float>::from_shape({ n });
     std::mt19937 gen(7);
