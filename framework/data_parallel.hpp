@@ -8,7 +8,10 @@
 // the compiled loss of its share times n_r / B, so the sum over ranks is the loss of the global
 // batch (sum_over_batch_size divides by the count of the share; weights of samples and classes
 // count as in one batch) and the SUM of the ranks' gradients is the gradient one process computes:
-// gradients are summed with allreduce in buckets of whole weights, last layer first. Losses and
+// gradients are summed with allreduce in buckets of whole weights as the backward pass finishes
+// them (GradientBuckets). A rank without samples has a loss cut from the graph (Keras's
+// divide_no_nan gives a constant 0), so it adds 0 * sum(outputs): its backward then runs through
+// the same records and joins the synchronized batch norm calls of the others. Losses and
 // metric states are summed too (one call per step), so every rank logs what one process would.
 // Weights start as rank 0's (a broadcast before fit, evaluate and predict, which also covers a
 // model loaded from a file), and stay identical because every rank applies the same gradients.
