@@ -55,12 +55,4 @@ std::shared_ptr<const Collective> collective_ptr();
 /// Installs `c` (null: back to the single-process one). distributed::MpiGuard calls it.
 void set_collective(std::shared_ptr<const Collective> c);
 
-/// Sums over ranks in double: allreduce_sum when several processes run, nothing otherwise.
-inline void allreduce_if_distributed(double* data, std::size_t n)
-{
-    const Collective& c = collective();
-    if (c.size() > 1)
-        c.allreduce_sum(data, n);
-}
-
 } // namespace xtape
