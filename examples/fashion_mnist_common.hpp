@@ -176,15 +176,19 @@ inline void compile_fit_evaluate(Model<float>& model, const FashionMnist& data, 
 }
 
 /// 784 -> Dense 512 -> BN -> ReLU -> Dense 256 -> BN -> ReLU -> Dense 10 softmax (not compiled).
-inline std::shared_ptr<Sequential<float>> fashion_mnist_mlp()
+/// synchronized_bn: BatchNormalization(synchronized=True), statistics over every rank's share of
+/// the batch in data-parallel training (examples/fashion_mnist_data_parallel.cpp).
+inline std::shared_ptr<Sequential<float>> fashion_mnist_mlp(bool synchronized_bn = false)
 {
+    BatchNormalizationOptions<float> bn;
+    bn.synchronized = synchronized_bn;
     auto m = std::make_shared<Sequential<float>>();
     m->add(std::make_shared<InputLayer<float>>(dims_t{ 784 }));
     m->add(std::make_shared<Dense<float>>(512));
-    m->add(std::make_shared<BatchNormalization<float>>());
+    m->add(std::make_shared<BatchNormalization<float>>(bn));
     m->add(std::make_shared<ReLU<float>>());
     m->add(std::make_shared<Dense<float>>(256));
-    m->add(std::make_shared<BatchNormalization<float>>());
+    m->add(std::make_shared<BatchNormalization<float>>(bn));
     m->add(std::make_shared<ReLU<float>>());
     m->add(std::make_shared<Dense<float>>(10, "softmax"));
     return m;

@@ -881,15 +881,39 @@ void channel_coefficients(std::size_t c0, std::size_t c1, const double* mean, co
 
 } // namespace
 
+/// (mean, m2) of this rank's n elements per channel become the global batch's; returns the global
+/// count (Note [Synchronized batch norm]). Called by one thread.
+inline double merge_global_moments(const Collective& sync, std::size_t C, double n, double* mean, double* m2,
+                                   std::vector<double>& buf)
+{
+    buf.resize(C + 1);
+    for (std::size_t c = 0; c < C; ++c)
+        buf[c] = n * mean[c];
+    buf[C] = n;
+    sync.allreduce_sum(buf.data(), C + 1);
+    const double total = buf[C];
+    const double inv = total > 0 ? 1.0 / total : 0.0;
+    for (std::size_t c = 0; c < C; ++c) {
+        const double g = buf[c] * inv;
+        const double delta = mean[c] - g;
+        buf[c] = m2[c] + n * delta * delta;
+        mean[c] = g;
+    }
+    sync.allreduce_sum(buf.data(), C);
+    std::copy(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(C), m2);
+    return total;
+}
+
 template <class T>
 void forward_training(const Layout& l, const T* x, const T* gamma, const T* beta, double epsilon,
-                      const Renorm* renorm, T* y, const ChannelStats& out, Workspace<T>& ws)
+                      const Renorm* renorm, T* y, const ChannelStats& out, Workspace<T>& ws, const Collective* sync)
 {
     const std::size_t C = l.channels;
     const std::size_t nchunks = chunk_count(l);
     ensure(ws, nchunks, C);
     const int nt = thread_count(l, nchunks);
     const double per_row = static_cast<double>(l.inner);
+    double n_global = 0;
     run_threads(nt, [&](int t, int n_threads) {
         const std::size_t ch0 = nchunks * t / n_threads, ch1 = nchunks * (t + 1) / n_threads;
         for (std::size_t ch = ch0; ch < ch1; ++ch)
@@ -912,6 +936,13 @@ void forward_training(const Layout& l, const T* x, const T* gamma, const T* beta
             for (std::size_t c = c0; c < c1; ++c)
                 chan_merge(mean[c], m2[c], w, pa[c], pb[c]);
             n += nb;
+        }
+        if (sync) { // MPI from the team's first thread, the one that called (MPI_THREAD_FUNNELED)
+            barrier();
+            if (t == 0)
+                n_global = merge_global_moments(*sync, C, n, mean, m2, ws.sync);
+            barrier();
+            n = n_global;
         }
         const double inv_n = n > 0 ? 1.0 / n : 0.0;
         channel_coefficients(c0, c1, mean, m2, inv_n, epsilon, renorm, gamma, beta, out, ws);
@@ -949,10 +980,13 @@ void forward_inference(const Layout& l, const T* x, const T* gamma, const T* bet
 template <class T>
 void backward(const Layout& l, const T* x, const T* dy, const T* gamma, const double* mean, const double* inv_std,
               const double* r, const double* d, bool training, T* dx, bool accumulate, T* dgamma, T* dbeta,
-              Workspace<T>& ws)
+              Workspace<T>& ws, const Collective* sync)
 {
     const std::size_t C = l.channels;
-    const bool need_sums = dgamma || dbeta || (training && dx);
+    if (!training)
+        sync = nullptr;
+    // A synchronized backward joins the allreduce even when this rank needs nothing.
+    const bool need_sums = dgamma || dbeta || (training && dx) || sync;
     if (!need_sums && !dx)
         return;
     const std::size_t nchunks = chunk_count(l);
@@ -960,8 +994,8 @@ void backward(const Layout& l, const T* x, const T* dy, const T* gamma, const do
     for (std::size_t c = 0; c < C; ++c)
         ws.coef_m[c] = static_cast<T>(mean[c]);
     const int nt = thread_count(l, nchunks);
-    const double n = static_cast<double>(l.outer * l.inner);
-    if (training && dx && channel_major<T>(l)) {
+    double n = static_cast<double>(l.outer * l.inner);
+    if (training && dx && !sync && channel_major<T>(l)) {
         // Note [Channel-major backward].
         const std::size_t N = l.outer, I = l.inner, row = C * I;
         const bool stream = !accumulate;
@@ -1016,7 +1050,6 @@ void backward(const Layout& l, const T* x, const T* dy, const T* gamma, const do
             for (std::size_t c = c0; c < c1; ++c)
                 sdyx[c] -= (mean[c] - static_cast<double>(ws.coef_m[c])) * sdy[c];
         }
-        const double inv_n = n > 0 ? 1.0 / n : 0.0;
         // dgamma = sum(dy * (xhat r + d)) with xhat = (x - mean) inv; dbeta = sum(dy).
         if (dgamma)
             for (std::size_t c = c0; c < c1; ++c)
@@ -1024,6 +1057,23 @@ void backward(const Layout& l, const T* x, const T* dy, const T* gamma, const do
         if (dbeta)
             for (std::size_t c = c0; c < c1; ++c)
                 dbeta[c] += static_cast<T>(sdy[c]);
+        if (sync) { // dx needs the global sums and count (Note [Synchronized batch norm])
+            barrier();
+            if (t == 0) {
+                std::vector<double>& buf = ws.sync;
+                buf.resize(2 * C + 1);
+                std::copy(sdy, sdy + C, buf.begin());
+                std::copy(sdyx, sdyx + C, buf.begin() + static_cast<std::ptrdiff_t>(C));
+                buf[2 * C] = n;
+                sync->allreduce_sum(buf.data(), 2 * C + 1);
+                std::copy(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(C), sdy);
+                std::copy(buf.begin() + static_cast<std::ptrdiff_t>(C), buf.begin() + static_cast<std::ptrdiff_t>(2 * C),
+                          sdyx);
+            }
+            barrier();
+            n = ws.sync[2 * C];
+        }
+        const double inv_n = n > 0 ? 1.0 / n : 0.0;
         // Training: dx = a (dy - mean(dy) - xhat mean(dy xhat)) = a dy - a inv^2 mean(dy xc) xc - a mean(dy),
         // a = gamma r inv. Inference: dx = a dy.
         T* ca = ws.coef_a.data();
@@ -1092,11 +1142,22 @@ void masked_sums(const Layout& l, Workspace<T>& ws, double* a, double* b, F&& f)
     }
 }
 
+/// a[C] and b[C] summed over ranks in one call.
+inline void allreduce_pair(const Collective& sync, std::size_t C, double* a, double* b, std::vector<double>& buf)
+{
+    buf.resize(2 * C);
+    std::copy(a, a + C, buf.begin());
+    std::copy(b, b + C, buf.begin() + static_cast<std::ptrdiff_t>(C));
+    sync.allreduce_sum(buf.data(), 2 * C);
+    std::copy(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(C), a);
+    std::copy(buf.begin() + static_cast<std::ptrdiff_t>(C), buf.end(), b);
+}
+
 } // namespace
 
 template <class T>
 void masked_moments(const Layout& l, const T* x, const T* w, std::size_t wdiv, double* mean, double* variance,
-                    double* q, double* denom, Workspace<T>& ws)
+                    double* q, double* denom, Workspace<T>& ws, const Collective* sync)
 {
     const std::size_t C = l.channels;
     // Pass 1: sum(w x) and sum(w).
@@ -1105,6 +1166,8 @@ void masked_moments(const Layout& l, const T* x, const T* w, std::size_t wdiv, d
         a += wk * x[k];
         b += wk;
     });
+    if (sync)
+        allreduce_pair(*sync, C, mean, denom, ws.sync);
     for (std::size_t c = 0; c < C; ++c) {
         denom[c] += mask_epsilon;
         mean[c] /= denom[c];
@@ -1117,6 +1180,8 @@ void masked_moments(const Layout& l, const T* x, const T* w, std::size_t wdiv, d
         a += wk * e * e;
         b += wk * e;
     });
+    if (sync)
+        allreduce_pair(*sync, C, variance, q, ws.sync);
     for (std::size_t c = 0; c < C; ++c)
         variance[c] = std::max(0.0, variance[c] / denom[c]);
 }
@@ -1125,7 +1190,7 @@ template <class T>
 void masked_backward(const Layout& l, const T* x, const T* dy, const T* w, std::size_t wdiv, const T* gamma,
                      const double* mean, const double* inv_std, const double* q, const double* denom,
                      const double* r, const double* d, T* dx, bool accumulate, T* dgamma, T* dbeta,
-                     Workspace<T>& ws)
+                     Workspace<T>& ws, const Collective* sync)
 {
     const std::size_t C = l.channels;
     ensure(ws, 1, C);
@@ -1135,6 +1200,16 @@ void masked_backward(const Layout& l, const T* x, const T* dy, const T* w, std::
         a += dy[k];
         b += static_cast<double>(dy[k]) * (static_cast<double>(x[k]) - mean[c]);
     });
+    // dgamma and dbeta from this rank's sums; dx from the global ones (Note [Synchronized batch norm]).
+    for (std::size_t c = 0; c < C; ++c) {
+        const double rc = r ? r[c] : 1.0, dc = d ? d[c] : 0.0;
+        if (dgamma)
+            dgamma[c] += static_cast<T>(rc * inv_std[c] * sdyx[c] + dc * sdy[c]);
+        if (dbeta)
+            dbeta[c] += static_cast<T>(sdy[c]);
+    }
+    if (sync)
+        allreduce_pair(*sync, C, sdy, sdyx, ws.sync);
     // With g = dy gamma r, var = sum(w (w x - m)^2) / W and m = sum(w x) / W:
     //   dL/dvar = -inv^3 / 2 * sum(g (x - m)),   dL/dm = -inv sum(g) + dL/dvar * (-2 q / W),
     //   dx_i = g_i inv + dL/dvar * 2 w_i^2 (w_i x_i - m) / W + dL/dm * w_i / W.
@@ -1143,11 +1218,8 @@ void masked_backward(const Layout& l, const T* x, const T* dy, const T* w, std::
     for (std::size_t c = 0; c < C; ++c) {
         const double rc = r ? r[c] : 1.0, dc = d ? d[c] : 0.0;
         const double inv = inv_std[c];
+        (void)dc;
         const double geff = (gamma ? static_cast<double>(gamma[c]) : 1.0) * rc;
-        if (dgamma)
-            dgamma[c] += static_cast<T>(rc * inv * sdyx[c] + dc * sdy[c]);
-        if (dbeta)
-            dbeta[c] += static_cast<T>(sdy[c]);
         const double dvar = -0.5 * inv * inv * inv * geff * sdyx[c];
         const double dm = -inv * geff * sdy[c] + dvar * (-2.0 * q[c] / denom[c]);
         k_var[c] = 2.0 * dvar / denom[c];
@@ -1174,16 +1246,17 @@ void masked_backward(const Layout& l, const T* x, const T* dy, const T* w, std::
 
 #define XTAPE_BN_KERNELS(T)                                                                                        \
     template void forward_training<T>(const Layout&, const T*, const T*, const T*, double, const Renorm*, T*,       \
-                                      const ChannelStats&, Workspace<T>&);                                         \
+                                      const ChannelStats&, Workspace<T>&, const Collective*);                      \
     template void forward_inference<T>(const Layout&, const T*, const T*, const T*, const double*, const double*,   \
                                        T*, Workspace<T>&);                                                         \
     template void backward<T>(const Layout&, const T*, const T*, const T*, const double*, const double*,            \
-                              const double*, const double*, bool, T*, bool, T*, T*, Workspace<T>&);                \
+                              const double*, const double*, bool, T*, bool, T*, T*, Workspace<T>&,                 \
+                              const Collective*);                                                                  \
     template void masked_moments<T>(const Layout&, const T*, const T*, std::size_t, double*, double*, double*,      \
-                                    double*, Workspace<T>&);                                                       \
+                                    double*, Workspace<T>&, const Collective*);                                    \
     template void masked_backward<T>(const Layout&, const T*, const T*, const T*, std::size_t, const T*,            \
                                      const double*, const double*, const double*, const double*, const double*,    \
-                                     const double*, T*, bool, T*, T*, Workspace<T>&);
+                                     const double*, T*, bool, T*, T*, Workspace<T>&, const Collective*);
 XTAPE_BN_KERNELS(float)
 XTAPE_BN_KERNELS(double)
 #undef XTAPE_BN_KERNELS
@@ -1479,6 +1552,12 @@ Tensor<T> batch_norm_train(const Tensor<T>& x, const Tensor<T>& gamma, const Ten
     check_param(gamma, "gamma", C, sx);
     check_param(beta, "beta", C, sx);
     const double eps = spec.epsilon;
+    // Note [Synchronized batch norm]: one process takes the local path, with no call.
+    const Collective* sync = spec.synchronized && collective().size() > 1 ? &collective() : nullptr;
+    if (sync && G > 1)
+        throw NotImplementedError("BatchNormalization: synchronized=True with virtual_batch_size=" +
+                                  std::to_string(spec.virtual_batch_size) + " across " +
+                                  std::to_string(collective().size()) + " processes is not supported");
 
     bn::Renorm rn;
     sv.r.clear();
@@ -1539,7 +1618,7 @@ Tensor<T> batch_norm_train(const Tensor<T>& x, const Tensor<T>& gamma, const Ten
     if (!sv.masked && G == 1) {
         bn::ChannelStats out{ sv.mean.data(), sv.var.data(), sv.inv_std.data(), renorm ? sv.r.data() : nullptr,
                               renorm ? sv.d.data() : nullptr };
-        bn::forward_training(l, xk, gp, bp, eps, renorm ? &rn : nullptr, yk, out, *ws);
+        bn::forward_training(l, xk, gp, bp, eps, renorm ? &rn : nullptr, yk, out, *ws, sync);
         batch_mean.assign(sv.mean.begin(), sv.mean.end());
         batch_var.assign(sv.var.begin(), sv.var.end());
     } else {
@@ -1553,10 +1632,10 @@ Tensor<T> batch_norm_train(const Tensor<T>& x, const Tensor<T>& gamma, const Ten
             const T* xg = xk + g * per_group;
             if (sv.masked) {
                 bn::masked_moments(l, xg, sv.weights.data() + (g * per_group) / sv.wdiv, sv.wdiv, &sv.mean[g * C],
-                                   &sv.var[g * C], &sv.q[g * C], &sv.denom[g * C], *ws);
+                                   &sv.var[g * C], &sv.q[g * C], &sv.denom[g * C], *ws, sync);
             } else {
                 bn::ChannelStats out{ &sv.mean[g * C], &sv.var[g * C], &sv.inv_std[g * C], nullptr, nullptr };
-                bn::forward_training<T>(l, xg, nullptr, nullptr, eps, nullptr, nullptr, out, *ws);
+                bn::forward_training<T>(l, xg, nullptr, nullptr, eps, nullptr, nullptr, out, *ws, sync);
             }
         }
         // tf.keras averages the ghost batches' statistics for the moving averages and renorm.
@@ -1610,11 +1689,12 @@ Tensor<T> batch_norm_train(const Tensor<T>& x, const Tensor<T>& gamma, const Ten
         return y;
     // Backward beside the forward: the closed forms of batch_norm.hpp, from the saved statistics.
     record_op<T>("batch_norm_train", { x, gamma, beta }, y,
-                 FirstAwareBackwardFn<T>([state, x, gamma, ws](const array_t<T>& dy, const std::vector<array_t<T>*>& dx,
-                                                               const std::vector<bool>& first) {
+                 FirstAwareBackwardFn<T>([state, x, gamma, ws, sync](const array_t<T>& dy,
+                                                                     const std::vector<array_t<T>*>& dx,
+                                                                     const std::vector<bool>& first) {
                      const bn::OpState<T>& s = *state;
                      const Plan& p = s.plan;
-                     if (!dx[0] && !dx[1] && !dx[2])
+                     if (!dx[0] && !dx[1] && !dx[2] && !sync) // a synchronized op joins the allreduce
                          return;
                      T* dxp = dx[0] ? dx[0]->data() : nullptr;
                      T* dgp = accumulating_slot(dx, first, 1);
@@ -1650,10 +1730,10 @@ Tensor<T> batch_norm_train(const Tensor<T>& x, const Tensor<T>& gamma, const Ten
                          if (s.masked)
                              bn::masked_backward(l, xk + g * n, dyk + g * n, s.weights.data() + (g * n) / s.wdiv, s.wdiv,
                                                  gp, &s.mean[g * C], &s.inv_std[g * C], &s.q[g * C], &s.denom[g * C], r,
-                                                 d, dxg, accumulate, dgp, dbp, *ws);
+                                                 d, dxg, accumulate, dgp, dbp, *ws, sync);
                          else
                              bn::backward(l, xk + g * n, dyk + g * n, gp, &s.mean[g * C], &s.inv_std[g * C], r, d, true,
-                                          dxg, accumulate, dgp, dbp, *ws);
+                                          dxg, accumulate, dgp, dbp, *ws, sync);
                      }
                      if (!p.direct && dxp)
                          permute(dxk, permuted(p.view, p.perm), inverse(p.perm), dxp, add_dx);

@@ -41,12 +41,23 @@
 // the forward, sum(dy (x - m_T)) - (mean - m_T) sum(dy) and the constant of dx in the backward -
 // at no cost per element. With that the output error (same cases) fell from 9.2e-4 to 9.8e-8 at
 // spread 1e-2 and from 3.1e-5 to 4.8e-7 at spread 1: float32's own rounding of the outputs.
+// Note [Synchronized batch norm]: with several ranks (framework/collective.hpp) the training
+// statistics are those of the global batch. Each rank computes its per-channel (n, mean, M2) as
+// one process does; then one allreduce of (n mean, n) gives the global count and mean, and a second
+// of M2_r + n_r (mean_r - mean)^2 the global M2 (Chan's merge written as a sum: every term is
+// non-negative and taken about the rank's own mean, so a large mean loses nothing; a single sum of
+// squares would cancel). The backward allreduces the per-channel sums of dy and dy (x - mean) with
+// the count, in one call; dgamma and dbeta stay local (the gradient allreduce adds them). Masks are
+// sums already (sum(w x), sum(w), then the centred sums): each pass is allreduced. A rank with no
+// sample contributes zeros and still makes every call. Ghost batches (virtual_batch_size) across
+// ranks are not supported (NotImplementedError).
 // Note [Batch norm determinism]: rows are cut into chunks whose boundaries depend only on the
 // problem size; each chunk reduces into its own slot, and slots are merged in chunk order. The
 // thread count decides only who computes a chunk, so results are bit-identical for any
 // OMP_NUM_THREADS (see also Note [Deterministic reductions] in parallel.hpp).
 #pragma once
 
+#include "framework/collective.hpp"
 #include "framework/tape.hpp"
 #include "framework/tensor.hpp"
 
@@ -104,6 +115,7 @@ struct Workspace {
     std::vector<double> chan_a, chan_b, chan_c, chan_d; ///< per-channel double scratch
     aligned_vector<T> gx, gy, gdy, gdx, gw;             ///< gathered copies (rare layouts, masks)
     std::vector<std::shared_ptr<OpState<T>>> op_states; ///< recycled once no recorded backward holds them
+    std::vector<double> sync;                           ///< what a synchronized op sends to other ranks
 };
 
 /// Training forward over one problem.
@@ -112,9 +124,12 @@ struct Workspace {
 ///           doubles (r, d may be null).
 /// ensures:  y = gamma_eff * (x - mean) * inv_std + beta_eff with gamma_eff = gamma * r and
 ///           beta_eff = beta + gamma * d (renorm) or gamma and beta; out holds the statistics.
+///           With `sync` (Note [Synchronized batch norm]) the statistics are those of the union of
+///           every rank's x; every rank must call with the same channel count.
 template <class T>
 void forward_training(const Layout& l, const T* x, const T* gamma, const T* beta, double epsilon,
-                      const Renorm* renorm, T* y, const ChannelStats& out, Workspace<T>& ws);
+                      const Renorm* renorm, T* y, const ChannelStats& out, Workspace<T>& ws,
+                      const Collective* sync = nullptr);
 
 /// Inference forward: y = gamma * (x - mean) / sqrt(var + eps) + beta with the given statistics.
 template <class T>
@@ -126,25 +141,28 @@ void forward_inference(const Layout& l, const T* x, const T* gamma, const T* bet
 /// batch statistics; inference treats them as constants.
 /// requires: dx null or l.size() values; dgamma/dbeta null or C values.
 /// ensures:  dx = (or += when accumulate) the input gradient; dgamma += sum(dy * (xhat*r + d)),
-///           dbeta += sum(dy) (always accumulated, as the tape expects).
+///           dbeta += sum(dy) (always accumulated, as the tape expects). With `sync` (training
+///           only) dx differentiates through the global statistics (sums of dy and dy xhat over
+///           every rank), while dgamma and dbeta stay this rank's share, which the data-parallel
+///           gradient sum adds up.
 template <class T>
 void backward(const Layout& l, const T* x, const T* dy, const T* gamma, const double* mean, const double* inv_std,
               const double* r, const double* d, bool training, T* dx, bool accumulate, T* dgamma, T* dbeta,
-              Workspace<T>& ws);
+              Workspace<T>& ws, const Collective* sync = nullptr);
 
 /// Keras 3's masked moments: weights w (w[f / wdiv] for element f), per channel
 /// mean = sum(w x) / (sum(w) + e), var = sum(w (w x - mean)^2) / (sum(w) + e), e = 1e-7.
 /// Also returns q = sum(w (w x - mean)) and the denominator, which the backward needs.
 template <class T>
 void masked_moments(const Layout& l, const T* x, const T* w, std::size_t wdiv, double* mean, double* variance,
-                    double* q, double* denom, Workspace<T>& ws);
+                    double* q, double* denom, Workspace<T>& ws, const Collective* sync = nullptr);
 
 /// Backward of a masked training forward (statistics from masked_moments).
 template <class T>
 void masked_backward(const Layout& l, const T* x, const T* dy, const T* w, std::size_t wdiv, const T* gamma,
                      const double* mean, const double* inv_std, const double* q, const double* denom,
                      const double* r, const double* d, T* dx, bool accumulate, T* dgamma, T* dbeta,
-                     Workspace<T>& ws);
+                     Workspace<T>& ws, const Collective* sync = nullptr);
 
 /// Keras's backend epsilon, added to the sum of mask weights.
 inline constexpr double mask_epsilon = 1e-7;
@@ -158,6 +176,9 @@ struct BatchNormSpec {
     std::vector<int> axes{ -1 };        ///< normalized axes, negative from the end; several: their product
     double epsilon = 1e-3;
     std::size_t virtual_batch_size = 0; ///< 0: none; else tf.keras's ghost batches (see batch_norm_train)
+    /// Keras's synchronized: training statistics over every rank's batch when several processes
+    /// run (Note [Synchronized batch norm]); no effect in one process.
+    bool synchronized = false;
 };
 
 /// Renorm's running state and clipping for batch_norm_train (C values each).

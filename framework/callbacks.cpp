@@ -1,4 +1,5 @@
 #include "framework/callbacks.hpp"
+#include "framework/collective.hpp"
 
 #include "framework/model.hpp"
 #include "framework/optimizer.hpp"
@@ -711,6 +712,10 @@ CallbackList<T>::CallbackList(std::vector<CallbackPtr<T>> callbacks, bool add_hi
     }
     if (!has_progbar && add_progbar)
         m_callbacks.push_back(std::make_shared<ProgbarLogger<T>>());
+    if (collective().rank() != 0)
+        m_callbacks.erase(std::remove_if(m_callbacks.begin(), m_callbacks.end(),
+                                         [](const CallbackPtr<T>& c) { return c->chief_only(); }),
+                          m_callbacks.end());
     for (auto& c : m_callbacks) {
         if (model)
             c->set_model(model);

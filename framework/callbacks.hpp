@@ -69,6 +69,10 @@ public:
     virtual void on_predict_end(Logs&) {}
     virtual void on_predict_batch_begin(int /*batch*/, Logs&) {}
     virtual void on_predict_batch_end(int /*batch*/, Logs&) {}
+    /// True for callbacks that print or write files (progress bar, CSV log, checkpoints): in
+    /// data-parallel training only rank 0 runs them; every other callback runs on every rank,
+    /// on logs that are the same everywhere (framework/collective.hpp).
+    virtual bool chief_only() const { return false; }
 
 protected:
     Model<T>* m_model = nullptr;
@@ -129,6 +133,7 @@ private:
 template <class T>
 class ProgbarLogger : public Callback<T> {
 public:
+    bool chief_only() const override { return true; }
     explicit ProgbarLogger(std::ostream* out = nullptr, int dynamic_display = -1)
         : m_out(out)
         , m_dynamic(dynamic_display)
@@ -230,6 +235,7 @@ private:
 template <class T>
 class CSVLogger : public Callback<T> {
 public:
+    bool chief_only() const override { return true; }
     explicit CSVLogger(std::string filename, std::string separator = ",", bool append = false);
     void on_train_begin(Logs&) override;
     void on_epoch_end(int epoch, Logs& logs) override;

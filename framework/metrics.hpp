@@ -46,6 +46,9 @@ public:
     virtual std::string class_name() const = 0;
     /// Keras's keys: name, dtype (+ the metric's own arguments).
     virtual json get_config() const;
+    /// The state as sums and counts (arrays of doubles) that data-parallel training adds up across
+    /// ranks; empty for a metric whose state is not additive (it then cannot run data parallel).
+    virtual std::vector<std::pair<double*, std::size_t>> additive_state() { return {}; }
 
 private:
     std::string m_name;
@@ -77,6 +80,7 @@ public:
     double result() const override { return m_count == 0 ? 0.0 : m_total / m_count; }
     void reset_state() override { m_total = m_count = 0; }
     std::string class_name() const override { return "Mean"; }
+    std::vector<std::pair<double*, std::size_t>> additive_state() override { return { { &m_total, 1 }, { &m_count, 1 } }; }
 
 protected:
     double m_total = 0, m_count = 0;
@@ -250,6 +254,11 @@ public:
                       const array_t<T>* sample_weight = nullptr) override;
     double result() const override;
     void reset_state() override;
+    std::vector<std::pair<double*, std::size_t>> additive_state() override
+    {
+        return { { m_tp.data(), m_tp.size() }, { m_fp.data(), m_fp.size() }, { m_tn.data(), m_tn.size() },
+                 { m_fn.data(), m_fn.size() } };
+    }
     int direction() const override { return 1; }
     std::string class_name() const override { return "AUC"; }
     /// Keras's keys: name, dtype, num_thresholds, curve, summation_method, multi_label,
@@ -299,6 +308,10 @@ public:
     void update_state(const array_t<T>& y_true, const array_t<T>& y_pred,
                       const array_t<T>* sample_weight = nullptr) override;
     void reset_state() override { m_tp = m_fp = m_fn = 0; }
+    std::vector<std::pair<double*, std::size_t>> additive_state() override
+    {
+        return { { &m_tp, 1 }, { &m_fp, 1 }, { &m_fn, 1 } };
+    }
     int direction() const override { return 1; }
     /// Keras's keys: name, dtype, thresholds (null when not given, else the number; a list of one
     /// comes back as that number), top_k, class_id.

@@ -1,6 +1,7 @@
 #include "framework/model.hpp"
 
 #include "framework/allocator.hpp"
+#include "framework/data_parallel.hpp"
 #include "framework/graph/functional.hpp"
 #include "framework/ops.hpp"
 #include "framework/random.hpp"
@@ -1013,52 +1014,103 @@ template <class T>
 Logs Model<T>::train_step(const std::vector<Tensor<T>>& x, const std::vector<Tensor<T>>& y,
                           const std::vector<Tensor<T>>& sample_weight)
 {
-    tune_allocator_once();
-    std::vector<Tensor<T>> y_pred;
-    Tensor<T> loss;
-    std::vector<double> per_output;
-    std::vector<Tensor<T>> grads;
-    std::vector<Variable<T>> vars;
-    {
-        GradientTape<T> tape;
-        y_pred = (*this)(x, /*training=*/true);
-        check_outputs<T>(this->name(), m_heads.size(), y_pred.size());
-        loss = total_loss(y, y_pred, sample_weight, &per_output);
-        tape.stop_recording();
-        // Read after the forward pass: the first call builds the layers (and their weights);
-        // the tape watched them anyway, being trainable variables.
-        vars = trainable_weights();
-        if (!vars.empty())
-            grads = tape.gradient(loss, vars);
-    }
-    if (!vars.empty()) {
-        NoGradGuard no_grad;
-        m_optimizer->apply_gradients(grads, vars);
-    } else if (!m_warned_no_weights) {
-        std::cerr << "Warning: The model does not have any trainable weights.\n";
-        m_warned_no_weights = true;
-    }
-    const double batch = static_cast<double>(x[0].shape()[0]);
-    m_loss_tracker.update(static_cast<double>(loss.item()), batch);
-    update_loss_trackers(per_output, batch);
-    update_metrics(y, y_pred, sample_weight);
-    return get_metrics_result();
+    return step_on_share(x, y, sample_weight, true, 0);
 }
 
 template <class T>
 Logs Model<T>::test_step(const std::vector<Tensor<T>>& x, const std::vector<Tensor<T>>& y,
                          const std::vector<Tensor<T>>& sample_weight)
 {
+    return step_on_share(x, y, sample_weight, false, 0);
+}
+
+template <class T>
+std::vector<Metric<T>*> Model<T>::all_metrics()
+{
+    std::vector<Metric<T>*> out;
+    for (auto& h : m_heads) {
+        for (auto& m : h.metrics)
+            out.push_back(m.get());
+        for (auto& m : h.weighted_metrics)
+            out.push_back(m.get());
+    }
+    return out;
+}
+
+template <class T>
+Logs Model<T>::step_on_share(const std::vector<Tensor<T>>& x, const std::vector<Tensor<T>>& y,
+                             const std::vector<Tensor<T>>& sample_weight, bool training, std::size_t global_batch)
+{
     tune_allocator_once();
-    NoGradGuard no_grad;
-    std::vector<Tensor<T>> y_pred = (*this)(x, /*training=*/false);
-    check_outputs<T>(this->name(), m_heads.size(), y_pred.size());
+    const Collective& comm = collective();
+    const bool shared = global_batch > 0 && comm.size() > 1;
+    const double local = static_cast<double>(x[0].shape()[0]);
+    // This rank's part of the global batch loss (Note [Data-parallel training]).
+    const double share = shared ? local / static_cast<double>(global_batch) : 1.0;
+    std::vector<Tensor<T>> y_pred;
+    Tensor<T> loss;
     std::vector<double> per_output;
-    Tensor<T> loss = total_loss(y, y_pred, sample_weight, &per_output);
-    const double batch = static_cast<double>(x[0].shape()[0]);
-    m_loss_tracker.update(static_cast<double>(loss.item()), batch);
-    update_loss_trackers(per_output, batch);
+    if (training) {
+        std::vector<Tensor<T>> grads;
+        std::vector<Variable<T>> vars;
+        {
+            GradientTape<T> tape;
+            y_pred = (*this)(x, /*training=*/true);
+            check_outputs<T>(this->name(), m_heads.size(), y_pred.size());
+            loss = total_loss(y, y_pred, sample_weight, &per_output);
+            Tensor<T> target = shared ? mul_scalar(loss, static_cast<T>(share)) : loss;
+            // With no sample here the loss is a constant 0 (Keras's divide_no_nan), cut from the
+            // graph; 0 * sum(outputs) reconnects it, so that the backward runs through the same
+            // records as on the other ranks and joins their synchronized batch norm calls.
+            if (shared && local == 0)
+                for (const auto& yp : y_pred)
+                    target = add(target, mul_scalar(sum(yp), T(0)));
+            tape.stop_recording();
+            // Read after the forward pass: the first call builds the layers (and their weights);
+            // the tape watched them anyway, being trainable variables.
+            vars = trainable_weights();
+            GradientBuckets<T> buckets(comm);
+            if (shared)
+                tape.on_gradient_ready([&](std::size_t i, array_t<T>& g) { buckets.ready(i, g); });
+            if (!vars.empty())
+                grads = tape.gradient(target, vars);
+            if (shared)
+                buckets.finish(grads);
+        }
+        if (!vars.empty()) {
+            NoGradGuard no_grad;
+            m_optimizer->apply_gradients(grads, vars);
+        } else if (!m_warned_no_weights) {
+            std::cerr << "Warning: The model does not have any trainable weights.\n";
+            m_warned_no_weights = true;
+        }
+    } else {
+        NoGradGuard no_grad;
+        y_pred = (*this)(x, /*training=*/false);
+        check_outputs<T>(this->name(), m_heads.size(), y_pred.size());
+        loss = total_loss(y, y_pred, sample_weight, &per_output);
+    }
+    if (!shared) {
+        m_loss_tracker.update(static_cast<double>(loss.item()), local);
+        update_loss_trackers(per_output, local);
+        update_metrics(y, y_pred, sample_weight);
+        return get_metrics_result();
+    }
+    // One allreduce: the batch loss, the per-output losses and the metrics' updates.
+    MetricReducer<T> reducer;
+    reducer.begin(all_metrics());
     update_metrics(y, y_pred, sample_weight);
+    std::vector<double> buf{ local > 0 ? static_cast<double>(loss.item()) * share : 0.0 };
+    for (double v : per_output)
+        buf.push_back(local > 0 ? v * share : 0.0);
+    const std::vector<Metric<T>*> metrics = all_metrics();
+    reducer.pack(metrics, buf);
+    comm.allreduce_sum(buf.data(), buf.size());
+    reducer.unpack(metrics, buf, 1 + per_output.size());
+    const double batch = static_cast<double>(global_batch);
+    m_loss_tracker.update(buf[0], batch);
+    update_loss_trackers(std::vector<double>(buf.begin() + 1, buf.begin() + 1 + static_cast<std::ptrdiff_t>(per_output.size())),
+                         batch);
     return get_metrics_result();
 }
 
@@ -1142,6 +1194,35 @@ array_t<T> Model<T>::predict_on_batch(const ArrayList<T>& x)
 
 // ---- fit / evaluate / predict -------------------------------------------------------------------------
 
+namespace {
+/// Several processes: an exception on one rank ends every rank with its message (MPI_Abort), since
+/// the others would wait forever in their next collective call.
+template <class F>
+auto ending_all_ranks_on_error(F&& f)
+{
+    const Collective& comm = collective();
+    if (comm.size() == 1)
+        return f();
+    try {
+        return f();
+    } catch (const std::exception& e) {
+        comm.abort(e.what(), 1);
+        throw; // not reached: abort ends the process
+    }
+}
+} // namespace
+
+template <class T>
+void Model<T>::sync_weights_from_rank0(const Data& d)
+{
+    const Collective& comm = collective();
+    if (!this->built() && d.x[0]->shape()[0] > 0) {
+        NoGradGuard no_grad;
+        (*this)(batch_of(d.x, nullptr, 0, 1), false);
+    }
+    broadcast_variables(this->weights(), comm);
+}
+
 template <class T>
 Logs Model<T>::run_evaluation(const Data& d, std::size_t batch_size, CallbackList<T>& callbacks)
 {
@@ -1155,8 +1236,10 @@ Logs Model<T>::run_evaluation(const Data& d, std::size_t batch_size, CallbackLis
         const std::size_t b = step * batch_size, c = std::min(batch_size, n - b);
         Logs begin;
         callbacks.on_test_batch_begin(static_cast<int>(step), begin);
-        logs = test_step(batch_of(d.x, nullptr, b, c), batch_of(d.y, nullptr, b, c),
-                         batch_of(d.sample_weight, nullptr, b, c));
+        // Several processes: this rank's share of the batch (Note [Data-parallel training]).
+        const Shard sh = shard_of(c, collective());
+        logs = step_on_share(batch_of(d.x, nullptr, b + sh.begin, sh.size()), batch_of(d.y, nullptr, b + sh.begin, sh.size()),
+                             batch_of(d.sample_weight, nullptr, b + sh.begin, sh.size()), false, c);
         callbacks.on_test_batch_end(static_cast<int>(step), logs);
     }
     logs = get_metrics_result();
@@ -1166,6 +1249,12 @@ Logs Model<T>::run_evaluation(const Data& d, std::size_t batch_size, CallbackLis
 
 template <class T>
 std::shared_ptr<History<T>> Model<T>::fit(const ArrayList<T>& x, const ArrayList<T>& y, const FitOptions<T>& o)
+{
+    return ending_all_ranks_on_error([&] { return fit_impl(x, y, o); });
+}
+
+template <class T>
+std::shared_ptr<History<T>> Model<T>::fit_impl(const ArrayList<T>& x, const ArrayList<T>& y, const FitOptions<T>& o)
 {
     assert_compiled("fit");
     const Data all = resolve_data("fit", x, y, o.sample_weight, o.output_sample_weights);
@@ -1223,6 +1312,9 @@ std::shared_ptr<History<T>> Model<T>::fit(const ArrayList<T>& x, const ArrayList
         sw_train[0] = &*cw;
     }
 
+    const Collective& comm = collective();
+    if (comm.size() > 1)
+        sync_weights_from_rank0(all);
     const int verbose = resolve_verbose(o.verbose);
     const std::size_t steps = (n_train + o.batch_size - 1) / o.batch_size;
     CallbackParams params{ verbose, o.epochs, static_cast<std::int64_t>(steps) };
@@ -1238,15 +1330,23 @@ std::shared_ptr<History<T>> Model<T>::fit(const ArrayList<T>& x, const ArrayList
         reset_metrics();
         Logs epoch_begin;
         callbacks.on_epoch_begin(epoch, epoch_begin);
-        if (o.shuffle)
+        if (o.shuffle) {
             order = permutation(n_train);
+            if (comm.size() > 1) { // rank 0's order, whatever each rank's generator holds
+                std::vector<double> v(order.begin(), order.end());
+                comm.broadcast(v.data(), v.size());
+                std::transform(v.begin(), v.end(), order.begin(), [](double i) { return static_cast<std::size_t>(i); });
+            }
+        }
         Logs logs;
         for (std::size_t step = 0; step < steps; ++step) {
             const std::size_t b = step * o.batch_size, c = std::min(o.batch_size, n_train - b);
             Logs begin;
             callbacks.on_train_batch_begin(static_cast<int>(step), begin);
-            logs = train_step(batch_of(all.x, order.data() + b, 0, c), batch_of(all.y, order.data() + b, 0, c),
-                              batch_of(sw_train, order.data() + b, 0, c));
+            const Shard sh = shard_of(c, comm); // all of it in one process
+            const std::size_t* rows = order.data() + b + sh.begin;
+            logs = step_on_share(batch_of(all.x, rows, 0, sh.size()), batch_of(all.y, rows, 0, sh.size()),
+                                 batch_of(sw_train, rows, 0, sh.size()), true, c);
             callbacks.on_train_batch_end(static_cast<int>(step), logs);
             if (m_stop_training)
                 break;
@@ -1269,10 +1369,18 @@ std::shared_ptr<History<T>> Model<T>::fit(const ArrayList<T>& x, const ArrayList
 template <class T>
 Logs Model<T>::evaluate(const ArrayList<T>& x, const ArrayList<T>& y, const EvaluateOptions<T>& o)
 {
+    return ending_all_ranks_on_error([&] { return evaluate_impl(x, y, o); });
+}
+
+template <class T>
+Logs Model<T>::evaluate_impl(const ArrayList<T>& x, const ArrayList<T>& y, const EvaluateOptions<T>& o)
+{
     assert_compiled("evaluate");
     const Data d = resolve_data("evaluate", x, y, o.sample_weight, o.output_sample_weights);
     if (o.batch_size == 0)
         throw ValueError("evaluate: batch_size must be >= 1");
+    if (collective().size() > 1)
+        sync_weights_from_rank0(d);
     const int verbose = resolve_verbose(o.verbose);
     const std::size_t steps = (d.x[0]->shape()[0] + o.batch_size - 1) / o.batch_size;
     CallbackList<T> callbacks(o.callbacks, false, verbose != 0, this,
@@ -1291,6 +1399,12 @@ array_t<T> Model<T>::predict(const ArrayList<T>& x, const PredictOptions<T>& o)
 template <class T>
 std::vector<array_t<T>> Model<T>::predict_list(const ArrayList<T>& x, const PredictOptions<T>& o)
 {
+    return ending_all_ranks_on_error([&] { return predict_impl(x, o); });
+}
+
+template <class T>
+std::vector<array_t<T>> Model<T>::predict_impl(const ArrayList<T>& x, const PredictOptions<T>& o)
+{
     const Data d = resolve_data("predict", x, nullptr, nullptr);
     const array_t<T>& x0 = *d.x[0];
     // Keras refuses empty input too; without samples there is no output shape to return.
@@ -1299,6 +1413,9 @@ std::vector<array_t<T>> Model<T>::predict_list(const ArrayList<T>& x, const Pred
     if (o.batch_size == 0)
         throw ValueError("predict: batch_size must be >= 1");
     tune_allocator_once();
+    const Collective& comm = collective();
+    if (comm.size() > 1)
+        sync_weights_from_rank0(d);
     const std::size_t n = x0.shape()[0];
     const std::size_t steps = (n + o.batch_size - 1) / o.batch_size;
     const int verbose = resolve_verbose(o.verbose);
@@ -1313,26 +1430,34 @@ std::vector<array_t<T>> Model<T>::predict_list(const ArrayList<T>& x, const Pred
         const std::size_t b = step * o.batch_size, c = std::min(o.batch_size, n - b);
         Logs begin;
         callbacks.on_predict_batch_begin(static_cast<int>(step), begin);
-        const std::vector<Tensor<T>> ys = (*this)(batch_of(d.x, nullptr, b, c), false);
+        // Several processes: each predicts its share of the batch; a rank without one runs the
+        // batch's first sample to learn the output shapes (Note [Data-parallel training]).
+        const Shard sh = shard_of(c, comm);
+        const std::size_t lb = sh.size() > 0 || step > 0 ? b + sh.begin : b, lc = sh.size() > 0 || step > 0 ? sh.size() : 1;
+        const std::vector<Tensor<T>> ys = (*this)(batch_of(d.x, nullptr, lb, lc), false);
         for (std::size_t k = 0; k < ys.size(); ++k) {
             const Tensor<T>& yb = ys[k];
             if (step == 0) {
                 shape_t s = yb.shape();
-                if (s.empty() || s[0] != c)
+                if (s.empty() || s[0] != lc)
                     throw ShapeError("predict: the model's output " + std::to_string(k) + " of shape " + shape_str(s) +
-                                     " has no batch axis of size " + std::to_string(c));
-                row.push_back(yb.size() / c);
+                                     " has no batch axis of size " + std::to_string(lc));
+                row.push_back(yb.size() / lc);
                 s[0] = n;
-                out.push_back(array_t<T>::from_shape(s));
+                out.push_back(comm.size() > 1 ? array_t<T>(xt::zeros<T>(s)) : array_t<T>::from_shape(s));
             }
-            if (yb.size() != row[k] * c)
+            if (yb.size() != row[k] * sh.size() && !(step == 0 && sh.size() == 0))
                 throw ShapeError("predict: batch " + std::to_string(step) + " gave output " + std::to_string(k) +
                                  " of shape " + shape_str(yb.shape()) + ", unlike the first batch");
-            std::copy(yb.data(), yb.data() + row[k] * c, out[k].data() + b * row[k]);
+            if (sh.size() > 0)
+                std::copy(yb.data(), yb.data() + row[k] * sh.size(), out[k].data() + (b + sh.begin) * row[k]);
         }
         Logs end;
         callbacks.on_predict_batch_end(static_cast<int>(step), end);
     }
+    if (comm.size() > 1) // the shares are disjoint, the rest zeros: the sum gathers them
+        for (auto& a : out)
+            comm.allreduce_sum(a.data(), a.size());
     callbacks.on_predict_end(logs);
     return out;
 }

@@ -437,6 +437,16 @@ private:
     /// The logged metrics in Keras's order with Keras's names (Note [Names of the logs]).
     std::vector<std::pair<std::string, const Metric<T>*>> named_metrics() const;
     Logs run_evaluation(const Data& data, std::size_t batch_size, CallbackList<T>& callbacks);
+    std::shared_ptr<History<T>> fit_impl(const ArrayList<T>& x, const ArrayList<T>& y, const FitOptions<T>& options);
+    Logs evaluate_impl(const ArrayList<T>& x, const ArrayList<T>& y, const EvaluateOptions<T>& options);
+    std::vector<array_t<T>> predict_impl(const ArrayList<T>& x, const PredictOptions<T>& options);
+    /// One step on this rank's share of a global batch of `global_batch` samples (0: one process,
+    /// the step of train_step / test_step). Note [Data-parallel training] in framework/data_parallel.hpp.
+    Logs step_on_share(const std::vector<Tensor<T>>& x, const std::vector<Tensor<T>>& y,
+                       const std::vector<Tensor<T>>& sample_weight, bool training, std::size_t global_batch);
+    /// Several processes: builds the model from one sample if needed, then takes rank 0's weights.
+    void sync_weights_from_rank0(const Data& d);
+    std::vector<Metric<T>*> all_metrics();
 
     std::shared_ptr<const Graph<T>> m_graph;
     std::vector<Tensor<T>> m_last_inputs, m_last_output_masks; // for compute_mask_list

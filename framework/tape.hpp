@@ -131,6 +131,12 @@ public:
 
     std::size_t size() const { return m_records.size(); }
 
+    /// f(i, g) is called during gradient() as soon as source i's gradient g is final (every record
+    /// that uses the source has run), in the order the backward pass completes them; f may change
+    /// g in place. Data-parallel training sums gradients bucket by bucket while the rest of the
+    /// backward runs (framework/data_parallel.hpp). Sources without a gradient are not reported.
+    void on_gradient_ready(std::function<void(std::size_t, array_t<T>&)> f) { m_on_ready = std::move(f); }
+
     /// Gradient of `target` with respect to each source. A non-scalar target is treated as
     /// the sum of its elements unless `output_gradient` (same shape as target) is given.
     std::vector<Tensor<T>> gradient(const Tensor<T>& target, const std::vector<Tensor<T>>& sources,
@@ -154,6 +160,7 @@ private:
     std::unordered_set<const TensorNode<T>*> m_watched;
     std::unordered_set<const TensorNode<T>*> m_produced;
     std::vector<std::shared_ptr<TensorNode<T>>> m_keep;
+    std::function<void(std::size_t, array_t<T>&)> m_on_ready;
 };
 
 /// True when some active tape tracks one of the inputs, i.e. the op must record.
@@ -282,9 +289,38 @@ std::vector<Tensor<T>> GradientTape<T>::gradient(const Tensor<T>& target, const 
         grads.emplace(tnode, std::move(seed));
     }
 
+    // on_gradient_ready: a source is final once the first record (in forward order) that uses it
+    // has run; `ready` lists (first use, source), latest first use first.
+    std::vector<std::pair<std::size_t, std::size_t>> ready;
+    if (m_on_ready) {
+        std::unordered_map<const TensorNode<T>*, std::size_t> first_use;
+        for (std::size_t k = 0; k < m_records.size(); ++k)
+            for (auto& in : m_records[k].inputs)
+                first_use.emplace(in.get(), k);
+        for (std::size_t i = 0; i < sources.size(); ++i) {
+            bool seen = false;
+            for (std::size_t j = 0; j < i && !seen; ++j)
+                seen = sources[j].node() == sources[i].node();
+            auto f = first_use.find(sources[i].node());
+            if (!seen && f != first_use.end())
+                ready.emplace_back(f->second, i);
+        }
+        std::sort(ready.begin(), ready.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    }
+    std::size_t next_ready = 0;
+    auto report_ready = [&](std::size_t after) { // every source first used at or after `after`
+        for (; next_ready < ready.size() && ready[next_ready].first >= after; ++next_ready) {
+            auto g = grads.find(sources[ready[next_ready].second].node());
+            if (g != grads.end())
+                m_on_ready(ready[next_ready].second, g->second);
+        }
+    };
+
     std::vector<array_t<T>*> dx;
     std::vector<bool> first;
     for (auto it = m_records.rbegin(); it != m_records.rend(); ++it) {
+        if (m_on_ready)
+            report_ready(static_cast<std::size_t>(m_records.rend() - it)); // records after this one ran
         Record& r = *it;
         if (!needs.count(r.output.get()))
             continue;
@@ -328,6 +364,9 @@ std::vector<Tensor<T>> GradientTape<T>::gradient(const Tensor<T>& target, const 
         else
             r.backward(*g, dx);
     }
+
+    if (m_on_ready)
+        report_ready(0);
 
     std::vector<Tensor<T>> result;
     result.reserve(sources.size());

@@ -144,6 +144,7 @@ BatchNormalization<T>::BatchNormalization(const BatchNormalizationOptions<T>& op
     this->set_supports_masking(true); // as Keras's (Note [Masks across layers])
     m_spec.axes = m_options.axis;
     m_spec.epsilon = m_options.epsilon;
+    m_spec.synchronized = m_options.synchronized;
     m_spec.virtual_batch_size =
         m_options.virtual_batch_size ? static_cast<std::size_t>(*m_options.virtual_batch_size) : 0;
 }
@@ -396,6 +397,7 @@ void BatchNormalization<T>::update_moving_statistics(const BatchNormStats<T>& st
             mm[c] = static_cast<T>(mm[c] * m + static_cast<double>(stats.mean(c)) * (1.0 - m));
             mv[c] = static_cast<T>(mv[c] * m + static_cast<double>(stats.variance(c)) * (1.0 - m));
         }
+        average_moving_statistics();
         return;
     }
     // Renorm tracks standard deviations (with epsilon, as in training) and derives the moving
@@ -414,6 +416,30 @@ void BatchNormalization<T>::update_moving_statistics(const BatchNormStats<T>& st
         ms[c] = static_cast<T>(s);
         mv[c] = static_cast<T>(std::max(0.0, s * s - eps));
     }
+    average_moving_statistics();
+}
+
+template <class T>
+void BatchNormalization<T>::average_moving_statistics()
+{
+    // Synchronized statistics are the same on every rank already. Local ones differ: their moving
+    // averages are averaged across ranks after each update, as TensorFlow's MirroredStrategy
+    // aggregates them (by mean), so that every rank keeps the same weights. One call, in double.
+    const Collective& comm = collective();
+    if (m_options.synchronized || comm.size() == 1)
+        return;
+    std::vector<Variable<T>*> vars{ &m_moving_mean, &m_moving_variance };
+    if (m_options.renorm)
+        vars.insert(vars.end(), { &m_moving_stddev, &m_renorm_mean, &m_renorm_stddev });
+    std::vector<double> buf;
+    for (auto* v : vars)
+        buf.insert(buf.end(), v->value().begin(), v->value().end());
+    comm.allreduce_sum(buf.data(), buf.size());
+    const double inv = 1.0 / comm.size();
+    std::size_t k = 0;
+    for (auto* v : vars)
+        for (T& e : v->mutable_value())
+            e = static_cast<T>(buf[k++] * inv);
 }
 
 template <class T>

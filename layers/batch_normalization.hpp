@@ -61,6 +61,9 @@ struct BatchNormalizationOptions {
     RegularizerPtr<T> beta_regularizer, gamma_regularizer;
     ConstraintPtr<T> beta_constraint, gamma_constraint;
     /// Cross-replica statistics; in a single process exactly the same as false.
+    /// Training statistics over every rank's share of the batch in data-parallel training
+    /// (Note [Synchronized batch norm] in framework/batch_norm.hpp); false keeps each rank's own and
+    /// averages the moving statistics across ranks. No effect in one process.
     bool synchronized = false;
     bool renorm = false;
     std::optional<RenormClipping> renorm_clipping; ///< as given (Keras writes null or a dict)
@@ -112,6 +115,7 @@ protected:
 
 private:
     void update_moving_statistics(const BatchNormStats<T>& stats);
+    void average_moving_statistics();
     const Variable<T>& need(const Variable<T>& v, const char* what) const;
 
     BatchNormalizationOptions<T> m_options;

@@ -41,6 +41,7 @@ struct ModelCheckpointOptions {
 template <class T>
 class ModelCheckpoint : public Callback<T> {
 public:
+    bool chief_only() const override { return true; }
     /// requires: a valid mode and save_freq (ValueError otherwise, with Keras's wording).
     ModelCheckpoint(std::string filepath, ModelCheckpointOptions options = {});
 

@@ -12,6 +12,7 @@
 // A model with several inputs or outputs takes --input/--dataset, --x and --y once per input or
 // output (Note [Datasets of several inputs and outputs]). Every subcommand has --help. Errors print one line "xtape: error: ..." to stderr; the exit
 // status is 0 on success, 1 on an error (or a failed gradient check), 2 on a usage error.
+#include "framework/collective.hpp"
 #include "framework/gradcheck.hpp"
 #include "framework/io/atomic_file.hpp"
 #include "framework/io/hdf5.hpp"
@@ -22,6 +23,10 @@
 #include "layers/dropout.hpp"
 #include "layers/fold_batch_norm.hpp"
 #include "saving/keras_h5.hpp"
+#ifdef XTAPE_WITH_MPI
+#include "distributed/mpi.hpp"
+#endif
+#include <cstdio>
 
 #include <xtensor/xview.hpp>
 
@@ -568,6 +573,8 @@ int cmd_fit(const Args& a)
     compile_for_command(*model, a, true);
     const auto [x, y] = read_data<float>(a, *model);
     model->fit(x, y, fo);
+    if (collective().rank() != 0)
+        return 0;
     save_model(*model, output);
     std::cerr << "xtape: saved the trained model to " << output << std::endl;
     return 0;
@@ -678,6 +685,12 @@ std::string one_line(std::string s)
 
 int main(int argc, char** argv)
 {
+#ifdef XTAPE_WITH_MPI
+    // Under mpirun: data-parallel fit/evaluate/predict; rank 0 alone prints and saves.
+    xtape::distributed::MpiGuard mpi(argc, argv);
+    if (mpi.rank() != 0 && !std::freopen("/dev/null", "w", stdout))
+        return 1;
+#endif
     Args args;
     try {
         args = parse_args(argc, argv);

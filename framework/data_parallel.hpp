@@ -1,0 +1,90 @@
+// The pieces of data-parallel training that the training loop uses when several processes run
+// (framework/collective.hpp; the MPI collective is installed by distributed/mpi.hpp's MpiGuard).
+//
+// Note [Data-parallel training]: every rank holds the whole data set and the same model. Each
+// global batch of B samples (the batch_size the user gave) is split contiguously: rank r of R takes
+// samples [B r / R, B (r + 1) / R) of it, so shares differ by at most one and a rank may get none
+// (it still runs the step, on an empty batch, and makes every collective call). A rank's loss is
+// the compiled loss of its share times n_r / B, so the sum over ranks is the loss of the global
+// batch (sum_over_batch_size divides by the count of the share; weights of samples and classes
+// count as in one batch) and the SUM of the ranks' gradients is the gradient one process computes:
+// gradients are summed with allreduce in buckets of whole weights as the backward pass finishes
+// them (GradientBuckets). A rank without samples has a loss cut from the graph (Keras's
+// divide_no_nan gives a constant 0), so it adds 0 * sum(outputs): its backward then runs through
+// the same records and joins the synchronized batch norm calls of the others. Losses and
+// metric states are summed too (one call per step), so every rank logs what one process would.
+// Weights start as rank 0's (a broadcast before fit, evaluate and predict, which also covers a
+// model loaded from a file), and stay identical because every rank applies the same gradients.
+#pragma once
+
+#include "framework/collective.hpp"
+#include "framework/metrics.hpp"
+#include "framework/tensor.hpp"
+
+#include <cstddef>
+#include <vector>
+
+namespace xtape {
+
+/// Rank r's share [begin, end) of a batch of `count` samples (Note [Data-parallel training]).
+struct Shard {
+    std::size_t begin = 0, end = 0;
+    std::size_t size() const { return end - begin; }
+};
+inline Shard shard_of(std::size_t count, const Collective& c)
+{
+    const auto r = static_cast<std::size_t>(c.rank()), n = static_cast<std::size_t>(c.size());
+    return Shard{ count * r / n, count * (r + 1) / n };
+}
+
+/// Sums gradients over ranks in buckets as the backward pass produces them (PyTorch DDP's
+/// reducer): ready() copies a final gradient into the open bucket, and a bucket of about
+/// `bucket_bytes` is allreduced (one call) and copied back at once, while the rest of the backward
+/// still has to run; finish() sends the last bucket. Every rank's tape completes the same
+/// gradients in the same order, so the calls match. The calls are blocking: communication
+/// happens during the backward pass, but does not overlap computation (that would need
+/// MPI_Iallreduce and a wait before the optimizer step).
+template <class T>
+class GradientBuckets {
+public:
+    GradientBuckets(const Collective& c, std::size_t bucket_bytes = std::size_t(1) << 20)
+        : m_comm(c)
+        , m_cap(bucket_bytes / sizeof(T))
+    {
+    }
+    /// Source i's gradient g is final (GradientTape::on_gradient_ready).
+    void ready(std::size_t i, array_t<T>& g);
+    /// Sends the last bucket; its sums go to grads[i] (the tape has handed its arrays over).
+    void finish(std::vector<Tensor<T>>& grads);
+    std::size_t calls() const { return m_calls; }
+
+private:
+    void flush(std::vector<Tensor<T>>* grads);
+    const Collective& m_comm;
+    std::size_t m_cap;
+    std::vector<T> m_buf;
+    std::vector<std::pair<std::size_t, array_t<T>*>> m_members;
+    std::size_t m_calls = 0;
+};
+
+/// Rank 0's values of every variable on every rank (one call).
+template <class T>
+void broadcast_variables(const std::vector<Variable<T>>& vars, const Collective& c);
+
+/// Snapshot of metric states, to sum each step's additions over ranks (Note [Data-parallel training]).
+template <class T>
+class MetricReducer {
+public:
+    /// Saves the metrics' states and resets them, so that the next update holds this rank's share.
+    void begin(const std::vector<Metric<T>*>& metrics);
+    /// Appends the updates of `metrics` (the same, or their resolved form after the first batch)
+    /// to `buf`; NotImplementedError for a metric without additive state.
+    void pack(const std::vector<Metric<T>*>& metrics, std::vector<double>& buf) const;
+    /// After the allreduce of `buf` from `offset`: state = saved state + summed update.
+    void unpack(const std::vector<Metric<T>*>& metrics, const std::vector<double>& buf, std::size_t offset) const;
+
+private:
+    std::vector<std::pair<const Metric<T>*, std::vector<double>>> m_saved;
+};
+
+} // namespace xtape

@@ -1,0 +1,21 @@
+# `mpirun -np 2 xtape fit` trains data parallel: exit 0, one progress bar (rank 0's), a saved model.
+execute_process(COMMAND ${MAKE_FILES} ${WORK}/model.h5 ${WORK}/data.h5 RESULT_VARIABLE rc)
+if(NOT rc STREQUAL "0")
+  message(FATAL_ERROR "make_cli_files failed (${rc})")
+endif()
+file(REMOVE ${WORK}/out.h5)
+execute_process(COMMAND ${MPIEXEC} --allow-run-as-root --oversubscribe -np 2 ${CLI} fit ${WORK}/model.h5
+                        --data ${WORK}/data.h5 --output ${WORK}/out.h5 --epochs 2 --batch-size 32 --no-shuffle
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 60)
+message(STATUS "exit ${rc}\nstdout:\n${out}\nstderr:\n${err}")
+if(NOT rc STREQUAL "0")
+  message(FATAL_ERROR "mpirun xtape fit failed")
+endif()
+string(REGEX MATCHALL "Epoch 2/2" epochs "${out}")
+list(LENGTH epochs count)
+if(NOT count EQUAL 1)
+  message(FATAL_ERROR "expected one progress bar (rank 0's), found ${count} 'Epoch 2/2'")
+endif()
+if(NOT EXISTS ${WORK}/out.h5)
+  message(FATAL_ERROR "no trained model written")
+endif()

@@ -1,0 +1,20 @@
+# cmake -DMPIEXEC=... -DPROGRAM=... -P check_rank_failure.cmake: the job must end within the
+# timeout, with a non-zero exit and rank 1's message (tests/mpi/rank_failure.cpp).
+string(TIMESTAMP t0 "%s")
+execute_process(COMMAND ${MPIEXEC} --allow-run-as-root --oversubscribe -np 2 ${PROGRAM}
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 60)
+string(TIMESTAMP t1 "%s")
+math(EXPR seconds "${t1} - ${t0}")
+message(STATUS "exit: ${rc} after ${seconds} s\nstdout:\n${out}\nstderr:\n${err}")
+if(rc STREQUAL "0" OR rc MATCHES "timeout")
+  message(FATAL_ERROR "the job did not fail (exit ${rc})")
+endif()
+if(NOT err MATCHES "xtape: rank 1: Data cardinality is ambiguous")
+  message(FATAL_ERROR "rank 1's message is missing from stderr")
+endif()
+if(out MATCHES "finished")
+  message(FATAL_ERROR "a rank finished training")
+endif()
+if(seconds GREATER 20)
+  message(FATAL_ERROR "the job took ${seconds} s to end")
+endif()
