@@ -107,9 +107,9 @@ std::string plot_script(const TrainingLog& log, const std::string& output, bool 
     std::ostringstream s;
     s << "set encoding utf8\n";
     if (svg)
-        s << "set terminal svg size " << width << "," << height << " font 'sans,11' background rgb 'white'\n";
+        s << "set terminal svg size " << width << "," << height << " font 'sans,11' background rgb 'white' noenhanced\n";
     else
-        s << "set terminal pngcairo size " << width << "," << height << " font 'sans,10'\n";
+        s << "set terminal pngcairo size " << width << "," << height << " font 'sans,10' noenhanced\n";
     s << "set output " << gnuplot_string(output) << "\n";
     // The data once, inline: a column per log column, NaN where a value is missing.
     s << "$log << EOD\n";
@@ -125,7 +125,9 @@ std::string plot_script(const TrainingLog& log, const std::string& output, bool 
     s << "set xrange [" << first - 0.5 << ":" << last + 0.5 << "]\n";
     if (last - first <= 20)
         s << "set xtics 1\n";
-    s << "set grid\nset key top right box opaque noenhanced\nset xlabel 'epoch'\n";
+    // The key outside on the right, and fixed margins so that the panels' x axes line up.
+    s << "set grid\nset key outside right top box\nset xlabel 'epoch'\n";
+    s << "set lmargin at screen 0.11\nset rmargin at screen 0.77\n";
     s << "set style line 1 lc rgb '#1f77b4' lw 2 pt 7 ps 0.6\nset style line 2 lc rgb '#ff7f0e' lw 2 pt 5 ps 0.6\n";
     s << "set multiplot layout " << panels.size() << ",1 title " << gnuplot_string(title) << " noenhanced\n";
     for (const auto& panel : panels) {

@@ -14,6 +14,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <sstream>
 
 extern "C" char* openblas_get_config(void);
 
@@ -43,7 +44,7 @@ CLI::Validator integer_at_least(long long min_value, long long max_value = LLONG
                      (max_value == LLONG_MAX ? "" : " and <= " + std::to_string(max_value)) + ", got '" + s + "'";
           return "";
       },
-      "INT>=" + std::to_string(min_value));
+      "");
 }
 
 /// A finite number; `ok` says whether it is in range and `range` how that reads.
@@ -57,7 +58,7 @@ CLI::Validator number(std::function<bool(double)> ok = nullptr, const std::strin
               return "expects a number" + (range.empty() ? std::string() : " " + range) + ", got '" + s + "'";
           return "";
       },
-      range.empty() ? "NUMBER" : "NUMBER " + range);
+      "");
 }
 
 // ---- typo suggestions ------------------------------------------------------------------------------
@@ -97,15 +98,40 @@ std::string suggestion(const std::string& typed, const std::vector<std::string>&
 
 // ---- help --------------------------------------------------------------------------------------------
 
+/// `text` broken into lines of at most `width` characters at spaces.
+std::string wrap(const std::string& text, std::size_t width)
+{
+    std::string out, line, word;
+    auto flush_word = [&] {
+        if (word.empty())
+            return;
+        if (!line.empty() && line.size() + 1 + word.size() > width) {
+            out += line + "\n";
+            line.clear();
+        }
+        line += (line.empty() ? "" : " ") + word;
+        word.clear();
+    };
+    for (char c : text) {
+        if (c == ' ')
+            flush_word();
+        else
+            word += c;
+    }
+    flush_word();
+    return out + line;
+}
+
 /// argparse's layout: "usage: xtape fit MODEL.h5 --data D.h5 --output OUT.h5 [options]", the
-/// description, then CLI11's list of arguments and options.
+/// description, then CLI11's list of arguments and options, wrapped to 100 columns.
 class Help : public CLI::Formatter {
 public:
+    static constexpr std::size_t width = 100, column = 30;
+
     Help()
     {
-        label("OPTIONS", "options");
-        label("REQUIRED", "required");
-        column_width(32);
+        label("REQUIRED", "(required)");
+        column_width(column);
     }
 
     std::string make_usage(const CLI::App* app, std::string name) const override
@@ -125,12 +151,34 @@ public:
         return s + (optional ? " [options]" : "") + "\n\n";
     }
 
+    /// A command's description is "summary\n\ntext": its help shows the text, the command list
+    /// the summary.
+    std::string make_description(const CLI::App* app) const override
+    {
+        const std::string d = app->get_description();
+        const auto cut = d.find("\n\n");
+        return wrap(cut == std::string::npos ? d : d.substr(cut + 2), width) + "\n";
+    }
+
+    std::string make_subcommand(const CLI::App* sub) const override
+    {
+        const std::string d = sub->get_description();
+        std::stringstream out;
+        CLI::detail::format_help(out, sub->get_name(), d.substr(0, d.find("\n\n")), column_width_);
+        return out.str();
+    }
+
+    std::string make_option_desc(const CLI::Option* o) const override
+    {
+        return wrap(o->get_description(), width - column);
+    }
+
     std::string make_help(const CLI::App* app, std::string name, CLI::AppFormatMode mode) const override
     {
         if (mode == CLI::AppFormatMode::Sub)
             return make_expanded(app);
         return make_usage(app, name) + make_description(app) + make_positionals(app) + make_groups(app, mode) +
-               make_subcommands(app, mode) + "\n" + make_footer(app);
+               make_subcommands(app, mode) + (app->get_parent() ? "" : "\n" + make_footer(app));
     }
 };
 
@@ -151,7 +199,8 @@ struct Parser {
         c->allow_extras(); // reported by check_extras, with a suggestion
         c->add_option(positional, a.model, positional == "LOG.csv" ? "the CSVLogger file of a training run"
                                                                    : "the model, saved with model.save")
-          ->required();
+          ->required()
+          ->type_name("");
         return c;
     }
     /// --data, --x and --y of fit, evaluate and gradcheck.
@@ -184,10 +233,12 @@ struct Parser {
         // Repeating a flag keeps the last value, as the hand-written parser (and argparse) did.
         app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
         app.formatter(std::make_shared<Help>());
+        app.allow_extras(); // reported by check_extras, with a suggestion
         app.set_version_flag("--version", [] { return version_text(); }, "print xtape's version and its libraries'");
         app.footer("Run \"xtape <command> --help\" for the options of a command.");
 
         CLI::App* summary = command("summary",
+                                    "print Keras's summary table of a model (or JSON)\n\n"
                                     "Prints Keras's summary table (layers, output shapes, parameter counts) of a model "
                                     "saved with model.save (Keras 1.x, 2.x, tf.keras, Keras 3 legacy .h5, or xtape).",
                                     "MODEL.h5");
@@ -196,6 +247,7 @@ struct Parser {
 
         CLI::App* predict = command(
           "predict",
+          "run a model on an input dataset and write the predictions\n\n"
           "Runs the model (inference mode) on the input and writes the predictions as the float32 dataset \"y\" of "
           "OUT.h5 (or OUT.npy when the name ends in .npy). A model with several outputs writes the datasets y_0, "
           "y_1, ... (or, with --output-names, one named after each output layer) and needs an .h5 OUT.",
@@ -218,6 +270,7 @@ struct Parser {
 
         CLI::App* evaluate = command(
           "evaluate",
+          "print the loss and metrics of a model on a dataset as JSON\n\n"
           "Prints the loss and the compiled metrics over the data as one JSON object, e.g. {\"accuracy\": 0.91, "
           "\"loss\": 0.27}. The loss and metrics come from the model's training_config; --loss overrides the loss "
           "(and is required when the file has no training_config).",
@@ -229,6 +282,7 @@ struct Parser {
 
         CLI::App* fit = command(
           "fit",
+          "train a model and save the trained model\n\n"
           "Trains the model with a progress bar and saves the whole model (weights, moving statistics, "
           "training_config and optimizer state) to OUT.h5. The model is compiled from its training_config, "
           "including the saved optimizer state; flags override it: --optimizer starts a fresh optimizer, "
@@ -257,6 +311,7 @@ struct Parser {
 
         CLI::App* gradcheck = command(
           "gradcheck",
+          "check the model's gradients against central differences (float64)\n\n"
           "Loads the model in float64, runs it in training mode on the first N samples and compares the tape's "
           "gradient of the loss (regularization included) with respect to every trainable weight with central "
           "differences. Prints the worst relative error per weight; exits with status 1 when a weight fails. "
@@ -291,6 +346,7 @@ struct Parser {
 
         CLI::App* fold = command(
           "fold",
+          "fold inference-mode BatchNormalization layers into the layer before them\n\n"
           "Folds every BatchNormalization that directly follows a Dense, Conv1D/2D/3D or DepthwiseConv1D/2D (no "
           "activation in between, the layer's output used only by it, on the layer's channel axis) into that "
           "layer's kernel and bias, for inference, and saves the folded model (without optimizer state) as an "
@@ -306,6 +362,7 @@ struct Parser {
 
         CLI::App* plot = command(
           "plot",
+          "draw the training curves of a CSVLogger file as a PNG or SVG picture\n\n"
           "Draws the training curves of a CSVLogger file (what fit's CSVLogger callback writes) with gnuplot: one "
           "panel per metric, the training values and the validation ones (the val_ columns) against the epochs. "
           "The format follows OUT's extension: .png or .svg.",
@@ -330,7 +387,7 @@ struct Parser {
                     return "expects WIDTHxHEIGHT in pixels, each in [64, 10000], got '" + s + "'";
                 return "";
             },
-            "WxH"))
+            ""))
           ->type_name("WxH");
     }
 
@@ -347,10 +404,12 @@ struct Parser {
         for (const auto& r : rest) {
             if (r.size() > 1 && r[0] == '-') {
                 const std::string name = r.substr(0, r.find('='));
-                throw UsageError(c->get_name() + ": unknown option " + name + suggestion(name, flags));
+                throw UsageError((c->get_parent() ? c->get_name() + ": " : std::string()) + "unknown option " + name +
+                                 suggestion(name, flags));
             }
         }
-        throw UsageError(c->get_name() + ": unexpected argument '" + rest.front() + "'");
+        throw UsageError((c->get_parent() ? c->get_name() + ": " : std::string()) + "unexpected argument '" +
+                         rest.front() + "'");
     }
 
     Args parse(int argc, const char* const* argv)
@@ -362,7 +421,8 @@ struct Parser {
         for (const CLI::App* c : app.get_subcommands({}))
             names.push_back(c->get_name());
         if (first.empty() || (first[0] != '-' && std::find(names.begin(), names.end(), first) == names.end()))
-            throw UsageError("unknown command '" + first + "' (expected " + commands + ")" + suggestion(first, names));
+            throw UsageError("unknown command '" + first + "'" + suggestion(first, names) + "; the commands are " +
+                             commands);
         try {
             app.parse(argc, argv);
         } catch (const CLI::CallForHelp&) {
@@ -372,14 +432,18 @@ struct Parser {
             a.text = std::string(e.what()) + "\n";
             return a;
         } catch (const CLI::ParseError& e) {
+            // An unknown option explains a missing value better than "--output is required".
             const auto parsed = app.get_subcommands();
+            check_extras(&app);
+            if (!parsed.empty())
+                check_extras(parsed[0]);
             throw UsageError((parsed.empty() ? std::string() : parsed[0]->get_name() + ": ") + e.what());
         }
+        check_extras(&app);
         const auto parsed = app.get_subcommands();
         if (parsed.empty())
             throw UsageError(std::string("missing command (") + commands + "); see xtape --help");
         const CLI::App* c = parsed[0];
-        check_extras(&app);
         check_extras(c);
         a.command = c->get_name();
         a.shuffle = !no_shuffle;
