@@ -41,6 +41,7 @@ struct TrainingLog {
 ///             (ValueError). Columns holding text are left out.
 TrainingLog read_training_log(const std::string& path, char separator = ',');
 
+/// What plot_training_curves draws and how large.
 struct PlotOptions {
     /// The metrics to draw (panels, in this order); empty: log.metrics(). A "val_" name stands for
     /// its metric.
@@ -67,8 +68,11 @@ void plot_training_curves(const TrainingLog& log, const std::string& output, con
 template <class T>
 class PlotHistory : public Callback<T> {
 public:
+    /// Draws into `path` (.png or .svg) with `options`.
     explicit PlotHistory(std::string path, PlotOptions options = {});
+    /// Checks the picture's name and that gnuplot can be run; starts a new log.
     void on_train_begin(Logs&) override;
+    /// Adds the epoch's logs and redraws the picture.
     void on_epoch_end(int epoch, Logs& logs) override;
 
 private:
