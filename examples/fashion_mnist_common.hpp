@@ -172,10 +172,13 @@ inline void compile_fit_evaluate(Model<float>& model, const FashionMnist& data, 
     fo.callbacks = { decay, std::make_shared<CSVLogger<float>>(args.csv) };
     // The curves, redrawn after every epoch beside the CSV log (watch them in an image viewer).
     const std::string curves = curves_path(args.csv);
-    if (can_run_program("gnuplot"))
-        fo.callbacks.push_back(std::make_shared<PlotHistory<float>>(curves));
-    else
+    if (can_run_program("gnuplot")) {
+        PlotOptions po;
+        po.title = args.csv; // the picture is titled by the log it mirrors
+        fo.callbacks.push_back(std::make_shared<PlotHistory<float>>(curves, po));
+    } else {
         std::printf("gnuplot not found: %s will not be drawn (Debian: apt install gnuplot-nox)\n", curves.c_str());
+    }
     const auto t0 = std::chrono::steady_clock::now();
     model.fit(data.x_train, data.y_train, fo);
     const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
