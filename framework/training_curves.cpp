@@ -305,8 +305,8 @@ void plot_training_curves(const TrainingLog& log, const std::string& output, con
     std::vector<std::string> metrics = options.metrics.empty() ? log.metrics() : options.metrics;
     std::vector<std::pair<std::string, std::vector<std::string>>> panels;
     for (std::string m : metrics) {
-        if (starts_with(m, "val_") && !log.values.count(m.substr(4)))
-            m = m.substr(4);
+        if (starts_with(m, "val_") && log.values.count(m))
+            m = m.substr(4); // a validation column stands for its metric: both curves
         std::vector<std::string> curves;
         for (const std::string& c : { m, "val_" + m })
             if (log.values.count(c))

@@ -1019,7 +1019,7 @@ TEST_CASE("cli: --version, numbers checked by type and range, typo suggestions")
         std::string flag, message;
     };
     for (const Bad& b : {
-           Bad{ { "fit", m, "--data", d, "--output", o, "--epochs", "-1" }, "--epochs", "integer >= 1, got '-1'" },
+           Bad{ { "fit", m, "--data", d, "--output", o, "--epochs", "-1" }, "--epochs", "expects an integer >= 1" },
            Bad{ { "fit", m, "--data", d, "--output", o, "--epochs", "1.5" }, "--epochs", "got '1.5'" },
            Bad{ { "fit", m, "--data", d, "--output", o, "--batch-size", "0" }, "--batch-size", "integer >= 1" },
            Bad{ { "fit", m, "--data", d, "--output", o, "--learning-rate", "abc" }, "--learning-rate",
