@@ -7,7 +7,7 @@
 //                       Dense(10, "softmax")])
 //   model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
 //   model.fit(x_train, y_train, epochs=10, batch_size=128, validation_split=0.1,
-//             callbacks=[LearningRateScheduler(...), CSVLogger(...)])
+//             callbacks=[LearningRateScheduler(...), CSVLogger(...), PlotHistory("curves.png")])
 //   model.evaluate(x_test, y_test)
 //
 // Data: the IDX files of Debian's dataset-fashion-mnist package (/usr/share/datasets/fashion-mnist),

@@ -12,6 +12,7 @@
 #include "framework/parallel.hpp"
 #include "framework/random.hpp"
 #include "framework/sequential.hpp"
+#include "framework/training_curves.hpp"
 #include "layers/batch_normalization.hpp"
 #include "layers/convolutional/base_conv.hpp"
 #include "layers/dense.hpp"
@@ -143,10 +144,17 @@ inline FashionMnist prepare_fashion_mnist(const FashionMnistArgs& args, bool fla
     return data;
 }
 
+/// "curves.png" in the directory of the CSV log.
+inline std::string curves_path(const std::string& csv)
+{
+    const auto slash = csv.find_last_of('/');
+    return (slash == std::string::npos ? std::string() : csv.substr(0, slash + 1)) + "curves.png";
+}
+
 /// The examples' Keras script once the model is built:
 ///   model.compile(Adam(1e-3), "sparse_categorical_crossentropy", ["accuracy"])
 ///   model.fit(x_train, y_train, epochs, batch_size, validation_split=0.1,
-///             callbacks=[LearningRateScheduler(1e-3 * 0.75**epoch), CSVLogger(csv)])
+///             callbacks=[LearningRateScheduler(1e-3 * 0.75**epoch), CSVLogger(csv), PlotHistory(curves.png)])
 ///   model.evaluate(x_test, y_test)
 /// and prints the test loss and accuracy and the training time.
 inline void compile_fit_evaluate(Model<float>& model, const FashionMnist& data, const FashionMnistArgs& args)
@@ -162,6 +170,15 @@ inline void compile_fit_evaluate(Model<float>& model, const FashionMnist& data, 
     auto decay = std::make_shared<LearningRateScheduler<float>>(
       [](int epoch, double) { return 1e-3 * std::pow(0.75, epoch); });
     fo.callbacks = { decay, std::make_shared<CSVLogger<float>>(args.csv) };
+    // The curves, redrawn after every epoch beside the CSV log (watch them in an image viewer).
+    const std::string curves = curves_path(args.csv);
+    if (can_run_program("gnuplot")) {
+        PlotOptions po;
+        po.title = args.csv; // the picture is titled by the log it mirrors
+        fo.callbacks.push_back(std::make_shared<PlotHistory<float>>(curves, po));
+    } else {
+        std::printf("gnuplot not found: %s will not be drawn (Debian: apt install gnuplot-nox)\n", curves.c_str());
+    }
     const auto t0 = std::chrono::steady_clock::now();
     model.fit(data.x_train, data.y_train, fo);
     const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -171,8 +188,9 @@ inline void compile_fit_evaluate(Model<float>& model, const FashionMnist& data, 
     eo.verbose = args.verbose;
     const Logs test = model.evaluate(data.x_test, data.y_test, eo);
     std::printf("Test loss: %.4f\nTest accuracy: %.4f\n", test.at("loss"), test.at("accuracy"));
-    std::printf("Training time: %.1f s (%d epochs, %.2f s/epoch); training log written to %s\n", train_s,
-                args.epochs, train_s / args.epochs, args.csv.c_str());
+    std::printf("Training time: %.1f s (%d epochs, %.2f s/epoch); training log written to %s%s%s\n", train_s,
+                args.epochs, train_s / args.epochs, args.csv.c_str(),
+                can_run_program("gnuplot") ? ", curves to " : "", can_run_program("gnuplot") ? curves.c_str() : "");
 }
 
 /// 784 -> Dense 512 -> BN -> ReLU -> Dense 256 -> BN -> ReLU -> Dense 10 softmax (not compiled).

@@ -83,7 +83,7 @@ template <class T>
 using CallbackPtr = std::shared_ptr<Callback<T>>;
 
 /// keras.utils.Progbar. verbose 1: "469/469 ━━━━━━━━━━━━━━━━━━━━ 3s 6ms/step - accuracy: 0.8123 - loss: 0.5012".
-/// On a terminal the line updates in place (\r, at most every `interval` seconds) with Keras's
+/// On a terminal the line updates in place (carriage return, at most every `interval` seconds) with Keras's
 /// colours; when the output is not a terminal, plain lines without escape codes are written:
 /// the final line of each run and, for long runs, one line every 10 seconds (Keras would write
 /// a line every 0.05 s, which floods log files). verbose 2: one line at the end,

@@ -17,6 +17,7 @@
 
 namespace xtape {
 
+/// The tolerances and sampling of gradcheck (central differences in double).
 struct GradcheckOptions {
     double eps = 1e-6;
     double max_rel_error = 1e-5;
@@ -30,6 +31,7 @@ struct GradcheckOptions {
     std::size_t max_elements = 0;
 };
 
+/// The check of one tensor: how many elements were compared, failed or ignored, and the worst.
 struct GradcheckEntry {
     std::string name;
     shape_t shape;
@@ -41,6 +43,7 @@ struct GradcheckEntry {
     double analytic = 0, numeric = 0; ///< the two gradients at worst_index
 };
 
+/// The outcome of gradcheck: one entry per tensor.
 struct GradcheckResult {
     bool passed = true;
     std::vector<GradcheckEntry> entries;

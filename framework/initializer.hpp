@@ -14,33 +14,42 @@
 
 namespace xtape {
 
+/// Makes a weight's first value (keras.initializers).
 template <class T>
 class Initializer {
 public:
     virtual ~Initializer() = default;
     /// A new array of `shape`. Seeded initializers give the same values on every call, as in Keras 3.
     virtual array_t<T> operator()(const shape_t& shape) const = 0;
+    /// Keras's class name ("GlorotUniform", "L2", "MaxNorm", ...).
     virtual std::string class_name() const = 0;
+    /// Keras's config: the constructor arguments by name.
     virtual json get_config() const = 0;
 };
 
+/// A penalty on a weight added to the loss (keras.regularizers).
 template <class T>
 class Regularizer {
 public:
     virtual ~Regularizer() = default;
     /// The penalty as a differentiable scalar (built from ops, so the tape sees it).
     virtual Tensor<T> operator()(const Tensor<T>& w) const = 0;
+    /// Keras's class name ("GlorotUniform", "L2", "MaxNorm", ...).
     virtual std::string class_name() const = 0;
+    /// Keras's config: the constructor arguments by name.
     virtual json get_config() const = 0;
 };
 
+/// A projection of a weight applied after each update (keras.constraints).
 template <class T>
 class Constraint {
 public:
     virtual ~Constraint() = default;
     /// Projects the variable's value in place; called right after each optimizer update.
     virtual void apply(array_t<T>& w) const = 0;
+    /// Keras's class name ("GlorotUniform", "L2", "MaxNorm", ...).
     virtual std::string class_name() const = 0;
+    /// Keras's config: the constructor arguments by name.
     virtual json get_config() const = 0;
 };
 

@@ -1465,6 +1465,63 @@ std::vector<array_t<T>> Model<T>::predict_impl(const ArrayList<T>& x, const Pred
 // ---- summary -------------------------------------------------------------------------------------------
 
 template <class T>
+std::vector<typename Model<T>::SummaryRow> Model<T>::summary_rows() const
+{
+    std::vector<SummaryRow> rows;
+    if (const Graph<T>* g = m_graph.get()) {
+        for (const auto& l : g->all_layers()) {
+            // Keras shows the outputs of the layer's last call, and every call's inputs.
+            SummaryRow r{ l->name(), l->class_name(), {}, l->built() ? l->count_params() : 0, l->built(), {} };
+            const Node<T>* last = nullptr;
+            for (const auto& n : l->inbound_nodes()) {
+                if (!g->contains(n.get()))
+                    continue;
+                last = n.get();
+                for (const auto& x : n->inputs)
+                    r.connected_to.push_back(x.layer()->name() + "[" + std::to_string(x.node_index()) + "][" +
+                                             std::to_string(x.tensor_index()) + "]");
+            }
+            if (last)
+                r.output_shapes = last->output_shapes;
+            rows.push_back(std::move(r));
+        }
+        return rows;
+    }
+    dims_t shape = this->built() ? this->build_input_shape() : dims_t{};
+    bool known = this->built();
+    for (const auto& l : layers()) {
+        SummaryRow r{ l->name(), l->class_name(), {}, l->built() ? l->count_params() : 0, l->built(), {} };
+        if (known) {
+            try {
+                shape = l->compute_output_shape(shape);
+                r.output_shapes = { shape };
+            } catch (const Error&) {
+                known = false;
+            }
+        }
+        rows.push_back(std::move(r));
+    }
+    return rows;
+}
+
+template <class T>
+typename Model<T>::ParamCounts Model<T>::param_counts() const
+{
+    auto count = [](const std::vector<Variable<T>>& vs) {
+        std::size_t n = 0;
+        for (const auto& v : vs)
+            n += v.size();
+        return n;
+    };
+    ParamCounts c;
+    c.trainable = count(trainable_weights());
+    c.non_trainable = count(non_trainable_weights());
+    if (m_optimizer)
+        c.optimizer = count(m_optimizer->variables());
+    return c;
+}
+
+template <class T>
 std::string Model<T>::summary_string(int line_length) const
 {
     // Keras: a functional model whose graph is not a chain (a depth with several nodes, a node
@@ -1534,49 +1591,24 @@ std::string Model<T>::summary_string(int line_length) const
     };
 
     std::vector<std::vector<std::string>> rows;
-    if (g) {
-        for (const auto& l : g->all_layers()) {
-            // Keras shows the outputs of the layer's last call, and every call's inputs.
-            const Node<T>* last = nullptr;
+    for (const SummaryRow& sr : summary_rows()) {
+        std::string out = "?";
+        if (!sr.output_shapes.empty()) {
+            out.clear();
+            for (const auto& d : sr.output_shapes)
+                out += (out.empty() ? "" : ", ") + dims_str(d);
+            if (sr.output_shapes.size() != 1)
+                out = "[" + out + "]";
+        }
+        std::vector<std::string> r{ sr.name + " (" + sr.class_name + ")", out,
+                                    sr.built ? with_commas(sr.params) : "0 (unbuilt)" };
+        if (!sequential_like) {
             std::string connected;
-            for (const auto& n : l->inbound_nodes()) {
-                if (!g->contains(n.get()))
-                    continue;
-                last = n.get();
-                for (const auto& x : n->inputs)
-                    connected += (connected.empty() ? "" : ", ") + x.layer()->name() + "[" +
-                                 std::to_string(x.node_index()) + "][" + std::to_string(x.tensor_index()) + "]";
-            }
-            std::string out = "?";
-            if (last) {
-                out.clear();
-                for (const auto& d : last->output_shapes)
-                    out += (out.empty() ? "" : ", ") + dims_str(d);
-                if (last->output_shapes.size() != 1)
-                    out = "[" + out + "]";
-            }
-            const std::string params = l->built() ? with_commas(l->count_params()) : "0 (unbuilt)";
-            std::vector<std::string> r{ l->name() + " (" + l->class_name() + ")", out, params };
-            if (!sequential_like)
-                r.push_back(connected.empty() ? "-" : connected);
-            rows.push_back(r);
+            for (const auto& c : sr.connected_to)
+                connected += (connected.empty() ? "" : ", ") + c;
+            r.push_back(connected.empty() ? "-" : connected);
         }
-    } else {
-        dims_t shape = this->built() ? this->build_input_shape() : dims_t{};
-        bool known = this->built();
-        for (const auto& l : layers()) {
-            std::string out = "?";
-            if (known) {
-                try {
-                    shape = l->compute_output_shape(shape);
-                    out = dims_str(shape);
-                } catch (const Error&) {
-                    known = false;
-                }
-            }
-            const std::string params = l->built() ? with_commas(l->count_params()) : "0 (unbuilt)";
-            rows.push_back({ l->name() + " (" + l->class_name() + ")", out, params });
-        }
+        rows.push_back(r);
     }
 
     std::string s = "Model: \"" + this->name() + "\"\n";
@@ -1593,17 +1625,9 @@ std::string Model<T>::summary_string(int line_length) const
     }
     s += rule("└", "─", "┴", "┘");
 
-    auto count = [](const std::vector<Variable<T>>& vs) {
-        std::size_t n = 0;
-        for (const auto& v : vs)
-            n += v.size();
-        return n;
-    };
-    const std::size_t trainable = count(trainable_weights()), non_trainable = count(non_trainable_weights());
-    std::size_t opt_count = 0;
+    const ParamCounts counts = param_counts();
+    const std::size_t trainable = counts.trainable, non_trainable = counts.non_trainable, opt_count = counts.optimizer;
     const bool opt_built = m_optimizer && !m_optimizer->variables().empty();
-    if (opt_built)
-        opt_count = count(m_optimizer->variables());
     const double bytes = static_cast<double>(sizeof(T));
     const std::size_t total_count = trainable + non_trainable + opt_count;
     s += " Total params: " + with_commas(total_count) + " (" + readable_memory(static_cast<double>(total_count) * bytes) +

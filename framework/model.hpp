@@ -378,6 +378,23 @@ public:
     const std::shared_ptr<History<T>>& history() const { return m_history; }
 
     // ---- summary -----------------------------------------------------------------------------------
+    /// One row of the summary: what the table prints and `xtape summary --json` writes.
+    struct SummaryRow {
+        std::string name, class_name;
+        /// The outputs of the layer's last call in this model; empty when unknown.
+        std::vector<dims_t> output_shapes;
+        std::size_t params = 0;
+        bool built = false;
+        /// "layer[node][tensor]" of every call's inputs (functional models; empty otherwise).
+        std::vector<std::string> connected_to;
+    };
+    /// The rows of the summary table, in its order.
+    std::vector<SummaryRow> summary_rows() const;
+    /// The weight counts under the table: trainable, non-trainable, optimizer (0 before its first step).
+    struct ParamCounts {
+        std::size_t trainable = 0, non_trainable = 0, optimizer = 0;
+    };
+    ParamCounts param_counts() const;
     /// Keras 3's summary table (as Keras prints it when output is not a terminal). line_length <= 0:
     /// min(88, terminal columns - 4), the columns from $COLUMNS, the terminal, or 80.
     std::string summary_string(int line_length = 0) const;

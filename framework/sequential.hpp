@@ -16,10 +16,13 @@
 
 namespace xtape {
 
+/// A chain of layers, as keras.Sequential (see the top of this file).
 template <class T>
 class Sequential : public Model<T> {
 public:
+    /// An empty model; layers come with add().
     explicit Sequential(std::string name = "", bool trainable = true);
+    /// The model of `layers`, added in order.
     explicit Sequential(const std::vector<LayerPtr<T>>& layers, std::string name = "");
 
     /// Adds a layer on top.

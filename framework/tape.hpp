@@ -72,9 +72,11 @@ public:
     NoGradGuard& operator=(const NoGradGuard&) = delete;
 };
 
+/// Records differentiable ops while alive on this thread; gradient() differentiates them (Keras's tf.GradientTape).
 template <class T>
 class GradientTape {
 public:
+    /// One recorded op: its inputs, its output and the function that pushes the output's gradient back.
     struct Record {
         const char* op;
         std::vector<std::shared_ptr<TensorNode<T>>> inputs;
@@ -111,17 +113,20 @@ public:
         m_keep.push_back(t.node_ptr());
     }
 
+    /// Whether ops on `n` must record: a trainable variable, a watched tensor or an output of a recorded op.
     bool tracks(const TensorNode<T>* n) const
     {
         return n->trainable_variable || m_watched.count(n) || m_produced.count(n);
     }
 
+    /// Appends an op (called by the ops themselves).
     void record(const char* op, std::vector<std::shared_ptr<TensorNode<T>>> inputs,
                 std::shared_ptr<TensorNode<T>> output, BackwardFn<T> backward)
     {
         m_produced.insert(output.get());
         m_records.push_back(Record{ op, std::move(inputs), std::move(output), std::move(backward), nullptr });
     }
+    /// Appends an op whose backward may overwrite a first contribution (Note [First gradient contributions]).
     void record(const char* op, std::vector<std::shared_ptr<TensorNode<T>>> inputs,
                 std::shared_ptr<TensorNode<T>> output, FirstAwareBackwardFn<T> backward)
     {
@@ -129,6 +134,7 @@ public:
         m_records.push_back(Record{ op, std::move(inputs), std::move(output), nullptr, std::move(backward) });
     }
 
+    /// The number of recorded ops.
     std::size_t size() const { return m_records.size(); }
 
     /// f(i, g) is called during gradient() as soon as source i's gradient g is final (every record

@@ -32,6 +32,7 @@ inline constexpr std::size_t array_alignment = 64;
 template <class T>
 using array_t = xt::xarray<T, xt::layout_type::row_major, xsimd::aligned_allocator<T, array_alignment>>;
 
+/// Keras's name of the scalar type: "float32" or "float64".
 template <class T>
 inline const char* dtype_name();
 template <>
@@ -46,6 +47,7 @@ shape_t shape_of(const A& a)
     return shape_t(a.shape().begin(), a.shape().end());
 }
 
+/// The number of elements of an array of shape `s` (1 for a scalar).
 inline std::size_t shape_size(const shape_t& s)
 {
     std::size_t n = 1;
@@ -59,12 +61,15 @@ template <class T>
 struct TensorNode {
     array_t<T> value;
     bool trainable_variable = false; ///< a tape watches these automatically
+    /// Owns `v`.
     explicit TensorNode(array_t<T> v)
         : value(std::move(v))
     {
     }
 };
 
+/// A shared handle to an array whose identity the tape tracks: copies share the value, and an
+/// op's output is a new node.
 template <class T>
 class Tensor {
 public:
@@ -77,22 +82,31 @@ public:
         : m_node(std::make_shared<TensorNode<T>>(std::move(value)))
     {
     }
+    /// A new tensor of zeros.
     static Tensor zeros(const shape_t& shape) { return Tensor(array_t<T>(xt::zeros<T>(shape))); }
+    /// A new tensor with every element `v`.
     static Tensor full(const shape_t& shape, T v)
     {
         array_t<T> a = array_t<T>::from_shape(shape);
         a.fill(v);
         return Tensor(std::move(a));
     }
+    /// A new rank-0 tensor.
     static Tensor scalar(T v) { return full({}, v); }
 
+    /// False for the empty tensor of the default constructor.
     bool defined() const { return static_cast<bool>(m_node); }
+    /// The array (RuntimeError when undefined).
     const array_t<T>& value() const { return node_checked().value; }
     /// Writable access; changing a value that a live tape saved changes its backward.
     array_t<T>& mutable_value() { return node_checked().value; }
+    /// The array's shape.
     shape_t shape() const { return shape_of(value()); }
+    /// The array's rank.
     std::size_t dim() const { return value().dimension(); }
+    /// The number of elements.
     std::size_t size() const { return value().size(); }
+    /// The elements, row-major.
     const T* data() const { return value().data(); }
     /// The single element of a tensor of size 1.
     T item() const
@@ -102,7 +116,9 @@ public:
                              shape_str(shape()));
         return value().data()[0];
     }
+    /// The node: the identity the tape records (null when undefined).
     TensorNode<T>* node() const { return m_node.get(); }
+    /// The node, shared.
     const std::shared_ptr<TensorNode<T>>& node_ptr() const { return m_node; }
 
 private:
@@ -126,22 +142,35 @@ class Constraint;
 template <class T>
 class Variable {
 public:
+    /// An empty handle; `defined()` is false.
     Variable() = default;
+    /// A new variable holding `value`.
     Variable(std::string name, array_t<T> value, bool trainable = true)
         : m_state(std::make_shared<State>(State{ Tensor<T>(std::move(value)), std::move(name), nullptr, nullptr }))
     {
         set_trainable(trainable);
     }
+    /// False for the empty handle of the default constructor.
     bool defined() const { return static_cast<bool>(m_state); }
+    /// The variable's name ("kernel", "moving_mean", ...).
     const std::string& name() const { return state().name; }
+    /// Renames the variable (every copy of the handle sees it).
     void set_name(std::string n) { state().name = std::move(n); }
+    /// Whether gradients and optimizer updates reach it.
     bool trainable() const { return state().tensor.node()->trainable_variable; }
+    /// Sets trainable().
     void set_trainable(bool t) { state().tensor.node()->trainable_variable = t; }
+    /// The tensor behind the variable (what ops take).
     const Tensor<T>& tensor() const { return state().tensor; }
+    /// The variable as a tensor, so that ops take variables directly.
     operator const Tensor<T>&() const { return state().tensor; }
+    /// The value.
     const array_t<T>& value() const { return state().tensor.value(); }
+    /// The value's shape.
     shape_t shape() const { return state().tensor.shape(); }
+    /// The number of elements.
     std::size_t size() const { return state().tensor.size(); }
+    /// "float32" or "float64".
     const char* dtype() const { return dtype_name<T>(); }
     /// Replaces the value; the shape must stay the same.
     void assign(const array_t<T>& v)
@@ -153,13 +182,17 @@ public:
     }
     /// In-place access for optimizers and layers that update state.
     array_t<T>& mutable_value() { return state().tensor.mutable_value(); }
+    /// Whether both handles are the same variable.
     bool same_as(const Variable& o) const { return m_state == o.m_state; }
 
     /// Keras keeps these on the variable: the layer sums regularizer penalties into its
     /// losses, and the optimizer calls apply_constraint() right after updating the value.
     const std::shared_ptr<const Regularizer<T>>& regularizer() const { return state().regularizer; }
+    /// Sets regularizer() (null: none).
     void set_regularizer(std::shared_ptr<const Regularizer<T>> r) { state().regularizer = std::move(r); }
+    /// The constraint the optimizer applies after each update (null: none).
     const std::shared_ptr<const Constraint<T>>& constraint() const { return state().constraint; }
+    /// Sets constraint() (null: none).
     void set_constraint(std::shared_ptr<const Constraint<T>> c) { state().constraint = std::move(c); }
     /// No-op without a constraint (defined in framework/initializer.hpp).
     void apply_constraint();

@@ -16,6 +16,7 @@
 namespace xtape {
 
 template<class T>
+/// Keras's Dense arguments, with its defaults.
 struct DenseOptions
 {
     long units = 0;
@@ -33,11 +34,13 @@ struct DenseOptions
 };
 
 template<class T>
+/// keras.layers.Dense: activation(x @ kernel + bias) over the last axis (see the top of this file).
 class Dense : public Layer<T>
 {
 public:
     /// requires: units > 0 and a known activation name (ValueError / KeyError otherwise).
     explicit Dense(const DenseOptions<T>& options);
+    /// Dense(units, activation, use_bias, name), the other arguments at Keras's defaults.
     explicit Dense(long units,
                    const std::string& activation = "linear",
                    bool use_bias = true,
@@ -48,10 +51,14 @@ public:
     static std::shared_ptr<Dense> from_config(const json& config);
     /// Keras 3's keys, initializers/regularizers/constraints in Keras 3's serialized form.
     json get_config() const override;
+    /// The input shape with its last axis replaced by units.
     dims_t compute_output_shape(const dims_t& input_shape) const override;
 
+    /// The number of output features.
     long units() const { return m_units; }
+    /// The activation's Keras name ("linear", "relu", ...).
     const std::string& activation() const { return m_activation; }
+    /// Whether the layer has a bias.
     bool use_bias() const { return m_use_bias; }
     /// requires: built (RuntimeError otherwise).
     const Variable<T>& kernel() const;

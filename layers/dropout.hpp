@@ -24,6 +24,7 @@ namespace xtape {
 template<class T>
 Tensor<T> dropout(const Tensor<T>& x, double rate, const shape_t& noise_shape, rng_t& rng);
 
+/// Keras's Dropout arguments: rate, noise_shape, seed, name, trainable.
 struct DropoutOptions
 {
     double rate = 0.0;
@@ -35,11 +36,13 @@ struct DropoutOptions
 };
 
 template<class T>
+/// keras.layers.Dropout: zeroes a fraction `rate` of the inputs while training and scales the rest by 1 / (1 - rate).
 class Dropout : public Layer<T>
 {
 public:
     /// requires: 0 <= rate <= 1 and noise_shape dimensions positive or none_dim (ValueError).
     explicit Dropout(const DropoutOptions& options);
+    /// Dropout(rate, seed), no noise_shape.
     explicit Dropout(double rate, std::optional<std::uint64_t> seed = std::nullopt)
       : Dropout(make_options(rate, seed))
     {
@@ -49,8 +52,11 @@ public:
     static std::shared_ptr<Dropout> from_config(const json& config);
     json get_config() const override;
 
+    /// The fraction of inputs dropped.
     double rate() const { return m_rate; }
+    /// The mask's shape, when not the input's.
     const std::optional<dims_t>& noise_shape() const { return m_noise_shape; }
+    /// The seed given at construction, if any.
     std::optional<std::uint64_t> seed() const { return m_seed; }
     /// Restarts the mask generator from `seed`: a gradient check replays the same masks at every
     /// evaluation of the loss, so its differences measure the model, not the noise.

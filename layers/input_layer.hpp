@@ -21,6 +21,7 @@
 namespace xtape {
 
 template<class T>
+/// keras.layers.InputLayer: the entry of a model, holding its input shape; passes its input through.
 class InputLayer : public Layer<T>
 {
 public:
@@ -37,6 +38,7 @@ public:
     /// Keras 3's keys: batch_shape, dtype, sparse, ragged, name, optional.
     json get_config() const override;
 
+    /// The input shape, batch dimension included (none_dim: unknown).
     const dims_t& batch_shape() const { return this->build_input_shape(); }
 
 protected:

@@ -12,18 +12,26 @@
 
 namespace xtape {
 
+/// Keras 3's Adam (the update at the top of this file).
 template <class T>
 class Adam : public OptimizerBase<T> {
 public:
+    /// Keras's arguments and defaults; `args` holds the arguments every optimizer takes.
     explicit Adam(LearningRate learning_rate = 0.001, double beta_1 = 0.9, double beta_2 = 0.999,
                   double epsilon = 1e-7, bool amsgrad = false, const OptimizerArgs& args = {});
+    /// From Keras's config keys (also Keras 1/2 forms, see OptimizerBase::parse_base_config).
     static std::shared_ptr<Adam> from_config(const json& config);
 
+    /// "Adam".
     std::string class_name() const override { return "Adam"; }
     json get_config() const override;
+    /// Decay of the first moment.
     double beta_1() const { return m_beta_1; }
+    /// Decay of the second moment.
     double beta_2() const { return m_beta_2; }
+    /// Added to sqrt(v) in the denominator.
     double epsilon() const { return m_epsilon; }
+    /// Whether the maximum of the second moments is used (AMSGrad).
     bool amsgrad() const { return m_amsgrad; }
 
 protected:

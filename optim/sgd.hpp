@@ -9,6 +9,7 @@
 
 namespace xtape {
 
+/// Keras 3's SGD, with momentum and Nesterov momentum (the update at the top of this file).
 template <class T>
 class SGD : public OptimizerBase<T> {
 public:
@@ -18,9 +19,12 @@ public:
     /// From Keras's config keys (also Keras 1/2 forms, see OptimizerBase::parse_base_config).
     static std::shared_ptr<SGD> from_config(const json& config);
 
+    /// "SGD".
     std::string class_name() const override { return "SGD"; }
     json get_config() const override;
+    /// The momentum factor (0: plain SGD).
     double momentum() const { return m_momentum; }
+    /// Whether the momentum is Nesterov's.
     bool nesterov() const { return m_nesterov; }
 
 protected:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs one libFuzzer target for a bounded time: scripts/fuzz.sh TARGET SECONDS [BUILD_DIR]
-#   TARGET: npy | idx | model_config | load_model | load_weights (fuzz/fuzz_TARGET.cpp)
+#   TARGET: npy | idx | model_config | load_model | load_weights | cli_args (fuzz/fuzz_TARGET.cpp)
 # BUILD_DIR defaults to build-asan (configured here with clang, ASan/UBSan and XTAPE_FUZZ when
 # it is not yet); ctest's fuzz_TARGET tests call this with the tree they run in. The corpus
 # grows in BUILD_DIR/fuzz/corpus/TARGET across runs; seeds come from the real Keras files
@@ -12,8 +12,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 target="${1:?usage: scripts/fuzz.sh TARGET SECONDS [BUILD_DIR]}"
 seconds="${2:?usage: scripts/fuzz.sh TARGET SECONDS [BUILD_DIR]}"
 build="${3:-$root/build-asan}"
-case "$target" in npy|idx|model_config|load_model|load_weights) ;; *)
-    echo "fuzz.sh: unknown target '$target' (npy, idx, model_config, load_model, load_weights)" >&2; exit 2 ;;
+case "$target" in npy|idx|model_config|load_model|load_weights|cli_args) ;; *)
+    echo "fuzz.sh: unknown target '$target' (npy, idx, model_config, load_model, load_weights, cli_args)" >&2; exit 2 ;;
 esac
 [[ "$seconds" =~ ^[0-9]+$ ]] && [ "$seconds" -gt 0 ] || { echo "fuzz.sh: SECONDS must be a positive integer, got '$seconds'" >&2; exit 2; }
 bin="$build/fuzz/fuzz_$target"
@@ -47,11 +47,20 @@ if [ -z "$(ls -A "$seeds")" ]; then
         # are seeds too.
         { real_files '*.h5' 100k; real_files '*.keras' 100k; } | while read -r f; do
             cp "$f" "$seeds/$(echo "$f" | md5sum | cut -c1-12).${f##*.}"; done ;;
+    cli_args) # one argument per line
+        printf 'fit\nm.h5\n--data\nd.h5\n--output\no.h5\n--epochs\n2\n--learning-rate\n0.01\n--x\na\n--x\nb\n--no-shuffle\n--validation-split\n0.2\n--seed\n3' > "$seeds/fit"
+        printf 'gradcheck\nm.h5\n--data=d.h5\n--eps\n1e-6\n--max-elements\n0\n--seed\n9' > "$seeds/gradcheck"
+        printf 'predict\nm.h5\n--input\ni.h5\n--dataset\nx_0\n--output\no.npy\n--output-names\n--batch-size\n7' > "$seeds/predict"
+        printf 'plot\nlog.csv\n--output\nc.svg\n--metrics\nloss,accuracy\n--size\n640x480' > "$seeds/plot"
+        printf 'summary\nm.h5\n--json' > "$seeds/summary"
+        printf 'fold\n--help' > "$seeds/help"
+        printf -- '--version' > "$seeds/version" ;;
     esac
 fi
 [ -n "$(ls -A "$seeds")" ] || echo "fuzz.sh: no seeds for $target (real files not found at $models); fuzzing from nothing"
 extra=()
 [ "$target" = model_config ] && extra=(-dict="$root/fuzz/model_config.dict")
+[ "$target" = cli_args ] && extra=(-dict="$root/fuzz/cli_args.dict")
 # -seed fixes the mutation order; the memory limits make an unbounded allocation a finding.
 asan="detect_leaks=1"
 malloc_limit=1024

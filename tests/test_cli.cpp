@@ -1057,3 +1057,136 @@ TEST_CASE("cli: summary, predict, evaluate, fit and gradcheck take .keras archiv
     check_one_error_line(r);
     CHECK(r.err.find("cut.keras") != std::string::npos);
 }
+
+TEST_CASE("cli: --version, numbers checked by type and range, typo suggestions")
+{
+    if (!have_cli())
+        return;
+    TempDir tmp("cli_parse");
+    Run v = run(tmp, { "--version" });
+    CHECK(v.status == 0);
+    for (const char* part : { "xtape 0.2.0", "HDF5 1.", "OpenBLAS", "xtensor 0.", "CLI11 2." })
+        CHECK_MESSAGE(v.out.find(part) != std::string::npos, part << " in " << v.out);
+    for (const char* c : { "fold", "plot" }) {
+        Run r = run(tmp, { c, "--help" });
+        CHECK(r.status == 0);
+        CHECK(r.out.rfind(std::string("usage: xtape ") + c, 0) == 0);
+        CHECK(r.out.find("--output") != std::string::npos);
+    }
+    const std::string m = tmp.file("m.h5"), d = tmp.file("d.h5"), o = tmp.file("o.h5");
+    struct Bad {
+        std::vector<std::string> args;
+        std::string flag, message;
+    };
+    for (const Bad& b : {
+           Bad{ { "fit", m, "--data", d, "--output", o, "--epochs", "-1" }, "--epochs", "expects an integer >= 1" },
+           Bad{ { "fit", m, "--data", d, "--output", o, "--epochs", "1.5" }, "--epochs", "got '1.5'" },
+           Bad{ { "fit", m, "--data", d, "--output", o, "--batch-size", "0" }, "--batch-size", "integer >= 1" },
+           Bad{ { "fit", m, "--data", d, "--output", o, "--learning-rate", "abc" }, "--learning-rate",
+                "expects a number > 0, got 'abc'" },
+           Bad{ { "fit", m, "--data", d, "--output", o, "--learning-rate", "nan" }, "--learning-rate", "'nan'" },
+           Bad{ { "fit", m, "--data", d, "--output", o, "--validation-split", "1" }, "--validation-split",
+                "in [0, 1)" },
+           Bad{ { "fit", m, "--data", d, "--output", o, "--seed", "99999999999999999999999" }, "--seed", "integer" },
+           Bad{ { "gradcheck", m, "--data", d, "--seed", "4294967296" }, "--seed", "<= 4294967295" },
+           Bad{ { "gradcheck", m, "--data", d, "--eps", "0" }, "--eps", "> 0" },
+           Bad{ { "predict", m, "--input", d, "--output", o, "--batch-size", "x" }, "--batch-size", "got 'x'" },
+           Bad{ { "fit", m, "--data", d, "--output", o, "--epoch", "3" }, "--epoch", "did you mean --epochs?" },
+           Bad{ { "fit", m, "--data", d, "--output", o, "--learning", "3" }, "--learning",
+                "did you mean --learning-rate?" },
+           Bad{ { "fti", m }, "fti", "did you mean fit?" },
+           Bad{ { "plot", tmp.file("log.csv"), "--output", "c.png", "--size", "10x10" }, "--size", "WIDTHxHEIGHT" },
+           Bad{ { "fit", m, "--data", d }, "--output", "required" },
+           Bad{ { "summary", m, "extra" }, "summary", "unexpected argument 'extra'" },
+         }) {
+        Run r = run(tmp, b.args);
+        INFO(b.args[0] << " " << b.flag << ": " << r.err);
+        CHECK(r.status == 2);
+        check_one_error_line(r);
+        CHECK(r.err.find(b.flag) != std::string::npos);
+        CHECK(r.err.find(b.message) != std::string::npos);
+    }
+}
+
+TEST_CASE("cli: summary --json lists the layers, shapes and parameter counts")
+{
+    if (!have_cli())
+        return;
+    TempDir tmp("cli_summary_json");
+    const SmallFiles s = small_files(tmp);
+    Run r = run(tmp, { "summary", s.model, "--json" });
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    const json j = json::parse(r.out);
+    CHECK(j.at("name") == "small");
+    CHECK(j.at("class_name") == "Sequential");
+    REQUIRE(j.at("layers").size() == 2);
+    CHECK(j["layers"][0].at("class_name") == "Dense");
+    CHECK(j["layers"][0].at("output_shapes") == json::parse("[[null, 5]]"));
+    CHECK(j["layers"][0].at("params") == 4 * 5 + 5);
+    CHECK(j["layers"][1].at("output_shapes") == json::parse("[[null, 2]]"));
+    CHECK(j["layers"][1].at("params") == 5 * 2 + 2);
+    CHECK(j.at("trainable_params") == 37);
+    CHECK(j.at("non_trainable_params") == 0);
+    CHECK(j.at("total_params") == 37 + j.at("optimizer_params").get<int>());
+
+    // A functional model: every layer with its inputs, two outputs.
+    const TwoTowerFiles t = two_tower_files(tmp);
+    Run f = run(tmp, { "summary", t.model, "--json" });
+    INFO(f.err);
+    REQUIRE(f.status == 0);
+    const json g = json::parse(f.out);
+    bool found = false;
+    for (const auto& l : g.at("layers"))
+        if (l.at("name") == "enc") {
+            found = true;
+            CHECK(l.at("connected_to") == json::parse(R"(["pad_left[0][0]", "pad_right[0][0]"])"));
+            CHECK(l.at("output_shapes") == json::parse("[[null, 4]]"));
+        }
+    CHECK(found);
+}
+
+TEST_CASE("cli: plot draws a CSVLogger file; bad inputs are one-line errors")
+{
+    if (!have_cli())
+        return;
+    TempDir tmp("cli_plot");
+    const std::string log = tmp.file("train_log.csv");
+    {
+        std::ofstream out(log, std::ios::binary);
+        out << "epoch,accuracy,loss,val_accuracy,val_loss\r\n0,0.5,1.2,0.55,1.1\r\n1,0.7,0.8,0.68,0.9\r\n";
+    }
+    Run r = run(tmp, { "plot", log, "--output", tmp.file("c.svg"), "--metrics", "loss", "--size", "500x400" });
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    const std::string svg = slurp(tmp.file("c.svg"));
+    CHECK(svg.find("width=\"500\" height=\"400\"") != std::string::npos);
+    CHECK(svg.find("train_log.csv") != std::string::npos);
+    CHECK(svg.find("val_loss") != std::string::npos);
+    CHECK(svg.find("val_accuracy") == std::string::npos);
+    Run png = run(tmp, { "plot", log, "--output", tmp.file("c.png") });
+    REQUIRE(png.status == 0);
+    CHECK(slurp(tmp.file("c.png")).rfind("\x89PNG", 0) == 0);
+
+    const std::string text_only = tmp.file("text.csv");
+    {
+        std::ofstream out(text_only);
+        out << "epoch,note\n0,warmup\n";
+    }
+    struct Bad {
+        std::vector<std::string> args;
+        std::string message;
+    };
+    for (const Bad& b : { Bad{ { "plot", tmp.file("absent.csv"), "--output", tmp.file("x.png") }, "absent.csv" },
+                          Bad{ { "plot", text_only, "--output", tmp.file("x.png") }, "no numeric columns" },
+                          Bad{ { "plot", log, "--output", tmp.file("x.png"), "--metrics", "loss,mae" },
+                               "no metric 'mae' (the log has: accuracy, loss)" },
+                          Bad{ { "plot", log, "--output", tmp.file("x.gif") }, ".png or .svg" } }) {
+        Run e = run(tmp, b.args);
+        INFO(e.err);
+        CHECK(e.status == 1);
+        check_one_error_line(e);
+        CHECK(e.err.find(b.message) != std::string::npos);
+    }
+    CHECK_FALSE(std::filesystem::exists(tmp.file("x.png")));
+}
