@@ -9,13 +9,32 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <initializer_list>
+#include <sstream>
 #include <string>
 #include <unistd.h>
 #include <vector>
 
 namespace xtape::testing {
+
+/// The whole file as bytes ("" when it cannot be read).
+inline std::string read_bytes(const std::string& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+/// Replaces the file with `bytes`.
+inline void write_bytes(const std::string& path, const std::string& bytes)
+{
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
 
 /// A fresh directory per test case, removed when it goes out of scope.
 struct TempDir {

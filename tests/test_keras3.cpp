@@ -36,22 +36,10 @@ using xtape::testing::have_keras_models;
 using xtape::testing::keras_file;
 using xtape::testing::arr;
 using xtape::testing::TempDir;
+using xtape::testing::read_bytes;
+using xtape::testing::write_bytes;
 
 namespace test_keras3 {
-
-std::string read_bytes(const std::string& path)
-{
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-void write_bytes(const std::string& path, const std::string& bytes)
-{
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
 
 /// Uniform values from a fixed seed (helpers.hpp's random_tensor), as an array.
 template <class T>

@@ -19,14 +19,6 @@ using namespace xtape::testing;
 
 namespace test_training_curves {
 
-std::string read_bytes(const std::string& path)
-{
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 void write_text(const std::string& path, const std::string& text)
 {
     std::ofstream out(path, std::ios::binary);

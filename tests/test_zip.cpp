@@ -17,22 +17,10 @@
 using namespace xtape;
 using xtape::testing::expect_error;
 using xtape::testing::TempDir;
+using xtape::testing::read_bytes;
+using xtape::testing::write_bytes;
 
 namespace test_zip {
-
-std::string read_bytes(const std::string& path)
-{
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-void write_bytes(const std::string& path, const std::string& bytes)
-{
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
 
 void put_u32(std::string& b, std::size_t at, std::uint32_t v)
 {

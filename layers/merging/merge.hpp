@@ -48,7 +48,8 @@ protected:
     virtual void check_count(std::size_t n) const;
 };
 
-#define XTAPE_MERGE_LAYER(Name)                                                                                \
+// EXTRA: further member declarations (the masked merges declare merge_masked).
+#define XTAPE_MERGE_LAYER(Name, EXTRA)                                                                         \
     template <class T>                                                                                         \
     class Name : public Merge<T> {                                                                             \
     public:                                                                                                    \
@@ -58,30 +59,20 @@ protected:
     protected:                                                                                                 \
         Tensor<T> merge(const std::vector<Tensor<T>>& inputs) const override;                                  \
         void check_count(std::size_t n) const override;                                                        \
+        EXTRA                                                                                                  \
     };
+#define XTAPE_MASKED_MERGE                                                                                     \
+    Tensor<T> merge_masked(const std::vector<Tensor<T>>& inputs, const std::vector<Tensor<T>>& masks)          \
+        const override;
 
-#define XTAPE_MASKED_MERGE_LAYER(Name)                                                                         \
-    template <class T>                                                                                         \
-    class Name : public Merge<T> {                                                                             \
-    public:                                                                                                    \
-        explicit Name(const std::string& name = "", bool trainable = true);                                   \
-        static std::shared_ptr<Name> from_config(const json& config);                                          \
-                                                                                                               \
-    protected:                                                                                                 \
-        Tensor<T> merge(const std::vector<Tensor<T>>& inputs) const override;                                  \
-        Tensor<T> merge_masked(const std::vector<Tensor<T>>& inputs,                                           \
-                               const std::vector<Tensor<T>>& masks) const override;                            \
-        void check_count(std::size_t n) const override;                                                        \
-    };
-
-XTAPE_MERGE_LAYER(Add)
-XTAPE_MERGE_LAYER(Subtract) ///< exactly 2 inputs: inputs[0] - inputs[1]
-XTAPE_MASKED_MERGE_LAYER(Multiply)
-XTAPE_MERGE_LAYER(Average)
-XTAPE_MASKED_MERGE_LAYER(Maximum)
-XTAPE_MASKED_MERGE_LAYER(Minimum)
+XTAPE_MERGE_LAYER(Add, )
+XTAPE_MERGE_LAYER(Subtract, ) ///< exactly 2 inputs: inputs[0] - inputs[1]
+XTAPE_MERGE_LAYER(Multiply, XTAPE_MASKED_MERGE)
+XTAPE_MERGE_LAYER(Average, )
+XTAPE_MERGE_LAYER(Maximum, XTAPE_MASKED_MERGE)
+XTAPE_MERGE_LAYER(Minimum, XTAPE_MASKED_MERGE)
 #undef XTAPE_MERGE_LAYER
-#undef XTAPE_MASKED_MERGE_LAYER
+#undef XTAPE_MASKED_MERGE
 
 /// keras.layers.Concatenate(axis=-1): inputs of equal rank whose shapes match except on `axis`
 /// (ValueError with Keras's message otherwise). Masks: when any input has one, the inputs'
