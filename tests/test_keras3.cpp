@@ -11,6 +11,7 @@
 #include "framework/sequential.hpp"
 #include "helpers.hpp"
 #include "keras_files.hpp"
+#include "saving_helpers.hpp"
 #include "layers/activation.hpp"
 #include "layers/batch_normalization.hpp"
 #include "layers/dense.hpp"
@@ -36,45 +37,11 @@ using xtape::testing::have_keras_models;
 using xtape::testing::keras_file;
 using xtape::testing::arr;
 using xtape::testing::TempDir;
+using namespace xtape::testing; // saving_helpers.hpp
 using xtape::testing::read_bytes;
 using xtape::testing::write_bytes;
 
 namespace test_keras3 {
-
-/// Uniform values from a fixed seed (helpers.hpp's random_tensor), as an array.
-template <class T>
-array_t<T> random_array(const shape_t& shape, unsigned seed, double lo = -1, double hi = 1)
-{
-    return xtape::testing::random_tensor<T>(shape, seed, lo, hi).value();
-}
-
-template <class A, class B>
-double max_abs_diff(const A& a, const B& b)
-{
-    REQUIRE(a.size() == b.size());
-    double m = 0;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        m = std::max(m, std::abs(double(a.data()[i]) - double(b.data()[i])));
-    return m;
-}
-
-PredictOptions<float> quiet_predict()
-{
-    PredictOptions<float> po;
-    po.verbose = 0;
-    return po;
-}
-
-FitOptions<float> quiet_fit(int epochs, int initial_epoch = 0)
-{
-    FitOptions<float> fo;
-    fo.epochs = epochs;
-    fo.initial_epoch = initial_epoch;
-    fo.batch_size = 8;
-    fo.shuffle = false;
-    fo.verbose = 0;
-    return fo;
-}
 
 /// Dense -> Dense -> BN -> relu -> Dense(softmax), layer names that are not their object paths.
 std::shared_ptr<Sequential<float>> small_model(const std::string& optimizer = "adam",
@@ -93,18 +60,6 @@ std::shared_ptr<Sequential<float>> small_model(const std::string& optimizer = "a
     m->add(std::make_shared<Dense<float>>(3, "softmax"));
     m->compile(optimizer, "sparse_categorical_crossentropy", { "accuracy" });
     return m;
-}
-
-struct Data {
-    array_t<float> x, y;
-};
-
-Data small_data(std::size_t n = 40)
-{
-    Data d{ random_array<float>({ n, 6 }, 7), array_t<float>::from_shape({ n }) };
-    for (std::size_t i = 0; i < n; ++i)
-        d.y(i) = static_cast<float>((d.x(i, 0) + d.x(i, 1) > 0) + (d.x(i, 2) > 0.5));
-    return d;
 }
 
 /// The weights entry of an archive, opened with the HDF5 library from the zip's bytes.
@@ -232,7 +187,7 @@ TEST_CASE("keras3: save_model(.keras) writes Keras 3's archive, read back with l
     TempDir tmp("keras3_write");
     const std::string path = tmp.file("m.keras");
     auto m = small_model();
-    Data d = small_data();
+    SmallData d = small_data();
     m->fit(d.x, d.y, quiet_fit(2));
     save_model(*m, path);
     CHECK(tmp.names() == std::vector<std::string>{ "m.keras" }); // no temporary left behind
@@ -340,7 +295,7 @@ TEST_CASE("keras3: a .keras round trip keeps predictions, weights and optimizer 
         CAPTURE(opt);
         const std::string path = tmp.file(opt + ".keras");
         auto m = small_model(opt);
-        Data d = small_data();
+        SmallData d = small_data();
         m->fit(d.x, d.y, quiet_fit(2));
         save_model(*m, path);
         auto back = load_model<float>(path);
@@ -365,7 +320,7 @@ TEST_CASE("keras3: a .keras round trip keeps predictions, weights and optimizer 
     }
     // Without the optimizer: no optimizer group, a fresh optimizer on load.
     auto m = small_model();
-    Data d = small_data();
+    SmallData d = small_data();
     m->fit(d.x, d.y, quiet_fit(1));
     save_model(*m, tmp.file("noopt.keras"), /*include_optimizer=*/false);
     CHECK_FALSE(weights_of_archive(tmp.file("noopt.keras")).root().has_group("optimizer"));
@@ -425,7 +380,7 @@ TEST_CASE("keras3: save_weights(.weights.h5) writes object paths; load_weights i
     TempDir tmp("keras3_weights");
     const std::string path = tmp.file("w.weights.h5");
     auto m = small_model();
-    Data d = small_data();
+    SmallData d = small_data();
     m->fit(d.x, d.y, quiet_fit(1));
     save_weights(*m, path);
     {
@@ -848,7 +803,7 @@ TEST_CASE("keras3: ModelCheckpoint writes .keras archives and .weights.h5 stores
 {
     TempDir tmp("keras3_ckpt");
     auto m = small_model("sgd");
-    Data d = small_data();
+    SmallData d = small_data();
     ModelCheckpointOptions full, weights_only;
     full.monitor = weights_only.monitor = "loss";
     weights_only.save_weights_only = true;

@@ -9,6 +9,7 @@
 #include "framework/random.hpp"
 #include "framework/sequential.hpp"
 #include "keras_files.hpp"
+#include "saving_helpers.hpp"
 #include "layers/activation.hpp"
 #include "layers/batch_normalization.hpp"
 #include "layers/dense.hpp"
@@ -34,6 +35,7 @@ using xtape::testing::have_keras_models;
 using xtape::testing::keras_file;
 using xtape::testing::keras_models_dir;
 using xtape::testing::TempDir;
+using namespace xtape::testing; // saving_helpers.hpp
 namespace fs = std::filesystem;
 
 namespace {
@@ -44,16 +46,6 @@ std::string read_text(const std::string& path)
     std::stringstream ss;
     ss << in.rdbuf();
     return ss.str();
-}
-
-template <class T>
-double max_abs_diff(const array_t<T>& a, const array_t<T>& b)
-{
-    REQUIRE(a.shape() == b.shape());
-    double m = 0;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        m = std::max(m, std::abs(double(a.data()[i]) - double(b.data()[i])));
-    return m;
 }
 
 /// The DL4J *_inputs_and_outputs.h5 layout: inputs/<input name>, predictions/<output layer>.
@@ -69,16 +61,6 @@ std::pair<array_t<T>, array_t<T>> stored_io(const std::string& rel)
     return { root.read_dataset<T>(x_name), root.read_dataset<T>(y_name) };
 }
 
-array_t<float> random_array(const shape_t& shape, unsigned seed, double lo = -1, double hi = 1)
-{
-    std::mt19937 gen(seed);
-    std::uniform_real_distribution<double> u(lo, hi);
-    array_t<float> a = array_t<float>::from_shape(shape);
-    for (auto& v : a)
-        v = static_cast<float>(u(gen));
-    return a;
-}
-
 /// A small compiled model: Dense -> BN -> relu -> Dense(softmax), trained a few steps.
 std::shared_ptr<Sequential<float>> small_model(const std::string& optimizer = "adam")
 {
@@ -91,36 +73,6 @@ std::shared_ptr<Sequential<float>> small_model(const std::string& optimizer = "a
     m->add(std::make_shared<Dense<float>>(3, "softmax"));
     m->compile(optimizer, "sparse_categorical_crossentropy", { "accuracy" });
     return m;
-}
-
-struct Data {
-    array_t<float> x, y;
-};
-
-Data small_data(std::size_t n = 40)
-{
-    Data d{ random_array({ n, 6 }, 7), array_t<float>::from_shape({ n }) };
-    for (std::size_t i = 0; i < n; ++i)
-        d.y(i) = static_cast<float>((d.x(i, 0) + d.x(i, 1) > 0) + (d.x(i, 2) > 0.5));
-    return d;
-}
-
-FitOptions<float> quiet_fit(int epochs, int initial_epoch = 0)
-{
-    FitOptions<float> fo;
-    fo.epochs = epochs;
-    fo.initial_epoch = initial_epoch;
-    fo.batch_size = 8;
-    fo.shuffle = false;
-    fo.verbose = 0;
-    return fo;
-}
-
-PredictOptions<float> quiet_predict()
-{
-    PredictOptions<float> po;
-    po.verbose = 0;
-    return po;
 }
 
 template <class T>
@@ -521,7 +473,7 @@ TEST_CASE("saving: optimizer state in Keras 2.11+ order (m and v interleaved per
 {
     TempDir tmp("saving_opt_names");
     auto a = small_model();
-    Data d = small_data();
+    SmallData d = small_data();
     a->fit(d.x, d.y, quiet_fit(2));
     const std::string xtape_file = tmp.file("xtape.h5");
     save_model(*a, xtape_file);
@@ -681,7 +633,7 @@ TEST_CASE("saving: save_model writes tf.keras's structure and loads back identic
     TempDir tmp("saving_roundtrip");
     const std::string path = tmp.file("m.h5");
     auto m = small_model();
-    Data d = small_data();
+    SmallData d = small_data();
     m->fit(d.x, d.y, quiet_fit(2));
     save_model(*m, path);
 
@@ -841,7 +793,7 @@ TEST_CASE("saving: training_config keeps the metrics given to compile, before an
     REQUIRE(back->metric_specs().size() == 2);
     CHECK(back->metric_specs()[0].id == "accuracy");
     // Evaluating the loaded model reports both metrics, "accuracy" resolved from the labels' shape.
-    Data d = small_data(16);
+    SmallData d = small_data(16);
     EvaluateOptions<float> eo;
     eo.verbose = 0;
     const Logs logs = back->evaluate(d.x, d.y, eo);
@@ -906,7 +858,7 @@ TEST_CASE("saving: save_weights / load_weights, by order and by name, with clear
     TempDir tmp("saving_weights");
     const std::string path = tmp.file("w.h5");
     auto a = small_model();
-    Data d = small_data();
+    SmallData d = small_data();
     a->fit(d.x, d.y, quiet_fit(1));
     save_weights(*a, path);
     {
@@ -958,7 +910,7 @@ TEST_CASE("saving: a save that fails midway leaves the previous file readable")
     TempDir tmp("saving_interrupted");
     const std::string path = tmp.file("m.h5");
     auto m = small_model();
-    Data d = small_data();
+    SmallData d = small_data();
     m->fit(d.x, d.y, quiet_fit(1));
     save_model(*m, path);
     const array_t<float> before = m->predict(d.x, quiet_predict());
