@@ -44,6 +44,8 @@ bool needs_legacy_kernel_conversion(const std::string& class_name, const json& c
 {
     if (backend == "theano" && (is_conv(class_name) || is_transpose(class_name)))
         return true;
+    if (keras1(keras_version) && is_transpose(class_name))
+        return true; // Keras 1's Deconvolution2D kept Convolution2D's kernel layout
     if (!keras1(keras_version) || !is_conv(class_name))
         return false;
     return spatial_rank(class_name) == 1 || channels_first(config);
@@ -77,6 +79,14 @@ void convert_legacy_kernel(const std::string& class_name, const json& config, st
         } else if (rank == 3 && k.dimension() == 5 && channels_first(config)) {
             k = array_t<T>(xt::transpose(k, { 2, 3, 4, 1, 0 }));
         }
+    }
+    if (keras1(keras_version) && is_transpose(class_name) && rank == 2 && k.dimension() == 4) {
+        // Deconvolution2D stored (rows, cols, stack, filters) for "tf" and (filters, stack, rows, cols)
+        // for "th"; Keras 2 and 3 keep (rows, cols, filters, stack), the order conv2d_transpose takes.
+        if (channels_first(config))
+            k = array_t<T>(xt::transpose(k, { 2, 3, 0, 1 }));
+        else
+            k = array_t<T>(xt::transpose(k, { 0, 1, 3, 2 }));
     }
     if (backend == "theano" && k.dimension() >= 3) {
         // Keras's convert_kernel: reverse every axis but the last two (the channel axes).

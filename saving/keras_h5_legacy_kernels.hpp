@@ -3,6 +3,8 @@
 //   - Keras 1 Convolution1D: (filter_length, 1, input_dim, nb_filter) (1.2) or
 //     (nb_filter, input_dim, filter_length, 1) (1.1) -> (filter_length, input_dim, nb_filter);
 //   - Keras 1 Convolution2D/3D with dim_ordering "th": (nb_filter, stack, k...) -> (k..., stack, nb_filter);
+//   - Keras 1 Deconvolution2D (loaded as Conv2DTranspose): "tf" (rows, cols, stack, nb_filter) and
+//     "th" (nb_filter, stack, rows, cols) -> (rows, cols, nb_filter, stack);
 //   - a file written with the Theano backend (attribute backend = "theano"): Theano computed a true
 //     convolution, TensorFlow and xtape a correlation, so the kernel's spatial axes are reversed
 //     (Keras's convert_kernel) for Conv1D/2D/3D and Conv*DTranspose.

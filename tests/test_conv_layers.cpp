@@ -26,6 +26,7 @@
 #include <functional>
 
 using namespace xtape;
+using xtape::testing::contains;
 using xtape::testing::error_of;
 using xtape::testing::check_layer_gradients;
 using xtape::testing::check_round_trip;
@@ -215,6 +216,98 @@ TEST_CASE("convolution layers: Keras 1 and Keras 2 configs")
     LayerPtr<float> l3 = layer_from_config<float>("DepthwiseConv2D", dw);
     CHECK(l3->get_config()["depth_multiplier"] == 2);
     CHECK(l3->get_config().contains("depthwise_initializer"));
+}
+
+TEST_CASE("convolution layers: Keras 1 Deconvolution2D keeps its output_shape and kernel layout (tf and th)")
+{
+    // A Keras 1.2.2 file as Keras 1 wrote it: Deconvolution2D(3, 2, 2, output_shape=..., subsample=(2, 2))
+    // on a 2x2 input with 2 channels. Its kernel is Convolution2D's (rows, cols, stack, filters) for "tf"
+    // and (filters, stack, rows, cols) for "th"; TensorFlow's conv2d_transpose gives
+    // y[i * 2 + r, j * 2 + c, f] = b[f] + sum_s x[i, j, s] W[r, c, s, f] (no kernel flip).
+    const std::size_t F = 3, S = 2;
+    array_t<float> x = xt::arange<float>(1.f, 9.f);
+    x.reshape({ 1, 2, 2, S });
+    x(0, 1, 0, 1) = -2.f;
+    array_t<float> w_tf = xt::arange<float>(-11.f, 13.f);
+    w_tf.reshape({ 2, 2, S, F });
+    const array_t<float> b = { 0.5f, -1.f, 2.f };
+    for (const std::string ordering : { "tf", "th" }) {
+        for (const long size : { 4L, 5L }) { // 4 is Keras 2's default size, 5 needs output_padding 1
+            CAPTURE(ordering);
+            CAPTURE(size);
+            const bool th = ordering == "th";
+            xtape::testing::TempDir tmp("deconv2d_k1");
+            const std::string path = tmp.file("k1.h5");
+            json output_shape = th ? json::array({ nullptr, F, size, size }) : json::array({ nullptr, size, size, F });
+            json layer = { { "class_name", "Deconvolution2D" },
+                           { "config",
+                             { { "name", "deconvolution2d_1" }, { "trainable", true },
+                               { "batch_input_shape", json::array({ nullptr, 2, 2, 2 }) }, { "input_dtype", "float32" },
+                               { "nb_filter", F }, { "nb_row", 2 }, { "nb_col", 2 }, { "init", "glorot_uniform" },
+                               { "activation", "linear" }, { "border_mode", "valid" }, { "subsample", { 2, 2 } },
+                               { "dim_ordering", ordering }, { "W_regularizer", nullptr }, { "b_regularizer", nullptr },
+                               { "activity_regularizer", nullptr }, { "W_constraint", nullptr },
+                               { "b_constraint", nullptr }, { "bias", true }, { "output_shape", output_shape } } } };
+            const json model_config = { { "class_name", "Sequential" }, { "config", json::array({ layer }) } };
+            {
+                io::H5File f = io::H5File::create(path);
+                io::H5Group root = f.root();
+                root.write_string_attribute("keras_version", "1.2.2");
+                root.write_string_attribute("model_config", model_config.dump());
+                io::H5Group mw = root.create_group("model_weights");
+                mw.write_string_array_attribute("layer_names", { "deconvolution2d_1" });
+                io::H5Group d = mw.create_group("deconvolution2d_1");
+                d.write_string_array_attribute("weight_names", { "deconvolution2d_1_W", "deconvolution2d_1_b" });
+                d.write_dataset<float>("deconvolution2d_1_W", th ? array_t<float>(xt::transpose(w_tf, { 3, 2, 0, 1 })) : w_tf);
+                d.write_dataset<float>("deconvolution2d_1_b", b);
+                f.close();
+            }
+            auto m = load_model<float>(path);
+            const array_t<float> xin = th ? array_t<float>(xt::transpose(x, { 0, 3, 1, 2 })) : x;
+            array_t<float> y = m->predict(xin, quiet());
+            if (th)
+                y = array_t<float>(xt::transpose(y, { 0, 2, 3, 1 }));
+            REQUIRE(shape_of(y) == shape_t{ 1, std::size_t(size), std::size_t(size), F });
+            array_t<float> expected = xt::zeros<float>({ std::size_t(size), std::size_t(size), F });
+            for (std::size_t r = 0; r < std::size_t(size); ++r)
+                for (std::size_t c = 0; c < std::size_t(size); ++c)
+                    for (std::size_t f = 0; f < F; ++f)
+                        expected(r, c, f) = b(f);
+            for (std::size_t i = 0; i < 2; ++i)
+                for (std::size_t j = 0; j < 2; ++j)
+                    for (std::size_t r = 0; r < 2; ++r)
+                        for (std::size_t c = 0; c < 2; ++c)
+                            for (std::size_t f = 0; f < F; ++f)
+                                for (std::size_t s = 0; s < S; ++s)
+                                    expected(i * 2 + r, j * 2 + c, f) += x(0, i, j, s) * w_tf(r, c, s, f);
+            CHECK(max_abs_diff(array_t<float>(xt::view(y, 0)), expected) == 0.0);
+            // It saves as Keras 3's Conv2DTranspose, output_shape turned into output_padding.
+            const auto& l = *m->layers().back();
+            CHECK(l.class_name() == "Conv2DTranspose");
+            const json c = l.get_config();
+            CHECK(c["data_format"] == (th ? "channels_first" : "channels_last"));
+            if (size == 4)
+                CHECK(c["output_padding"].is_null());
+            else
+                CHECK(c["output_padding"] == json::array({ 1, 1 }));
+        }
+    }
+    // A size conv2d_transpose cannot reach is an error naming the layer and the sizes it can give.
+    const json bad = { { "name", "dc" }, { "nb_filter", 1 }, { "nb_row", 3 }, { "nb_col", 3 }, { "border_mode", "valid" },
+                       { "subsample", { 2, 2 } }, { "dim_ordering", "tf" }, { "output_shape", { nullptr, 27, 25, 1 } } };
+    LayerPtr<float> l = layer_from_config<float>("Deconvolution2D", bad);
+    CHECK(l->compute_output_shape({ -1, 12, 12, 3 }) == dims_t{ -1, 27, 25, 1 }); // Keras 1 reports output_shape
+    CHECK_THROWS_AS(l->build_once({ -1, 12, 12, 3 }), ValueError);
+    const std::string msg = error_of([&] { l->build_once({ -1, 12, 12, 3 }); });
+    CHECK(contains(msg, "\"dc\""));
+    CHECK(contains(msg, "output_shape size 27"));
+    CHECK(contains(msg, "expected a size in [25, 26]"));
+    // "same": sizes (n - 1) * s + 1 .. n * s
+    const json same = { { "name", "ds" }, { "nb_filter", 1 }, { "nb_row", 3 }, { "nb_col", 3 }, { "border_mode", "same" },
+                        { "subsample", { 2, 2 } }, { "dim_ordering", "tf" }, { "output_shape", { nullptr, 23, 24, 1 } } };
+    LayerPtr<float> ls = layer_from_config<float>("Deconvolution2D", same);
+    ls->build_once({ -1, 12, 12, 3 });
+    CHECK(ls->get_config()["output_padding"] == json::array({ 0, 1 }));
 }
 
 TEST_CASE("convolution layers: gradient checks in double for every kind and both data formats")

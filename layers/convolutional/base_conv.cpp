@@ -195,6 +195,21 @@ std::shared_ptr<BaseConv<T>> BaseConv<T>::from_config(const std::string& class_n
     if (json op = config_first(config, { "output_padding" }); !op.is_null())
         for (auto v : size_list(op, "output_padding"))
             o.output_padding.push_back(long(v));
+    if (json os = config_first(config, { "output_shape" }); kind == ConvKind::transpose && !os.is_null()) {
+        // Keras 1 Deconvolution2D: (batch, rows, cols, filters) for "tf", (batch, filters, rows, cols) for "th".
+        if (!os.is_array() || os.size() != rank + 2)
+            throw ValueError(class_name + ": `output_shape` must list " + std::to_string(rank + 2) +
+                             " dimensions (batch, spatial..., channels), received output_shape=" + os.dump());
+        const std::size_t first = o.data_format == "channels_first" ? 2 : 1;
+        for (std::size_t d = 0; d < rank; ++d) {
+            const json& v = os[first + d];
+            if (!v.is_number_integer() || v.get<long>() <= 0)
+                throw ValueError(class_name + ": `output_shape` must give every spatial size as a positive integer, "
+                                              "received output_shape=" +
+                                 os.dump());
+            o.keras1_output_shape.push_back(v.get<long>());
+        }
+    }
     o.activation = activation_from_config(config.contains("activation") ? config["activation"] : json());
     o.use_bias = config.contains("use_bias") ? config_bool(config, "use_bias", true) : config_bool(config, "bias", true);
     const char* k_init = depthwise_kernel ? "depthwise_initializer" : "kernel_initializer";
@@ -270,6 +285,57 @@ ConvOptions BaseConv<T>::op_options() const
     return o;
 }
 
+// Note [Deconvolution2D's output_shape]: Keras 1's Deconvolution2D names its output size
+// (output_shape) and runs TensorFlow's conv2d_transpose to that size, which accepts every size whose
+// forward convolution gives back the input: (n - 1) * s + span + p with p in [0, s) for "valid",
+// (n - 1) * s + 1 + p for "same" (span = the kernel's extent). Keras 2 loads the class as
+// Conv2DTranspose and drops output_shape (its default size is one of those), Keras 3 names the extra
+// p output_padding. xtape keeps Keras 1's numbers: the size becomes output_padding once the input
+// size is known (at build), and the layer saves as Conv2DTranspose with that output_padding.
+template <class T>
+std::vector<long> BaseConv<T>::keras1_output_padding(const dims_t& s) const
+{
+    const ConvLayerOptions<T>& m = m_options;
+    const std::size_t first = channels_first() ? 2 : 1;
+    std::vector<long> pad(m_rank, 0);
+    bool is_default = true;
+    for (std::size_t d = 0; d < m_rank; ++d) {
+        const long n = s[first + d], stride = long(m.strides.size() == 1 ? m.strides[0] : m.strides[d]);
+        const long k = long(m.kernel_size.size() == 1 ? m.kernel_size[0] : m.kernel_size[d]);
+        const long dil = long(m.dilation_rate.size() == 1 ? m.dilation_rate[0] : m.dilation_rate[d]);
+        const long span = (k - 1) * dil + 1, want = m.keras1_output_shape[d];
+        if (n <= 0)
+            throw ValueError("layer \"" + this->name() + "\": Keras 1's output_shape needs the input's spatial sizes, "
+                                                          "received input shape " +
+                             dims_str(s));
+        const bool same = m.padding == "same";
+        const long fallback = same ? n * stride : n * stride + std::max(span - stride, 0L);
+        const long base = (n - 1) * stride + (same ? span - 2 * (span / 2) : span);
+        is_default = is_default && want == fallback;
+        pad[d] = want - base;
+        const long lo = same ? (n - 1) * stride + 1 : (n - 1) * stride + span;
+        if (want < lo || want >= lo + stride)
+            throw ValueError("layer \"" + this->name() + "\" (Deconvolution2D): output_shape size " +
+                             std::to_string(want) + " in spatial dimension " + std::to_string(d) +
+                             " cannot come from input size " + std::to_string(n) + " with kernel " + std::to_string(k) +
+                             ", strides " + std::to_string(stride) + " and padding '" + m.padding +
+                             "': expected a size in [" + std::to_string(lo) + ", " + std::to_string(lo + stride - 1) +
+                             "]");
+    }
+    if (is_default)
+        return {};
+    for (std::size_t d = 0; d < m_rank; ++d) {
+        const long stride = long(m.strides.size() == 1 ? m.strides[0] : m.strides[d]);
+        if (pad[d] < 0 || pad[d] >= stride)
+            throw NotImplementedError("layer \"" + this->name() +
+                                      "\" (Deconvolution2D): output_shape " + std::to_string(m.keras1_output_shape[d]) +
+                                      " needs output_padding " + std::to_string(pad[d]) + " with strides " +
+                                      std::to_string(stride) +
+                                      ", which Conv2DTranspose cannot express (an even kernel with padding 'same')");
+    }
+    return pad;
+}
+
 template <class T>
 std::string BaseConv<T>::input_error(const std::string& what) const
 {
@@ -290,6 +356,12 @@ dims_t BaseConv<T>::compute_output_shape(const dims_t& s) const
     for (std::size_t d = 0; d < m_rank; ++d)
         probe[first + d] = s[first + d] > 0 ? std::size_t(s[first + d]) : 0;
     dims_t out = s;
+    if (!m_options.keras1_output_shape.empty()) { // Keras 1's get_output_shape_for: output_shape as given
+        out[ca] = m_options.filters;
+        for (std::size_t d = 0; d < m_rank; ++d)
+            out[first + d] = m_options.keras1_output_shape[d];
+        return out;
+    }
     const long channels = m_kind == ConvKind::depthwise ? long(probe[ca]) * m_options.depth_multiplier
                                                         : m_options.filters;
     out[ca] = (m_kind == ConvKind::depthwise && s[ca] < 0) ? none_dim : channels;
@@ -330,6 +402,10 @@ void BaseConv<T>::build(const dims_t& s)
                          "received: " +
                          dims_str(s));
     m_in_channels = std::size_t(ch);
+    if (!m_options.keras1_output_shape.empty()) { // Note [Deconvolution2D's output_shape]
+        m_options.output_padding = keras1_output_padding(s);
+        m_options.keras1_output_shape.clear();
+    }
     const ConvLayerOptions<T>& m = m_options;
     if (m_kind == ConvKind::conv && m_in_channels % m.groups != 0)
         throw ValueError("The number of input channels must be evenly divisible by the number of groups. Received "
@@ -465,6 +541,7 @@ void register_convolutional_layers(std::map<std::string, LayerFactory<T>>& facto
         { "Convolution1DTranspose", 1, ConvKind::transpose },
         { "Convolution2DTranspose", 2, ConvKind::transpose },
         { "Convolution3DTranspose", 3, ConvKind::transpose },
+        { "Deconvolution2D", 2, ConvKind::transpose }, // Keras 1
         { "DepthwiseConv1D", 1, ConvKind::depthwise },
         { "DepthwiseConv2D", 2, ConvKind::depthwise },
         { "SeparableConv1D", 1, ConvKind::separable },
@@ -480,7 +557,7 @@ void register_convolutional_layers(std::map<std::string, LayerFactory<T>>& facto
             cls = canonical[e.rank - 1];
         else if (cls.rfind("AtrousConvolution", 0) == 0)
             cls = canonical[e.rank - 1];
-        else if (cls.rfind("Convolution", 0) == 0)
+        else if (cls.rfind("Convolution", 0) == 0 || cls == "Deconvolution2D")
             cls = "Conv" + std::to_string(e.rank) + "DTranspose";
         else if (cls.rfind("SeparableConvolution", 0) == 0)
             cls = "SeparableConv" + std::to_string(e.rank) + "D";

@@ -12,9 +12,10 @@
 //   Separable:  depthwise_kernel (k..., in, depth_multiplier), pointwise_kernel (1..., in * depth_multiplier,
 //               filters), bias (filters)
 // Configs: Keras 3's keys on write; on read also Keras 2's (same keys, no groups) and Keras 1's
-// (Convolution1D/2D: nb_filter, filter_length, nb_row, nb_col, subsample(_length), border_mode,
-// dim_ordering "tf"/"th", init, W_/b_regularizer, W_/b_constraint, bias, atrous_rate). Kernels a
-// Keras 1 "th" file stores in another layout are converted where the file is read (saving/).
+// (Convolution1D/2D, Deconvolution2D: nb_filter, filter_length, nb_row, nb_col, subsample(_length),
+// border_mode, dim_ordering "tf"/"th", init, W_/b_regularizer, W_/b_constraint, bias, atrous_rate,
+// Deconvolution2D's output_shape). Kernels a Keras 1 file stores in another layout are converted
+// where the file is read (saving/).
 #pragma once
 
 #include "framework/conv.hpp"
@@ -40,6 +41,9 @@ struct ConvLayerOptions {
     std::size_t groups = 1;                ///< Conv only
     long depth_multiplier = 1;             ///< depthwise and separable
     std::vector<long> output_padding;      ///< transposed; empty = None
+    /// Keras 1 Deconvolution2D only: the spatial sizes of its `output_shape` argument. The layer
+    /// turns them into output_padding when it is built (Note [Deconvolution2D's output_shape]).
+    std::vector<long> keras1_output_shape;
     std::string activation = "linear";
     bool use_bias = true;
     InitializerPtr<T> kernel_initializer;  ///< null: glorot_uniform
@@ -87,6 +91,8 @@ protected:
 
 private:
     ConvOptions op_options() const;
+    /// The output_padding that gives Keras 1's output_shape for an input of shape s.
+    std::vector<long> keras1_output_padding(const dims_t& s) const;
     std::size_t channel_axis(std::size_t ndim) const { return channels_first() ? 1 : ndim - 1; }
     std::string input_error(const std::string& what) const;
 
