@@ -19,7 +19,8 @@ case "$model" in
     *) echo "main.sh: --model must be mlp or cnn, got '$model'" >&2; exit 2 ;;
 esac
 bash scripts/setup.sh
+. scripts/compiler_cache.sh
 # Options are explicit: a build/ configured earlier with other options must not drop the example.
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DXTAPE_BUILD_EXAMPLES=ON > build.log 2>&1 || { cat build.log; exit 1; }
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DXTAPE_BUILD_EXAMPLES=ON "${cache_args[@]}" > build.log 2>&1 || { cat build.log; exit 1; }
 cmake --build build -j"$(nproc)" --target "$target" >> build.log 2>&1 || { tail -n 80 build.log; exit 1; }
 ./build/examples/"$target" ${args[@]+"${args[@]}"}

@@ -7,7 +7,8 @@ pkgs=(g++ cmake make libxtensor-dev libxtensor-blas-dev libxsimd-dev xtl-dev lib
       clang libclang-rt-14-dev libomp-14-dev # clang: the sanitizer build and its libFuzzer targets
       libzip-dev                             # .keras archives (issue 18)
       libopenmpi-dev openmpi-bin             # data-parallel training (issue 14)
-      libcli11-dev gnuplot-nox doxygen)      # the CLI's parser, training-curve pictures, the API reference (issue 16)
+      libcli11-dev gnuplot-nox doxygen       # the CLI's parser, training-curve pictures, the API reference (issue 16)
+      ccache)                                # compiler cache (scripts/compiler_cache.sh)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

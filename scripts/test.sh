@@ -8,9 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+. scripts/compiler_cache.sh
 jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DXTAPE_BUILD_TESTS=ON -DXTAPE_BUILD_EXAMPLES=ON \
-    -DXTAPE_BUILD_BENCH=ON -DXTAPE_BUILD_TOOLS=ON -DXTAPE_BENCH_ONEDNN=ON -DXTAPE_BENCH_TORCH=ON > build.log 2>&1 || { cat build.log; exit 1; }
+    -DXTAPE_BUILD_BENCH=ON -DXTAPE_BUILD_TOOLS=ON -DXTAPE_BENCH_ONEDNN=ON -DXTAPE_BENCH_TORCH=ON \
+    "${cache_args[@]}" > build.log 2>&1 || { cat build.log; exit 1; }
 cmake --build build -j"$jobs" >> build.log 2>&1 || { tail -n 80 build.log; exit 1; }
 (cd build && ctest --output-on-failure -j1)
 if [ "${XTAPE_SKIP_SANITIZE:-0}" != "1" ]; then
@@ -21,7 +23,7 @@ if [ "${XTAPE_SKIP_SANITIZE:-0}" != "1" ]; then
     CC=clang CXX=clang++ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DXTAPE_SANITIZE=ON -DXTAPE_FUZZ=ON \
         -DXTAPE_FUZZ_SECONDS="${XTAPE_FUZZ_SECONDS:-30}" -DXTAPE_NATIVE=OFF -DXTAPE_BUILD_TESTS=ON \
-        -DXTAPE_BUILD_EXAMPLES=OFF -DXTAPE_BUILD_BENCH=OFF -DXTAPE_BUILD_TOOLS=ON > build-asan.log 2>&1 \
+        -DXTAPE_BUILD_EXAMPLES=OFF -DXTAPE_BUILD_BENCH=OFF -DXTAPE_BUILD_TOOLS=ON "${cache_args[@]}" > build-asan.log 2>&1 \
         || { cat build-asan.log; exit 1; }
     cmake --build build-asan -j"$jobs" --target sanitize_tests fuzz_targets >> build-asan.log 2>&1 \
         || { tail -n 80 build-asan.log; exit 1; }
