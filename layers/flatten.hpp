@@ -11,6 +11,7 @@
 namespace xtape {
 
 template<class T>
+/// keras.layers.Flatten: (batch, d1, ..., dn) -> (batch, d1*...*dn), channels moved last first for "channels_first".
 class Flatten : public Layer<T>
 {
 public:
@@ -24,6 +25,7 @@ public:
     json get_config() const override;
     dims_t compute_output_shape(const dims_t& input_shape) const override;
 
+    /// "channels_last" (default) or "channels_first".
     const std::string& data_format() const { return m_data_format; }
 
 protected:

@@ -10,6 +10,7 @@
 namespace xtape {
 
 template<class T>
+/// keras.layers.LeakyReLU: x for x >= 0, negative_slope * x otherwise (default slope 0.3).
 class LeakyReLU : public Layer<T>
 {
 public:
@@ -20,6 +21,7 @@ public:
     static std::shared_ptr<LeakyReLU> from_config(const json& config);
     json get_config() const override;
 
+    /// The slope for negative inputs (Keras 3's negative_slope, Keras 2's alpha).
     double negative_slope() const { return m_negative_slope; }
 
 protected:

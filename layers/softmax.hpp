@@ -12,9 +12,11 @@
 namespace xtape {
 
 template<class T>
+/// keras.layers.Softmax: normalizes exp(x) over `axis` (default -1) or several axes; masked positions get (almost) zero.
 class Softmax : public Layer<T>
 {
 public:
+    /// Softmax over one axis (negative counts from the end; -1: the last axis).
     explicit Softmax(int axis = -1, const std::string& name = "", bool trainable = true);
     /// requires: at least one axis. Several axes normalize over all of them together.
     explicit Softmax(const axes_t& axes, const std::string& name = "", bool trainable = true);
@@ -23,6 +25,7 @@ public:
     static std::shared_ptr<Softmax> from_config(const json& config);
     json get_config() const override;
 
+    /// The axes normalized over, as given (negative values count from the end).
     const axes_t& axes() const { return m_axes; }
 
 protected:

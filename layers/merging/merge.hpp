@@ -23,6 +23,7 @@
 namespace xtape {
 
 template <class T>
+/// Keras's Merge base of the elementwise merges: broadcasting of the inputs, rank alignment and output masks (see the top of this file).
 class Merge : public Layer<T> {
 public:
     std::vector<dims_t> compute_output_shape_list(const std::vector<dims_t>& input_shapes) const override;
@@ -30,6 +31,7 @@ public:
                                              const std::vector<Tensor<T>>& masks) const override;
 
 protected:
+    /// For subclasses: `class_name` is Keras's ("Add"); an empty `name` gets a unique one from it.
     Merge(std::string class_name, std::string name, bool trainable);
     /// requires: at least `min_inputs` inputs (ValueError), shapes that broadcast (ValueError).
     void build_list(const std::vector<dims_t>& input_shapes) override;
@@ -45,6 +47,7 @@ protected:
     /// Keras's _apply_merge_op_and_or_mask with `op` (Maximum, Minimum).
     Tensor<T> merge_extremum_masked(const std::vector<Tensor<T>>& inputs, const std::vector<Tensor<T>>& masks,
                                     Tensor<T> (*op)(const Tensor<T>&, const Tensor<T>&)) const;
+    /// Throws ValueError with Keras's message when `n` inputs are too few (at least 1; Subtract requires exactly 2).
     virtual void check_count(std::size_t n) const;
 };
 
@@ -65,11 +68,16 @@ protected:
     Tensor<T> merge_masked(const std::vector<Tensor<T>>& inputs, const std::vector<Tensor<T>>& masks)          \
         const override;
 
+/// keras.layers.Add: the elementwise sum of one or more broadcastable inputs.
 XTAPE_MERGE_LAYER(Add, )
 XTAPE_MERGE_LAYER(Subtract, ) ///< exactly 2 inputs: inputs[0] - inputs[1]
+/// keras.layers.Multiply: the elementwise product of one or more inputs; masked-out positions take no part (Keras 3).
 XTAPE_MERGE_LAYER(Multiply, XTAPE_MASKED_MERGE)
+/// keras.layers.Average: the elementwise mean of one or more inputs.
 XTAPE_MERGE_LAYER(Average, )
+/// keras.layers.Maximum: the elementwise maximum of one or more inputs; masked-out positions take no part (Keras 3).
 XTAPE_MERGE_LAYER(Maximum, XTAPE_MASKED_MERGE)
+/// keras.layers.Minimum: the elementwise minimum of one or more inputs; masked-out positions take no part (Keras 3).
 XTAPE_MERGE_LAYER(Minimum, XTAPE_MASKED_MERGE)
 #undef XTAPE_MERGE_LAYER
 #undef XTAPE_MASKED_MERGE
@@ -80,9 +88,12 @@ XTAPE_MERGE_LAYER(Minimum, XTAPE_MASKED_MERGE)
 template <class T>
 class Concatenate : public Layer<T> {
 public:
+    /// Concatenate(axis = -1): the axis the inputs are joined along (negative counts from the end; not the batch axis).
     explicit Concatenate(int axis = -1, const std::string& name = "", bool trainable = true);
+    /// Builds the layer from a Keras config (axis, default -1).
     static std::shared_ptr<Concatenate> from_config(const json& config);
     json get_config() const override;
+    /// The concatenation axis as given (negative counts from the end).
     int axis() const { return m_axis; }
     std::vector<dims_t> compute_output_shape_list(const std::vector<dims_t>& input_shapes) const override;
     std::vector<Tensor<T>> compute_mask_list(const std::vector<Tensor<T>>& inputs,
@@ -101,15 +112,18 @@ private:
 /// keras.layers.Dot(axes, normalize=false): the batch-wise dot product of two inputs along
 /// axes[0] of the first and axes[1] of the second (an int is used for both; negative counts
 /// from the end; the batch axis cannot be one). normalize L2-normalizes both along those axes
-/// first (x / max(||x||, 1e-7), Keras 3's ops.normalize). Inputs of rank 2 or 3 (ValueError
-/// for rank < 2, NotImplementedError above 3). Output shape: the first's without its axis,
+/// first (x / max(||x||, 1e-7), Keras 3's ops.normalize). Inputs of any rank >= 2 (ValueError
+/// for rank < 2; Keras's batch_dot). Output shape: the first's without its axis,
 /// then the second's without its axis and batch; (batch, 1) when that leaves one dimension.
 /// No output mask.
 template <class T>
 class Dot : public Layer<T> {
 public:
+    /// Dot(axes, normalize = false) with the same axis for both inputs.
     explicit Dot(int axes, bool normalize = false, const std::string& name = "", bool trainable = true);
+    /// Dot(axes, normalize = false) with one axis per input ({a} means the same for both).
     Dot(std::vector<int> axes, bool normalize = false, const std::string& name = "", bool trainable = true);
+    /// Builds the layer from a Keras config (axes as an int or a list of two, normalize).
     static std::shared_ptr<Dot> from_config(const json& config);
     json get_config() const override;
     std::vector<dims_t> compute_output_shape_list(const std::vector<dims_t>& input_shapes) const override;
