@@ -152,7 +152,6 @@ private:
 /// Prints "Epoch i/n" and a Progbar per epoch (training), or per run (evaluate, predict).
 /// Inside fit, validation is silent (Keras).
 template <class T>
-/// keras.callbacks.ProgbarLogger: the progress bar fit/evaluate/predict show (see above).
 class ProgbarLogger : public Callback<T> {
 public:
     bool chief_only() const override { return true; }
@@ -196,7 +195,6 @@ private:
 
 /// Records the epoch logs: history["loss"][i] is the loss of the i-th epoch run.
 template <class T>
-/// keras.callbacks.History: records the epoch logs; fit() returns it.
 class History : public Callback<T> {
 public:
     std::vector<int> epoch;
@@ -287,7 +285,6 @@ private:
 /// produced the bad loss: it copies them at every batch begin (one copy of the weights per
 /// step). The optimizer's slots are not restored.
 template <class T>
-/// keras.callbacks.TerminateOnNaN, which also restores the weights from before the bad step (see above).
 class TerminateOnNaN : public Callback<T> {
 public:
     void on_train_batch_begin(int batch, Logs&) override;
@@ -317,7 +314,6 @@ struct ReduceLROnPlateauOptions {
 /// than min_delta for `patience` epochs (then waits `cooldown` epochs); never below min_lr.
 /// Adds "learning_rate" to the epoch logs.
 template <class T>
-/// keras.callbacks.ReduceLROnPlateau: lowers the learning rate when the monitored value stalls (see above).
 class ReduceLROnPlateau : public Callback<T> {
 public:
     /// requires: factor < 1 (ValueError otherwise, as Keras).
@@ -338,7 +334,6 @@ private:
 /// Sets the learning rate at each epoch begin to schedule(epoch, current learning rate);
 /// adds "learning_rate" to the epoch logs.
 template <class T>
-/// keras.callbacks.LearningRateScheduler(schedule, verbose): the learning rate from schedule(epoch, lr) at each epoch begin.
 class LearningRateScheduler : public Callback<T> {
 public:
     /// `schedule` gets the epoch (from 0) and the current rate and returns the new rate; verbose 1 prints the change.

@@ -40,7 +40,6 @@ protected:
     SpatialDropout(const char* class_name, std::size_t spatial_axes, double rate, std::optional<std::uint64_t> seed,
                    const std::string& data_format, const std::string& name, bool trainable);
     /// rate (Keras 1: p), seed, data_format or dim_ordering.
-    /// The constructor arguments read from a config by args_from_config.
     struct Args {
         double rate;
         std::optional<std::uint64_t> seed;
