@@ -85,6 +85,13 @@ XTAPE_SIMPLE_LOSS(MeanSquaredErrorLoss, "MeanSquaredError", "mean_squared_error"
 XTAPE_SIMPLE_LOSS(MeanAbsoluteErrorLoss, "MeanAbsoluteError", "mean_absolute_error")
 /// sum(y_true * log(y_true / y_pred)) over the last axis, both clipped to [1e-7, 1].
 XTAPE_SIMPLE_LOSS(KLDivergence, "KLDivergence", "kl_divergence")
+// The constructors the loss macro declares (Doxygen reads no comment inside a macro):
+/// \fn xtape::MeanSquaredErrorLoss::MeanSquaredErrorLoss(std::string name, std::string reduction)
+/// MeanSquaredErrorLoss(name = "mean_squared_error", reduction = "sum_over_batch_size"); ValueError for an unknown reduction.
+/// \fn xtape::MeanAbsoluteErrorLoss::MeanAbsoluteErrorLoss(std::string name, std::string reduction)
+/// MeanAbsoluteErrorLoss(name = "mean_absolute_error", reduction = "sum_over_batch_size"); ValueError for an unknown reduction.
+/// \fn xtape::KLDivergence::KLDivergence(std::string name, std::string reduction)
+/// KLDivergence(name = "kl_divergence", reduction = "sum_over_batch_size"); ValueError for an unknown reduction.
 #undef XTAPE_SIMPLE_LOSS
 
 /// Binary cross-entropy, mean over the last axis. label_smoothing s: y -> y (1 - s) + s / 2.

@@ -148,6 +148,47 @@ XTAPE_CONV_LAYER(DepthwiseConv2D, 2, ConvKind::depthwise)
 XTAPE_CONV_LAYER(SeparableConv1D, 1, ConvKind::separable)
 /// keras.layers.SeparableConv2D: a depthwise convolution followed by a 1x1 pointwise one to filters.
 XTAPE_CONV_LAYER(SeparableConv2D, 2, ConvKind::separable)
+// The constructors the convolution macro declares (Doxygen reads no comment inside a macro):
+/// \fn xtape::Conv1D::Conv1D(const ConvLayerOptions<T>& options)
+/// A Conv1D with every Keras argument in `options`; ValueError for invalid ones (BaseConv's requirements).
+/// \fn xtape::Conv1D::Conv1D(long filters, std::vector<std::size_t> kernel_size, const std::string& padding, const std::string& activation, const std::string& name)
+/// Conv1D(filters, kernel_size, padding = "valid", activation = "linear", name = ""), the other arguments at Keras's defaults.
+/// \fn xtape::Conv2D::Conv2D(const ConvLayerOptions<T>& options)
+/// A Conv2D with every Keras argument in `options`; ValueError for invalid ones (BaseConv's requirements).
+/// \fn xtape::Conv2D::Conv2D(long filters, std::vector<std::size_t> kernel_size, const std::string& padding, const std::string& activation, const std::string& name)
+/// Conv2D(filters, kernel_size, padding = "valid", activation = "linear", name = ""), the other arguments at Keras's defaults.
+/// \fn xtape::Conv3D::Conv3D(const ConvLayerOptions<T>& options)
+/// A Conv3D with every Keras argument in `options`; ValueError for invalid ones (BaseConv's requirements).
+/// \fn xtape::Conv3D::Conv3D(long filters, std::vector<std::size_t> kernel_size, const std::string& padding, const std::string& activation, const std::string& name)
+/// Conv3D(filters, kernel_size, padding = "valid", activation = "linear", name = ""), the other arguments at Keras's defaults.
+/// \fn xtape::Conv1DTranspose::Conv1DTranspose(const ConvLayerOptions<T>& options)
+/// A Conv1DTranspose with every Keras argument in `options`; ValueError for invalid ones (BaseConv's requirements).
+/// \fn xtape::Conv1DTranspose::Conv1DTranspose(long filters, std::vector<std::size_t> kernel_size, const std::string& padding, const std::string& activation, const std::string& name)
+/// Conv1DTranspose(filters, kernel_size, padding = "valid", activation = "linear", name = ""), the other arguments at Keras's defaults.
+/// \fn xtape::Conv2DTranspose::Conv2DTranspose(const ConvLayerOptions<T>& options)
+/// A Conv2DTranspose with every Keras argument in `options`; ValueError for invalid ones (BaseConv's requirements).
+/// \fn xtape::Conv2DTranspose::Conv2DTranspose(long filters, std::vector<std::size_t> kernel_size, const std::string& padding, const std::string& activation, const std::string& name)
+/// Conv2DTranspose(filters, kernel_size, padding = "valid", activation = "linear", name = ""), the other arguments at Keras's defaults.
+/// \fn xtape::Conv3DTranspose::Conv3DTranspose(const ConvLayerOptions<T>& options)
+/// A Conv3DTranspose with every Keras argument in `options`; ValueError for invalid ones (BaseConv's requirements).
+/// \fn xtape::Conv3DTranspose::Conv3DTranspose(long filters, std::vector<std::size_t> kernel_size, const std::string& padding, const std::string& activation, const std::string& name)
+/// Conv3DTranspose(filters, kernel_size, padding = "valid", activation = "linear", name = ""), the other arguments at Keras's defaults.
+/// \fn xtape::DepthwiseConv1D::DepthwiseConv1D(const ConvLayerOptions<T>& options)
+/// A DepthwiseConv1D with every Keras argument in `options`; ValueError for invalid ones (BaseConv's requirements).
+/// \fn xtape::DepthwiseConv1D::DepthwiseConv1D(long filters, std::vector<std::size_t> kernel_size, const std::string& padding, const std::string& activation, const std::string& name)
+/// DepthwiseConv1D(depth_multiplier, kernel_size, padding = "valid", activation = "linear", name = ""), the other arguments at Keras's defaults.
+/// \fn xtape::DepthwiseConv2D::DepthwiseConv2D(const ConvLayerOptions<T>& options)
+/// A DepthwiseConv2D with every Keras argument in `options`; ValueError for invalid ones (BaseConv's requirements).
+/// \fn xtape::DepthwiseConv2D::DepthwiseConv2D(long filters, std::vector<std::size_t> kernel_size, const std::string& padding, const std::string& activation, const std::string& name)
+/// DepthwiseConv2D(depth_multiplier, kernel_size, padding = "valid", activation = "linear", name = ""), the other arguments at Keras's defaults.
+/// \fn xtape::SeparableConv1D::SeparableConv1D(const ConvLayerOptions<T>& options)
+/// A SeparableConv1D with every Keras argument in `options`; ValueError for invalid ones (BaseConv's requirements).
+/// \fn xtape::SeparableConv1D::SeparableConv1D(long filters, std::vector<std::size_t> kernel_size, const std::string& padding, const std::string& activation, const std::string& name)
+/// SeparableConv1D(filters, kernel_size, padding = "valid", activation = "linear", name = ""), the other arguments at Keras's defaults.
+/// \fn xtape::SeparableConv2D::SeparableConv2D(const ConvLayerOptions<T>& options)
+/// A SeparableConv2D with every Keras argument in `options`; ValueError for invalid ones (BaseConv's requirements).
+/// \fn xtape::SeparableConv2D::SeparableConv2D(long filters, std::vector<std::size_t> kernel_size, const std::string& padding, const std::string& activation, const std::string& name)
+/// SeparableConv2D(filters, kernel_size, padding = "valid", activation = "linear", name = ""), the other arguments at Keras's defaults.
 #undef XTAPE_CONV_LAYER
 
 } // namespace xtape

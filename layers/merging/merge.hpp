@@ -79,6 +79,31 @@ XTAPE_MERGE_LAYER(Average, )
 XTAPE_MERGE_LAYER(Maximum, XTAPE_MASKED_MERGE)
 /// keras.layers.Minimum: the elementwise minimum of one or more inputs; masked-out positions take no part (Keras 3).
 XTAPE_MERGE_LAYER(Minimum, XTAPE_MASKED_MERGE)
+// The members the merge macro declares (Doxygen reads no comment inside a macro):
+/// \fn xtape::Add::Add(const std::string& name, bool trainable)
+/// Add(name = "", trainable = true): the sum of one or more inputs; an empty name becomes "add", "add_1", ...
+/// \fn xtape::Add::from_config(const json& config)
+/// Builds a Add layer from a Keras config (its name and trainable).
+/// \fn xtape::Subtract::Subtract(const std::string& name, bool trainable)
+/// Subtract(name = "", trainable = true): inputs[0] - inputs[1]; called on exactly 2 inputs; an empty name becomes "subtract", "subtract_1", ...
+/// \fn xtape::Subtract::from_config(const json& config)
+/// Builds a Subtract layer from a Keras config (its name and trainable).
+/// \fn xtape::Multiply::Multiply(const std::string& name, bool trainable)
+/// Multiply(name = "", trainable = true): the product of one or more inputs; an empty name becomes "multiply", "multiply_1", ...
+/// \fn xtape::Multiply::from_config(const json& config)
+/// Builds a Multiply layer from a Keras config (its name and trainable).
+/// \fn xtape::Average::Average(const std::string& name, bool trainable)
+/// Average(name = "", trainable = true): the mean of one or more inputs; an empty name becomes "average", "average_1", ...
+/// \fn xtape::Average::from_config(const json& config)
+/// Builds a Average layer from a Keras config (its name and trainable).
+/// \fn xtape::Maximum::Maximum(const std::string& name, bool trainable)
+/// Maximum(name = "", trainable = true): the maximum of one or more inputs; an empty name becomes "maximum", "maximum_1", ...
+/// \fn xtape::Maximum::from_config(const json& config)
+/// Builds a Maximum layer from a Keras config (its name and trainable).
+/// \fn xtape::Minimum::Minimum(const std::string& name, bool trainable)
+/// Minimum(name = "", trainable = true): the minimum of one or more inputs; an empty name becomes "minimum", "minimum_1", ...
+/// \fn xtape::Minimum::from_config(const json& config)
+/// Builds a Minimum layer from a Keras config (its name and trainable).
 #undef XTAPE_MERGE_LAYER
 #undef XTAPE_MASKED_MERGE
 
