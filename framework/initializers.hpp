@@ -67,7 +67,7 @@ private:
 template <class T>
 class Identity : public Initializer<T> {
 public:
-    /// Identity(gain = 1.0).
+    /// Identity(gain = 1.0): the identity matrix times gain.
     explicit Identity(double gain = 1.0)
         : m_gain(gain)
     {
@@ -152,7 +152,7 @@ public:
     array_t<T> operator()(const shape_t& shape) const override;
     std::string class_name() const override { return "VarianceScaling"; }
     json get_config() const override;
-    /// The variance scale.
+    /// The target variance times n: stddev^2 (or limit^2 / 3) = scale / n.
     double scale() const { return m_scale; }
     /// "fan_in", "fan_out" or "fan_avg": the n that scale is divided by.
     const std::string& mode() const { return m_mode; }
@@ -170,7 +170,7 @@ private:
 template <class T>
 class GlorotUniform : public VarianceScaling<T> {
 public:
-    /// GlorotUniform(seed = None): Keras's default kernel initializer.
+    /// GlorotUniform(seed = None) = VarianceScaling(1.0, "fan_avg", "uniform", seed): Keras's default kernel initializer.
     explicit GlorotUniform(seed_t seed = std::nullopt)
         : VarianceScaling<T>(1.0, "fan_avg", "uniform", seed)
     {
@@ -183,7 +183,7 @@ public:
 template <class T>
 class GlorotNormal : public VarianceScaling<T> {
 public:
-    /// GlorotNormal(seed = None).
+    /// GlorotNormal(seed = None) = VarianceScaling(1.0, "fan_avg", "truncated_normal", seed).
     explicit GlorotNormal(seed_t seed = std::nullopt)
         : VarianceScaling<T>(1.0, "fan_avg", "truncated_normal", seed)
     {
@@ -196,7 +196,7 @@ public:
 template <class T>
 class HeUniform : public VarianceScaling<T> {
 public:
-    /// HeUniform(seed = None).
+    /// HeUniform(seed = None) = VarianceScaling(2.0, "fan_in", "uniform", seed).
     explicit HeUniform(seed_t seed = std::nullopt)
         : VarianceScaling<T>(2.0, "fan_in", "uniform", seed)
     {
@@ -209,7 +209,7 @@ public:
 template <class T>
 class HeNormal : public VarianceScaling<T> {
 public:
-    /// HeNormal(seed = None).
+    /// HeNormal(seed = None) = VarianceScaling(2.0, "fan_in", "truncated_normal", seed).
     explicit HeNormal(seed_t seed = std::nullopt)
         : VarianceScaling<T>(2.0, "fan_in", "truncated_normal", seed)
     {
@@ -222,7 +222,7 @@ public:
 template <class T>
 class LecunUniform : public VarianceScaling<T> {
 public:
-    /// LecunUniform(seed = None).
+    /// LecunUniform(seed = None) = VarianceScaling(1.0, "fan_in", "uniform", seed).
     explicit LecunUniform(seed_t seed = std::nullopt)
         : VarianceScaling<T>(1.0, "fan_in", "uniform", seed)
     {
@@ -235,7 +235,7 @@ public:
 template <class T>
 class LecunNormal : public VarianceScaling<T> {
 public:
-    /// LecunNormal(seed = None).
+    /// LecunNormal(seed = None) = VarianceScaling(1.0, "fan_in", "truncated_normal", seed).
     explicit LecunNormal(seed_t seed = std::nullopt)
         : VarianceScaling<T>(1.0, "fan_in", "truncated_normal", seed)
     {
@@ -250,7 +250,7 @@ public:
 template <class T>
 class Orthogonal : public RandomInitializer<T> {
 public:
-    /// Orthogonal(gain = 1.0, seed = None).
+    /// Orthogonal(gain = 1.0, seed = None): an orthogonal matrix times gain.
     explicit Orthogonal(double gain = 1.0, seed_t seed = std::nullopt);
     array_t<T> operator()(const shape_t& shape) const override;
     std::string class_name() const override { return "Orthogonal"; }

@@ -105,7 +105,7 @@ public:
     /// The number of state variables that belong to no model variable (Nadam's u_product: 1).
     std::size_t num_extra_variables() const { return m_extras.size(); }
 
-    /// The optimizer's name ("adam" by default), the prefix of its variables in files.
+    /// The optimizer's name (Keras's default: "adam", "SGD", ...), the prefix of its variables in files.
     const std::string& name() const { return m_name; }
     /// Renames the optimizer (and so the paths of its variables).
     void set_name(std::string name) { m_name = std::move(name); }
@@ -133,7 +133,7 @@ public:
     void exclude_from_weight_decay(const std::vector<Variable<T>>& vars, const std::vector<std::string>& var_names = {});
 
 protected:
-    /// For subclasses: the learning rate (constant or schedule) and the default name ("adam").
+    /// For subclasses: the learning rate (constant or schedule) and Keras's default name ("adam", "rmsprop", "SGD").
     OptimizerBase(LearningRate learning_rate, std::string name);
 
     /// Creates the slots with add_slots() / add_extra_variable(); called once, by build().

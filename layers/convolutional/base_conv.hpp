@@ -134,11 +134,11 @@ XTAPE_CONV_LAYER(Conv1D, 1, ConvKind::conv)
 XTAPE_CONV_LAYER(Conv2D, 2, ConvKind::conv)
 /// keras.layers.Conv3D: 3-D convolution over (batch, d1, d2, d3, channels).
 XTAPE_CONV_LAYER(Conv3D, 3, ConvKind::conv)
-/// keras.layers.Conv1DTranspose: the gradient of Conv1D as a layer (upsampling by strides).
+/// keras.layers.Conv1DTranspose: the transpose (adjoint) of Conv1D, which upsamples steps by strides.
 XTAPE_CONV_LAYER(Conv1DTranspose, 1, ConvKind::transpose)
-/// keras.layers.Conv2DTranspose: the gradient of Conv2D as a layer; output_padding as in Keras.
+/// keras.layers.Conv2DTranspose: the transpose (adjoint) of Conv2D, which upsamples by strides; output_padding as in Keras.
 XTAPE_CONV_LAYER(Conv2DTranspose, 2, ConvKind::transpose)
-/// keras.layers.Conv3DTranspose: the gradient of Conv3D as a layer.
+/// keras.layers.Conv3DTranspose: the transpose (adjoint) of Conv3D, which upsamples by strides.
 XTAPE_CONV_LAYER(Conv3DTranspose, 3, ConvKind::transpose)
 /// keras.layers.DepthwiseConv1D: each channel convolved alone into depth_multiplier outputs.
 XTAPE_CONV_LAYER(DepthwiseConv1D, 1, ConvKind::depthwise)

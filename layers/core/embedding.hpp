@@ -68,7 +68,7 @@ class Masking : public Layer<T> {
 public:
     /// Masking(mask_value = 0.0): steps whose every feature equals mask_value are masked.
     explicit Masking(double mask_value = 0.0, const std::string& name = "");
-    /// Builds the layer from a Keras config (mask_value, name).
+    /// Builds the layer from a Keras config; mask_value may be a number or Keras 3's serialized tensor.
     static std::shared_ptr<Masking> from_config(const json& config);
     json get_config() const override;
     /// any(x != mask_value, axis=-1): 1 for kept steps, shape x.shape[:-1]; the incoming mask is ignored.

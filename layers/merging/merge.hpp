@@ -83,7 +83,7 @@ XTAPE_MERGE_LAYER(Minimum, XTAPE_MASKED_MERGE)
 /// \fn xtape::Add::Add(const std::string& name, bool trainable)
 /// Add(name = "", trainable = true): the sum of one or more inputs; an empty name becomes "add", "add_1", ...
 /// \fn xtape::Add::from_config(const json& config)
-/// Builds a Add layer from a Keras config (its name and trainable).
+/// Builds an Add layer from a Keras config (its name and trainable).
 /// \fn xtape::Subtract::Subtract(const std::string& name, bool trainable)
 /// Subtract(name = "", trainable = true): inputs[0] - inputs[1]; called on exactly 2 inputs; an empty name becomes "subtract", "subtract_1", ...
 /// \fn xtape::Subtract::from_config(const json& config)
@@ -95,7 +95,7 @@ XTAPE_MERGE_LAYER(Minimum, XTAPE_MASKED_MERGE)
 /// \fn xtape::Average::Average(const std::string& name, bool trainable)
 /// Average(name = "", trainable = true): the mean of one or more inputs; an empty name becomes "average", "average_1", ...
 /// \fn xtape::Average::from_config(const json& config)
-/// Builds a Average layer from a Keras config (its name and trainable).
+/// Builds an Average layer from a Keras config (its name and trainable).
 /// \fn xtape::Maximum::Maximum(const std::string& name, bool trainable)
 /// Maximum(name = "", trainable = true): the maximum of one or more inputs; an empty name becomes "maximum", "maximum_1", ...
 /// \fn xtape::Maximum::from_config(const json& config)

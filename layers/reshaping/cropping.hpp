@@ -27,7 +27,7 @@ public:
     dims_t compute_output_shape(const dims_t& input_shape) const override;
 
 protected:
-    /// For subclasses: one (before, after) pair per spatial axis; ValueError for an unknown data_format.
+    /// For subclasses: one (before, after) pair per spatial axis (ValueError otherwise) and a known data_format.
     Cropping(const char* class_name, const pad_widths_t& cropping, const std::string& data_format,
              const std::string& name, bool trainable);
     Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask) override;
