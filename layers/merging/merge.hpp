@@ -26,7 +26,9 @@ template <class T>
 /// Keras's Merge base of the elementwise merges: broadcasting of the inputs, rank alignment and output masks (see the top of this file).
 class Merge : public Layer<T> {
 public:
+    /// The inputs' broadcast shape, lower ranks given axes after the batch (ValueError, Keras's message, when they do not broadcast).
     std::vector<dims_t> compute_output_shape_list(const std::vector<dims_t>& input_shapes) const override;
+    /// No mask unless every input has one, then their logical or (Keras's Merge.compute_mask).
     std::vector<Tensor<T>> compute_mask_list(const std::vector<Tensor<T>>& inputs,
                                              const std::vector<Tensor<T>>& masks) const override;
 
@@ -120,7 +122,9 @@ public:
     json get_config() const override;
     /// The concatenation axis as given (negative counts from the end).
     int axis() const { return m_axis; }
+    /// The inputs' common shape with the sizes on `axis` summed (None if any is None); ValueError when the other sizes differ.
     std::vector<dims_t> compute_output_shape_list(const std::vector<dims_t>& input_shapes) const override;
+    /// When any input has a mask: the masks (ones for an input without) concatenated along `axis`, any() over the last axis; otherwise none.
     std::vector<Tensor<T>> compute_mask_list(const std::vector<Tensor<T>>& inputs,
                                              const std::vector<Tensor<T>>& masks) const override;
 
@@ -151,7 +155,9 @@ public:
     /// Builds the layer from a Keras config (axes as an int or a list of two, normalize).
     static std::shared_ptr<Dot> from_config(const json& config);
     json get_config() const override;
+    /// batch_dot's shape: the first input's without its axis, then the second's without its axis and batch ((batch, 1) if nothing is left).
     std::vector<dims_t> compute_output_shape_list(const std::vector<dims_t>& input_shapes) const override;
+    /// No output mask (Keras's Dot.compute_mask).
     std::vector<Tensor<T>> compute_mask_list(const std::vector<Tensor<T>>& inputs,
                                              const std::vector<Tensor<T>>& masks) const override;
 
