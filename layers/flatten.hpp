@@ -23,6 +23,7 @@ public:
     /// Keras 2/3 configs; Keras 1 configs have no data_format (channels_last).
     static std::shared_ptr<Flatten> from_config(const json& config);
     json get_config() const override;
+    /// (batch, product of the other dimensions), None when any of them is None; (batch, 1) for a rank-1 input.
     dims_t compute_output_shape(const dims_t& input_shape) const override;
 
     /// "channels_last" (default) or "channels_first".

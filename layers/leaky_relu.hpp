@@ -26,6 +26,7 @@ public:
 
 protected:
     Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask) override;
+    /// Any shape: the function is elementwise.
     void check_input(const shape_t&) const override {}
 
 private:

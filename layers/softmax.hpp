@@ -30,6 +30,7 @@ public:
 
 protected:
     Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask) override;
+    /// Any shape in which every axis exists (ShapeError naming the layer, the axis and the shape otherwise).
     void check_input(const shape_t& x) const override;
 
 private:

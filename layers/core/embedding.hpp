@@ -43,6 +43,7 @@ public:
     /// Builds the layer from a Keras 1, 2 or 3 config (Keras 1's init / W_regularizer / W_constraint, Keras 2's input_length accepted).
     static std::shared_ptr<Embedding> from_config(const json& config);
     json get_config() const override;
+    /// The indices' shape followed by output_dim.
     dims_t compute_output_shape(const dims_t& input_shape) const override;
     /// indices != 0 with mask_zero, else no mask.
     Tensor<T> compute_mask(const Tensor<T>& x, const Tensor<T>& mask) const override;

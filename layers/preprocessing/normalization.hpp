@@ -69,6 +69,7 @@ public:
 protected:
     void build(const dims_t& input_shape) override;
     Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask) override;
+    /// The built rank and the built sizes on the kept axes; other sizes may vary (ShapeError naming the layer).
     void check_input(const shape_t& x) const override;
 
 private:

@@ -31,6 +31,7 @@ protected:
     Cropping(const char* class_name, const pad_widths_t& cropping, const std::string& data_format,
              const std::string& name, bool trainable);
     Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask) override;
+    /// Rank spatial axes + 2 and every cropped axis longer than its crop (compute_output_shape's ShapeError).
     void check_input(const shape_t& x) const override;
     /// The crop widths for every axis of an input of that rank ((0, 0) on the batch and channel axes).
     pad_widths_t all_axes(std::size_t rank) const;

@@ -29,6 +29,7 @@ public:
 
 protected:
     Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask) override;
+    /// Rank 3, any sizes (compute_output_shape's check).
     void check_input(const shape_t& x) const override;
 
 private:
@@ -59,6 +60,7 @@ public:
 
 protected:
     Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask) override;
+    /// Rank 4, any sizes (compute_output_shape's check).
     void check_input(const shape_t& x) const override;
 
 private:

@@ -31,6 +31,7 @@ protected:
     ZeroPadding(const char* class_name, const pad_widths_t& padding, const std::string& data_format,
                 const std::string& name, bool trainable);
     Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask) override;
+    /// Rank spatial axes + 2, any sizes (compute_output_shape's ShapeError).
     void check_input(const shape_t& x) const override;
     /// The widths for every axis of an input of that rank.
     pad_widths_t all_axes(std::size_t rank) const;
