@@ -40,7 +40,7 @@ class Embedding : public Layer<T> {
 public:
     /// requires: input_dim > 0 and output_dim > 0 (Keras's ValueError otherwise).
     explicit Embedding(const EmbeddingOptions<T>& options);
-    /// Builds the layer from a Keras 1, 2 or 3 config (Keras 1's init / W_regularizer / W_constraint, Keras 2's input_length accepted).
+    /// Builds the layer from a Keras 1, 2 or 3 config (Keras 1's init / W_regularizer / W_constraint too); ValueError for a missing or non-integer input_dim / output_dim, NotImplementedError for Keras 1's dropout.
     static std::shared_ptr<Embedding> from_config(const json& config);
     json get_config() const override;
     /// The indices' shape followed by output_dim.
