@@ -20,16 +20,23 @@ namespace xtape::distributed {
 /// True when a launcher (mpirun, srun) started this process.
 bool launched_by_mpirun();
 
+/// Initializes MPI for data-parallel training and installs its collective for the guard's lifetime (see the top of this file).
 class MpiGuard {
 public:
     /// requires: called once per process, before any other MPI use. Throws RuntimeError when MPI
     ///           cannot be initialized.
     MpiGuard(int& argc, char**& argv);
+    /// The same without the program's arguments (MPI_Init with null argc/argv).
     MpiGuard();
+    /// Restores the single-process collective and finalizes MPI if this guard initialized it.
     ~MpiGuard();
+    /// Not copyable: one guard owns MPI's lifetime.
     MpiGuard(const MpiGuard&) = delete;
+    /// Not assignable, for the same reason.
     MpiGuard& operator=(const MpiGuard&) = delete;
+    /// This process's rank in MPI_COMM_WORLD (0 without mpirun).
     int rank() const;
+    /// The number of processes in the job (1 without mpirun).
     int size() const;
 
 private:

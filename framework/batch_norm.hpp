@@ -73,8 +73,10 @@ namespace xtape {
 // ---- kernel level: raw pointers over one (outer, C, inner) problem -----------------------------
 namespace bn {
 
+/// x as (outer, C, inner) in memory: inner == 1 is channel-last, inner > 1 channel-first (Note [Batch norm layouts]).
 struct Layout {
     std::size_t outer = 1, channels = 1, inner = 1;
+    /// The number of elements of x.
     std::size_t size() const { return outer * channels * inner; }
 };
 
@@ -109,6 +111,7 @@ struct OpState;
 template <class T>
 struct Workspace {
     template <class U>
+    /// A vector aligned to 64 bytes for the vectorized passes.
     using aligned_vector = std::vector<U, xsimd::aligned_allocator<U, 64>>;
     std::vector<double> part_a, part_b;                 ///< per-chunk, per-channel partial sums
     aligned_vector<T> coef_m, coef_a, coef_b, coef_c;   ///< per-channel coefficients of a pass

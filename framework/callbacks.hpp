@@ -42,32 +42,50 @@ struct CallbackParams {
 };
 
 template <class T>
+/// keras.callbacks.Callback: the base of training hooks; every hook does nothing by default.
 class Callback {
 public:
+    /// Destroys the callback (held through CallbackPtr by the options that list it).
     virtual ~Callback() = default;
 
+    /// Called by fit/evaluate/predict before the first hook with verbose, epochs and steps.
     virtual void set_params(const CallbackParams& params) { m_params = params; }
     /// The model being trained; callbacks may read and change it (weights, stop_training,
     /// the optimizer's learning rate). Not owned.
     virtual void set_model(Model<T>* model) { m_model = model; }
+    /// The model set by set_model (null outside fit/evaluate/predict).
     Model<T>* model() const { return m_model; }
+    /// The parameters set by set_params (Keras's callback.params).
     const CallbackParams& params() const { return m_params; }
 
+    /// Called once at the start of fit, before the first epoch; the logs are empty.
     virtual void on_train_begin(Logs&) {}
+    /// Called once at the end of fit (also after an early stop); the logs are the last epoch's.
     virtual void on_train_end(Logs&) {}
+    /// Called at the start of each epoch (`epoch` counts from 0, initial_epoch first).
     virtual void on_epoch_begin(int /*epoch*/, Logs&) {}
+    /// Called at the end of each epoch with that epoch's training and "val_" logs; a callback may add entries.
     virtual void on_epoch_end(int /*epoch*/, Logs&) {}
     /// `batch` counts from 0 within the epoch; the logs of batch_end hold the running values
     /// of the epoch so far.
     virtual void on_train_batch_begin(int /*batch*/, Logs&) {}
+    /// Called after each training step with the running logs of the epoch so far.
     virtual void on_train_batch_end(int /*batch*/, Logs&) {}
+    /// Called at the start of evaluate and of fit's validation at each epoch end.
     virtual void on_test_begin(Logs&) {}
+    /// Called at the end of evaluate or of a validation pass, with its final logs.
     virtual void on_test_end(Logs&) {}
+    /// Called before each evaluation batch (`batch` counts from 0).
     virtual void on_test_batch_begin(int /*batch*/, Logs&) {}
+    /// Called after each evaluation batch with the running logs.
     virtual void on_test_batch_end(int /*batch*/, Logs&) {}
+    /// Called at the start of predict.
     virtual void on_predict_begin(Logs&) {}
+    /// Called at the end of predict.
     virtual void on_predict_end(Logs&) {}
+    /// Called before each prediction batch (`batch` counts from 0).
     virtual void on_predict_batch_begin(int /*batch*/, Logs&) {}
+    /// Called after each prediction batch; the logs are empty.
     virtual void on_predict_batch_end(int /*batch*/, Logs&) {}
     /// True for callbacks that print or write files (progress bar, CSV log, checkpoints): in
     /// data-parallel training only rank 0 runs them; every other callback runs on every rank,
@@ -101,8 +119,11 @@ public:
 
     /// finalize -1: current >= target.
     void update(std::int64_t current, const Values& values = {}, int finalize = -1);
+    /// Advances the bar by `n` steps with `values` (update(seen + n, values)).
     void add(std::int64_t n, const Values& values = {}) { update(m_seen + n, values); }
+    /// The total number of steps; <= 0 when unknown.
     std::int64_t target() const { return m_target; }
+    /// Sets the total number of steps (the logger sets it at the end of a run whose length was unknown).
     void set_target(std::int64_t t) { m_target = t; }
 
     /// For tests: replaces the clock (seconds, monotonic).
@@ -134,6 +155,7 @@ template <class T>
 class ProgbarLogger : public Callback<T> {
 public:
     bool chief_only() const override { return true; }
+    /// `out` null: std::cout; dynamic_display as Progbar's (-1: in-place updates on a terminal only).
     explicit ProgbarLogger(std::ostream* out = nullptr, int dynamic_display = -1)
         : m_out(out)
         , m_dynamic(dynamic_display)
@@ -187,6 +209,7 @@ public:
     }
 };
 
+/// keras.callbacks.EarlyStopping's arguments with Keras 3's defaults (monitor "val_loss", patience 0).
 struct EarlyStoppingOptions {
     std::string monitor = "val_loss";
     double min_delta = 0;
@@ -206,14 +229,19 @@ struct EarlyStoppingOptions {
 template <class T>
 class EarlyStopping : public Callback<T> {
 public:
+    /// An unknown mode warns on stderr and falls back to "auto", as Keras does.
     explicit EarlyStopping(EarlyStoppingOptions options = {});
     void on_train_begin(Logs&) override;
     void on_epoch_end(int epoch, Logs& logs) override;
     void on_train_end(Logs&) override;
 
+    /// The epoch at which training was stopped, 0 when it was not.
     int stopped_epoch() const { return m_stopped_epoch; }
+    /// The epoch with the best monitored value so far.
     int best_epoch() const { return m_best_epoch; }
+    /// The best monitored value so far.
     double best() const { return m_best; }
+    /// Epochs since the last improvement.
     int wait() const { return m_wait; }
 
 private:
@@ -236,6 +264,7 @@ template <class T>
 class CSVLogger : public Callback<T> {
 public:
     bool chief_only() const override { return true; }
+    /// CSVLogger(filename, separator = ",", append = false); the file is opened at on_train_begin (IOError if it cannot be).
     explicit CSVLogger(std::string filename, std::string separator = ",", bool append = false);
     void on_train_begin(Logs&) override;
     void on_epoch_end(int epoch, Logs& logs) override;
@@ -269,6 +298,7 @@ private:
     bool m_terminated = false;
 };
 
+/// keras.callbacks.ReduceLROnPlateau's arguments with Keras's defaults (factor 0.1, patience 10, min_delta 1e-4).
 struct ReduceLROnPlateauOptions {
     std::string monitor = "val_loss";
     double factor = 0.1;
@@ -306,6 +336,7 @@ private:
 template <class T>
 class LearningRateScheduler : public Callback<T> {
 public:
+    /// `schedule` gets the epoch (from 0) and the current rate and returns the new rate; verbose 1 prints the change.
     explicit LearningRateScheduler(std::function<double(int epoch, double lr)> schedule, int verbose = 0)
         : m_schedule(std::move(schedule))
         , m_verbose(verbose)
@@ -324,25 +355,42 @@ private:
 template <class T>
 class CallbackList {
 public:
+    /// Adds a History (add_history, unless the list has one) and a ProgbarLogger (add_progbar, unless it has one), then sets `model` and `params` on each; ValueError for a null callback.
     CallbackList(std::vector<CallbackPtr<T>> callbacks, bool add_history, bool add_progbar, Model<T>* model,
                  const CallbackParams& params);
 
+    /// The list's History: the user's or the one added (null when neither).
     const std::shared_ptr<History<T>>& history() const { return m_history; }
+    /// Every callback in the order they run.
     const std::vector<CallbackPtr<T>>& callbacks() const { return m_callbacks; }
 
+    /// Calls on_train_begin of every callback in order, on the same logs.
     void on_train_begin(Logs& logs) { each([&](Callback<T>& c) { c.on_train_begin(logs); }); }
+    /// Calls on_train_end of every callback in order, on the same logs.
     void on_train_end(Logs& logs) { each([&](Callback<T>& c) { c.on_train_end(logs); }); }
+    /// Calls on_epoch_begin of every callback in order, on the same logs.
     void on_epoch_begin(int e, Logs& logs) { each([&](Callback<T>& c) { c.on_epoch_begin(e, logs); }); }
+    /// Calls on_epoch_end of every callback in order, on the same logs.
     void on_epoch_end(int e, Logs& logs) { each([&](Callback<T>& c) { c.on_epoch_end(e, logs); }); }
+    /// Calls on_train_batch_begin of every callback in order, on the same logs.
     void on_train_batch_begin(int b, Logs& logs) { each([&](Callback<T>& c) { c.on_train_batch_begin(b, logs); }); }
+    /// Calls on_train_batch_end of every callback in order, on the same logs.
     void on_train_batch_end(int b, Logs& logs) { each([&](Callback<T>& c) { c.on_train_batch_end(b, logs); }); }
+    /// Calls on_test_begin of every callback in order, on the same logs.
     void on_test_begin(Logs& logs) { each([&](Callback<T>& c) { c.on_test_begin(logs); }); }
+    /// Calls on_test_end of every callback in order, on the same logs.
     void on_test_end(Logs& logs) { each([&](Callback<T>& c) { c.on_test_end(logs); }); }
+    /// Calls on_test_batch_begin of every callback in order, on the same logs.
     void on_test_batch_begin(int b, Logs& logs) { each([&](Callback<T>& c) { c.on_test_batch_begin(b, logs); }); }
+    /// Calls on_test_batch_end of every callback in order, on the same logs.
     void on_test_batch_end(int b, Logs& logs) { each([&](Callback<T>& c) { c.on_test_batch_end(b, logs); }); }
+    /// Calls on_predict_begin of every callback in order, on the same logs.
     void on_predict_begin(Logs& logs) { each([&](Callback<T>& c) { c.on_predict_begin(logs); }); }
+    /// Calls on_predict_end of every callback in order, on the same logs.
     void on_predict_end(Logs& logs) { each([&](Callback<T>& c) { c.on_predict_end(logs); }); }
+    /// Calls on_predict_batch_begin of every callback in order, on the same logs.
     void on_predict_batch_begin(int b, Logs& logs) { each([&](Callback<T>& c) { c.on_predict_batch_begin(b, logs); }); }
+    /// Calls on_predict_batch_end of every callback in order, on the same logs.
     void on_predict_batch_end(int b, Logs& logs) { each([&](Callback<T>& c) { c.on_predict_batch_end(b, logs); }); }
 
 private:

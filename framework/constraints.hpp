@@ -17,6 +17,7 @@
 namespace xtape {
 
 template <class T>
+/// keras.constraints.NonNeg: negative weights set to 0 after each update.
 class NonNeg : public Constraint<T> {
 public:
     void apply(array_t<T>& w) const override;
@@ -30,6 +31,7 @@ class NormConstraint : public Constraint<T> {
 public:
     /// `axis` is a json int or list of ints (ValueError otherwise).
     explicit NormConstraint(json axis);
+    /// The axes the norm is taken over, as ints (negative count from the end).
     const std::vector<int>& axes() const { return m_axes; }
 
 protected:
@@ -41,8 +43,10 @@ protected:
 };
 
 template <class T>
+/// keras.constraints.MaxNorm(max_value = 2, axis = 0): slices whose L2 norm exceeds max_value are scaled down to it.
 class MaxNorm : public NormConstraint<T> {
 public:
+    /// MaxNorm(max_value = 2.0, axis = 0); ValueError for an axis that is not an int or a list of ints.
     explicit MaxNorm(double max_value = 2.0, json axis = 0);
     void apply(array_t<T>& w) const override;
     std::string class_name() const override { return "MaxNorm"; }
@@ -53,8 +57,10 @@ private:
 };
 
 template <class T>
+/// keras.constraints.MinMaxNorm: slices' L2 norms moved into [min_value, max_value] at `rate`.
 class MinMaxNorm : public NormConstraint<T> {
 public:
+    /// MinMaxNorm(min_value = 0.0, max_value = 1.0, rate = 1.0, axis = 0); rate 1 enforces the bounds strictly.
     explicit MinMaxNorm(double min_value = 0.0, double max_value = 1.0, double rate = 1.0, json axis = 0);
     void apply(array_t<T>& w) const override;
     std::string class_name() const override { return "MinMaxNorm"; }
@@ -68,8 +74,10 @@ private:
 };
 
 template <class T>
+/// keras.constraints.UnitNorm(axis = 0): each slice scaled to unit L2 norm.
 class UnitNorm : public NormConstraint<T> {
 public:
+    /// UnitNorm(axis = 0); ValueError for an axis that is not an int or a list of ints.
     explicit UnitNorm(json axis = 0);
     void apply(array_t<T>& w) const override;
     std::string class_name() const override { return "UnitNorm"; }

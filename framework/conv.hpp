@@ -67,10 +67,15 @@ struct Geometry {
     std::array<long, 3> pad{ 0, 0, 0 }; ///< zeros before the first input position
     bool channels_first = false;
 
+    /// Spatial positions of one input channel of one sample.
     std::size_t in_points() const { return in[0] * in[1] * in[2]; }
+    /// Spatial positions of one output channel of one sample.
     std::size_t out_points() const { return out[0] * out[1] * out[2]; }
+    /// Kernel positions (the product of the kernel's spatial sizes).
     std::size_t taps() const { return kernel[0] * kernel[1] * kernel[2]; }
+    /// Input channels of one group.
     std::size_t in_per_group() const { return in_channels / groups; }
+    /// Output channels of one group.
     std::size_t out_per_group() const { return out_channels / groups; }
     /// Rows of one group's column matrix: taps x input channels of the group.
     std::size_t col_depth() const { return taps() * in_per_group(); }
@@ -81,8 +86,11 @@ struct Geometry {
     }
     /// A 1x1 kernel with stride 1 and no padding: the input is its own column matrix.
     bool pointwise() const;
+    /// The input's array shape: (N, spatial..., C_in), or (N, C_in, spatial...) channels_first.
     shape_t x_shape() const;
+    /// The output's array shape: (N, spatial..., C_out), or (N, C_out, spatial...) channels_first.
     shape_t y_shape() const;
+    /// The kernel's array shape as Keras stores it: (k..., C_in / groups, C_out).
     shape_t kernel_shape() const;
 };
 

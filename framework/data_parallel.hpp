@@ -29,8 +29,10 @@ namespace xtape {
 /// Rank r's share [begin, end) of a batch of `count` samples (Note [Data-parallel training]).
 struct Shard {
     std::size_t begin = 0, end = 0;
+    /// The number of samples in the share (0 for a rank that gets none).
     std::size_t size() const { return end - begin; }
 };
+/// This rank's share of `count` samples: [count r / R, count (r + 1) / R).
 inline Shard shard_of(std::size_t count, const Collective& c)
 {
     const auto r = static_cast<std::size_t>(c.rank()), n = static_cast<std::size_t>(c.size());
@@ -45,8 +47,10 @@ inline Shard shard_of(std::size_t count, const Collective& c)
 /// happens during the backward pass, but does not overlap computation (that would need
 /// MPI_Iallreduce and a wait before the optimizer step).
 template <class T>
+/// Allreduces gradients in buckets as the backward pass finishes them (see the comment above).
 class GradientBuckets {
 public:
+    /// Buckets of about `bucket_bytes` (1 MiB by default) over collective `c`, which must outlive this object.
     GradientBuckets(const Collective& c, std::size_t bucket_bytes = std::size_t(1) << 20)
         : m_comm(c)
         , m_cap(bucket_bytes / sizeof(T))
@@ -56,6 +60,7 @@ public:
     void ready(std::size_t i, array_t<T>& g);
     /// Sends the last bucket; its sums go to grads[i] (the tape has handed its arrays over).
     void finish(std::vector<Tensor<T>>& grads);
+    /// The number of allreduce calls made so far.
     std::size_t calls() const { return m_calls; }
 
 private:
@@ -73,6 +78,7 @@ void broadcast_variables(const std::vector<Variable<T>>& vars, const Collective&
 
 /// Snapshot of metric states, to sum each step's additions over ranks (Note [Data-parallel training]).
 template <class T>
+/// Sums each step's metric updates over ranks, so every rank's metrics hold the global batch's values.
 class MetricReducer {
 public:
     /// Saves the metrics' states and resets them, so that the next update holds this rank's share.

@@ -18,6 +18,7 @@
 
 namespace xtape {
 
+/// gradcheck_model's result: GradcheckResult's per-weight errors plus the loss and the error floor used.
 struct ModelGradcheckResult : GradcheckResult {
     double loss = 0;                ///< the loss at the current weights
     double min_abs_error = 0;       ///< the floor actually used (see rounding_floor)

@@ -18,6 +18,7 @@
 
 namespace xtape {
 
+/// An initializer's seed: nullopt draws one from the global generator at construction.
 using seed_t = std::optional<std::uint64_t>;
 
 /// Keras's compute_fans: rank 0 -> (1, 1); rank 1 -> (n, n); rank 2 -> (rows, cols); higher
@@ -26,6 +27,7 @@ using seed_t = std::optional<std::uint64_t>;
 std::pair<double, double> compute_fans(const shape_t& shape);
 
 template <class T>
+/// keras.initializers.Zeros: every value 0.
 class Zeros : public Initializer<T> {
 public:
     array_t<T> operator()(const shape_t& shape) const override;
@@ -34,6 +36,7 @@ public:
 };
 
 template <class T>
+/// keras.initializers.Ones: every value 1.
 class Ones : public Initializer<T> {
 public:
     array_t<T> operator()(const shape_t& shape) const override;
@@ -42,8 +45,10 @@ public:
 };
 
 template <class T>
+/// keras.initializers.Constant(value = 0): every value `value`.
 class Constant : public Initializer<T> {
 public:
+    /// Constant(value = 0.0).
     explicit Constant(double value = 0.0)
         : m_value(value)
     {
@@ -51,6 +56,7 @@ public:
     array_t<T> operator()(const shape_t& shape) const override;
     std::string class_name() const override { return "Constant"; }
     json get_config() const override { return { { "value", m_value } }; }
+    /// The value every element gets.
     double value() const { return m_value; }
 
 private:
@@ -61,6 +67,7 @@ private:
 template <class T>
 class Identity : public Initializer<T> {
 public:
+    /// Identity(gain = 1.0): the identity matrix times gain.
     explicit Identity(double gain = 1.0)
         : m_gain(gain)
     {
@@ -77,6 +84,7 @@ private:
 template <class T>
 class RandomInitializer : public Initializer<T> {
 public:
+    /// Uses `seed`, or draws one from xtape::next_seed() when it is nullopt.
     explicit RandomInitializer(seed_t seed);
     /// The seed actually used (the given one, or the one drawn at construction).
     std::uint64_t seed() const { return m_seed; }
@@ -88,8 +96,10 @@ protected:
 };
 
 template <class T>
+/// keras.initializers.RandomNormal: Normal(mean, stddev) values, by default mean 0 and stddev 0.05.
 class RandomNormal : public RandomInitializer<T> {
 public:
+    /// RandomNormal(mean = 0.0, stddev = 0.05, seed = None).
     explicit RandomNormal(double mean = 0.0, double stddev = 0.05, seed_t seed = std::nullopt);
     array_t<T> operator()(const shape_t& shape) const override;
     std::string class_name() const override { return "RandomNormal"; }
@@ -103,6 +113,7 @@ private:
 template <class T>
 class RandomUniform : public RandomInitializer<T> {
 public:
+    /// RandomUniform(minval = -0.05, maxval = 0.05, seed = None).
     explicit RandomUniform(double minval = -0.05, double maxval = 0.05, seed_t seed = std::nullopt);
     array_t<T> operator()(const shape_t& shape) const override;
     std::string class_name() const override { return "RandomUniform"; }
@@ -117,6 +128,7 @@ private:
 template <class T>
 class TruncatedNormal : public RandomInitializer<T> {
 public:
+    /// TruncatedNormal(mean = 0.0, stddev = 0.05, seed = None).
     explicit TruncatedNormal(double mean = 0.0, double stddev = 0.05, seed_t seed = std::nullopt);
     array_t<T> operator()(const shape_t& shape) const override;
     std::string class_name() const override { return "TruncatedNormal"; }
@@ -134,13 +146,17 @@ private:
 template <class T>
 class VarianceScaling : public RandomInitializer<T> {
 public:
+    /// VarianceScaling(scale = 1.0, mode = "fan_in", distribution = "truncated_normal", seed = None).
     explicit VarianceScaling(double scale = 1.0, std::string mode = "fan_in",
                              std::string distribution = "truncated_normal", seed_t seed = std::nullopt);
     array_t<T> operator()(const shape_t& shape) const override;
     std::string class_name() const override { return "VarianceScaling"; }
     json get_config() const override;
+    /// The target variance times n: stddev^2 (or limit^2 / 3) = scale / n.
     double scale() const { return m_scale; }
+    /// "fan_in", "fan_out" or "fan_avg": the n that scale is divided by.
     const std::string& mode() const { return m_mode; }
+    /// "truncated_normal", "untruncated_normal" or "uniform" (Keras 2's "normal" read as "truncated_normal").
     const std::string& distribution() const { return m_distribution; }
 
 private:
@@ -154,6 +170,7 @@ private:
 template <class T>
 class GlorotUniform : public VarianceScaling<T> {
 public:
+    /// GlorotUniform(seed = None) = VarianceScaling(1.0, "fan_avg", "uniform", seed): Keras's default kernel initializer.
     explicit GlorotUniform(seed_t seed = std::nullopt)
         : VarianceScaling<T>(1.0, "fan_avg", "uniform", seed)
     {
@@ -166,6 +183,7 @@ public:
 template <class T>
 class GlorotNormal : public VarianceScaling<T> {
 public:
+    /// GlorotNormal(seed = None) = VarianceScaling(1.0, "fan_avg", "truncated_normal", seed).
     explicit GlorotNormal(seed_t seed = std::nullopt)
         : VarianceScaling<T>(1.0, "fan_avg", "truncated_normal", seed)
     {
@@ -178,6 +196,7 @@ public:
 template <class T>
 class HeUniform : public VarianceScaling<T> {
 public:
+    /// HeUniform(seed = None) = VarianceScaling(2.0, "fan_in", "uniform", seed).
     explicit HeUniform(seed_t seed = std::nullopt)
         : VarianceScaling<T>(2.0, "fan_in", "uniform", seed)
     {
@@ -190,6 +209,7 @@ public:
 template <class T>
 class HeNormal : public VarianceScaling<T> {
 public:
+    /// HeNormal(seed = None) = VarianceScaling(2.0, "fan_in", "truncated_normal", seed).
     explicit HeNormal(seed_t seed = std::nullopt)
         : VarianceScaling<T>(2.0, "fan_in", "truncated_normal", seed)
     {
@@ -202,6 +222,7 @@ public:
 template <class T>
 class LecunUniform : public VarianceScaling<T> {
 public:
+    /// LecunUniform(seed = None) = VarianceScaling(1.0, "fan_in", "uniform", seed).
     explicit LecunUniform(seed_t seed = std::nullopt)
         : VarianceScaling<T>(1.0, "fan_in", "uniform", seed)
     {
@@ -214,6 +235,7 @@ public:
 template <class T>
 class LecunNormal : public VarianceScaling<T> {
 public:
+    /// LecunNormal(seed = None) = VarianceScaling(1.0, "fan_in", "truncated_normal", seed).
     explicit LecunNormal(seed_t seed = std::nullopt)
         : VarianceScaling<T>(1.0, "fan_in", "truncated_normal", seed)
     {
@@ -228,6 +250,7 @@ public:
 template <class T>
 class Orthogonal : public RandomInitializer<T> {
 public:
+    /// Orthogonal(gain = 1.0, seed = None): an orthogonal matrix times gain.
     explicit Orthogonal(double gain = 1.0, seed_t seed = std::nullopt);
     array_t<T> operator()(const shape_t& shape) const override;
     std::string class_name() const override { return "Orthogonal"; }

@@ -16,6 +16,7 @@
 
 namespace xtape {
 
+/// A configurable object's class name and config, whichever form it was written in.
 struct KerasSpec {
     std::string class_name;
     json config; ///< always an object (empty when the spec gave none)

@@ -46,18 +46,25 @@ template <class T>
 struct Node;
 
 template <class T>
+/// keras.layers.Layer: weights, build-on-first-call, real and symbolic calls, masks, losses and config (see the top of this file).
 class Layer : public std::enable_shared_from_this<Layer<T>> {
 public:
     /// `class_name` is Keras's ("Dense"); an empty `name` gets a unique one from it.
     explicit Layer(std::string class_name, std::string name = "", bool trainable = true);
+    /// Destroys the layer; symbolic tensors and nodes that still hold it keep it alive through shared_ptr.
     virtual ~Layer() = default;
+    /// Not copyable: a layer owns its variables and nodes; share it through LayerPtr instead.
     Layer(const Layer&) = delete;
+    /// Not assignable, for the same reason as the copy constructor.
     Layer& operator=(const Layer&) = delete;
 
+    /// Keras's class name as written in configs ("Dense", "BatchNormalization").
     const std::string& class_name() const { return m_class_name; }
+    /// The layer's unique name ("dense_1"), used as the prefix of its weights' paths in files.
     const std::string& name() const { return m_name; }
 
     // ---- building and calling ---------------------------------------------------------------
+    /// Whether build has run (on the first call, or through build_once); weights exist only then.
     bool built() const { return m_built; }
     /// Builds once for `input_shape` (batch dimension included, may be None).
     void build_once(const dims_t& input_shape) { build_once_list({ input_shape }); }
@@ -91,6 +98,7 @@ public:
     /// A list of symbolic tensors in, every output out (usable as one tensor when there is one).
     KerasTensors<T> operator()(const std::vector<KerasTensor<T>>& xs, std::optional<bool> training = std::nullopt);
 
+    /// The output shape for `input_shape` (batch axis included, None allowed) without running the layer; the default returns the input shape unchanged.
     virtual dims_t compute_output_shape(const dims_t& input_shape) const { return input_shape; }
     /// One shape per input -> one shape per output; by default one input through compute_output_shape.
     virtual std::vector<dims_t> compute_output_shape_list(const std::vector<dims_t>& input_shapes) const;
@@ -110,6 +118,7 @@ public:
     /// receives its inputs' masks in call, but its outputs carry none (Keras 3 destroys the mask
     /// there with a warning; tf.keras 2 raised). Note [Masks across layers] in layer.cpp.
     virtual bool supports_masking() const { return m_supports_masking; }
+    /// Overrides supports_masking() (Keras sets the attribute in a layer's constructor).
     void set_supports_masking(bool s) { m_supports_masking = s; }
     /// The masks the outputs carry after a call on `inputs` with `masks`: compute_mask_list when
     /// the layer supports masking, otherwise none (an empty list). Every caller that moves masks
@@ -124,51 +133,72 @@ public:
                         const std::vector<dims_t>& output_shapes) const;
 
     // ---- nodes: the layer's calls on symbolic tensors (tf.keras's layer-node API) ------------
+    /// The nodes recorded by this layer's symbolic calls, in call order (node_index counts them).
     const std::vector<std::shared_ptr<Node<T>>>& inbound_nodes() const { return m_inbound_nodes; }
     /// The nodes (of other layers) that consume this layer's outputs and are still alive.
     std::vector<std::shared_ptr<Node<T>>> outbound_nodes() const;
+    /// How many times the layer has been called on symbolic tensors.
     std::size_t inbound_node_count() const { return m_inbound_nodes.size(); }
+    /// How many live nodes of other layers consume this layer's outputs.
     std::size_t outbound_node_count() const { return outbound_nodes().size(); }
     /// The input / output tensor(s) of the call `node_index` (ValueError when out of range; the
     /// singular forms also when that call has several tensors).
     KerasTensor<T> get_input_at(std::size_t node_index) const;
+    /// The output tensor of the call `node_index` (ValueError when out of range or when that call has several outputs).
     KerasTensor<T> get_output_at(std::size_t node_index) const;
+    /// Every input tensor of the call `node_index` (ValueError when out of range).
     std::vector<KerasTensor<T>> get_inputs_at(std::size_t node_index) const;
+    /// Every output tensor of the call `node_index` (ValueError when out of range).
     std::vector<KerasTensor<T>> get_outputs_at(std::size_t node_index) const;
+    /// The input shape (batch axis None) of the call `node_index`; ValueError as get_input_at.
     dims_t get_input_shape_at(std::size_t node_index) const;
+    /// The output shape (batch axis None) of the call `node_index`; ValueError as get_output_at.
     dims_t get_output_shape_at(std::size_t node_index) const;
     /// The layer's only call's tensors and shapes. requires: exactly one inbound node
     /// (AttributeError otherwise, Keras's message).
     KerasTensor<T> input() const;
+    /// The only call's output tensor (AttributeError unless exactly one inbound node, Keras's message).
     KerasTensor<T> output() const;
+    /// The only call's input shape (AttributeError unless exactly one inbound node).
     dims_t input_shape() const;
+    /// The only call's output shape (AttributeError unless exactly one inbound node).
     dims_t output_shape() const;
     /// The masks of the call `node_index`'s input / output tensors, as KerasTensor::keras_mask()
     /// gives them (the shape of the mask, nullopt for none); the singular forms require one
     /// tensor (ValueError otherwise).
     std::optional<dims_t> get_input_mask_at(std::size_t node_index) const;
+    /// The mask shape of the call `node_index`'s only output, nullopt for none (ValueError when out of range or several outputs).
     std::optional<dims_t> get_output_mask_at(std::size_t node_index) const;
+    /// The mask shape of every input of the call `node_index`, nullopt where an input has none.
     std::vector<std::optional<dims_t>> get_input_masks_at(std::size_t node_index) const;
+    /// The mask shape of every output of the call `node_index`, nullopt where an output has none.
     std::vector<std::optional<dims_t>> get_output_masks_at(std::size_t node_index) const;
     /// The only call's input / output mask. requires: exactly one inbound node (AttributeError).
     std::optional<dims_t> input_mask() const;
+    /// The only call's output mask shape, nullopt for none (AttributeError unless exactly one inbound node).
     std::optional<dims_t> output_mask() const;
     /// Records the node of an InputLayer (no inputs, one output of `shape`); for InputLayer.
     void add_input_node(const dims_t& shape);
 
     // ---- weights --------------------------------------------------------------------------
     // Virtual so that a model (a layer made of layers) aggregates its sublayers' weights.
+    /// Every weight: trainable_weights() then non_trainable_weights(), Keras's order (the order of get_weights and of files).
     virtual std::vector<Variable<T>> weights() const;
     /// Empty while trainable() is false (Keras: a frozen layer has no trainable weights).
     virtual std::vector<Variable<T>> trainable_weights() const;
+    /// The state (moving statistics) and, while trainable() is false, every weight (trainable ones first).
     virtual std::vector<Variable<T>> non_trainable_weights() const;
+    /// Copies of the weights' values in weights() order (Keras's get_weights()).
     std::vector<array_t<T>> get_weights() const;
     /// requires: one array per weight, in weights() order, each of that weight's shape
     ///           (ValueError/ShapeError naming the layer, the weight and both shapes otherwise).
     void set_weights(const std::vector<array_t<T>>& values);
+    /// The number of scalars in all weights, trainable or not (Keras's count_params(), the "Param #" of summary()).
     virtual std::size_t count_params() const;
 
+    /// Keras's `trainable` (default true); false freezes every weight and, for BatchNormalization, means inference.
     bool trainable() const { return m_trainable; }
+    /// Freezes (false) or unfreezes the layer; a model passes it to every sublayer, and fit() reads it at every step.
     virtual void set_trainable(bool t) { m_trainable = t; }
 
     // ---- losses ---------------------------------------------------------------------------
@@ -191,7 +221,9 @@ public:
     virtual void collect_added_losses(std::vector<Tensor<T>>& out) const;
     /// Forgets the losses added to this layer and to its sublayers.
     virtual void clear_losses() { m_added_losses.clear(); }
+    /// Keras's activity_regularizer: its penalty of each output is added to losses() after each call (null: none).
     void set_activity_regularizer(RegularizerPtr<T> r) { m_activity_regularizer = std::move(r); }
+    /// The activity regularizer, null when there is none.
     const RegularizerPtr<T>& activity_regularizer() const { return m_activity_regularizer; }
 
     // ---- random state ---------------------------------------------------------------------
@@ -229,6 +261,7 @@ protected:
     /// "Layer "dense" expects 1 input(s), but it received 2 input tensors" (Keras's message).
     void require_one_input(std::size_t n) const;
 
+    /// Creates a weight named `name` ("kernel") of `shape` drawn from `initializer`, tracked in creation order; trainable=false makes state. ValueError without an initializer, ShapeError when it returns another shape.
     Variable<T> add_weight(const std::string& name, const shape_t& shape, const InitializerPtr<T>& initializer,
                            const RegularizerPtr<T>& regularizer = nullptr,
                            const ConstraintPtr<T>& constraint = nullptr, bool trainable = true);

@@ -31,12 +31,17 @@ template <class T>
 Tensor<T> reduce_weighted_values(const Tensor<T>& values, const Tensor<T>& sample_weight, const std::string& reduction);
 
 template <class T>
+/// keras.losses.Loss: per-sample losses (call) reduced with sample weights (operator()).
 class Loss {
 public:
+    /// `name` as Keras names the loss; `reduction` as standardize_reduction accepts (ValueError otherwise).
     Loss(std::string name, std::string reduction);
+    /// Destroys the loss (held through LossPtr).
     virtual ~Loss() = default;
 
+    /// The loss's name ("sparse_categorical_crossentropy"), the key of its per-output log.
     const std::string& name() const { return m_name; }
+    /// The reduction, standardized ("sum_over_batch_size" by default).
     const std::string& reduction() const { return m_reduction; }
 
     /// The per-sample losses (y_pred's shape without its last axis).
@@ -47,6 +52,7 @@ public:
 
     /// True when y_true holds class indices (the sparse losses): class_weight reads them so.
     virtual bool sparse_labels() const { return false; }
+    /// Keras's class name ("CategoricalCrossentropy"), as in configs.
     virtual std::string class_name() const = 0;
     /// Keras's keys: name, reduction, then the loss's own arguments.
     virtual json get_config() const;
@@ -79,18 +85,27 @@ XTAPE_SIMPLE_LOSS(MeanSquaredErrorLoss, "MeanSquaredError", "mean_squared_error"
 XTAPE_SIMPLE_LOSS(MeanAbsoluteErrorLoss, "MeanAbsoluteError", "mean_absolute_error")
 /// sum(y_true * log(y_true / y_pred)) over the last axis, both clipped to [1e-7, 1].
 XTAPE_SIMPLE_LOSS(KLDivergence, "KLDivergence", "kl_divergence")
+// The constructors the loss macro declares (Doxygen reads no comment inside a macro):
+/// \fn xtape::MeanSquaredErrorLoss::MeanSquaredErrorLoss(std::string name, std::string reduction)
+/// MeanSquaredErrorLoss(name = "mean_squared_error", reduction = "sum_over_batch_size"); ValueError for an unknown reduction.
+/// \fn xtape::MeanAbsoluteErrorLoss::MeanAbsoluteErrorLoss(std::string name, std::string reduction)
+/// MeanAbsoluteErrorLoss(name = "mean_absolute_error", reduction = "sum_over_batch_size"); ValueError for an unknown reduction.
+/// \fn xtape::KLDivergence::KLDivergence(std::string name, std::string reduction)
+/// KLDivergence(name = "kl_divergence", reduction = "sum_over_batch_size"); ValueError for an unknown reduction.
 #undef XTAPE_SIMPLE_LOSS
 
 /// Binary cross-entropy, mean over the last axis. label_smoothing s: y -> y (1 - s) + s / 2.
 template <class T>
 class BinaryCrossentropy : public Loss<T> {
 public:
+    /// keras.losses.BinaryCrossentropy(from_logits = false, label_smoothing = 0).
     explicit BinaryCrossentropy(bool from_logits = false, double label_smoothing = 0.0,
                                 std::string name = "binary_crossentropy",
                                 std::string reduction = "sum_over_batch_size");
     Tensor<T> call(const Tensor<T>& y_true, const Tensor<T>& y_pred) const override;
     std::string class_name() const override { return "BinaryCrossentropy"; }
     json get_config() const override;
+    /// Whether y_pred holds logits (a sigmoid is applied inside) rather than probabilities.
     bool from_logits() const { return m_from_logits; }
 
 private:
@@ -102,12 +117,14 @@ private:
 template <class T>
 class CategoricalCrossentropy : public Loss<T> {
 public:
+    /// keras.losses.CategoricalCrossentropy(from_logits = false, label_smoothing = 0, axis = -1).
     explicit CategoricalCrossentropy(bool from_logits = false, double label_smoothing = 0.0, int axis = -1,
                                      std::string name = "categorical_crossentropy",
                                      std::string reduction = "sum_over_batch_size");
     Tensor<T> call(const Tensor<T>& y_true, const Tensor<T>& y_pred) const override;
     std::string class_name() const override { return "CategoricalCrossentropy"; }
     json get_config() const override;
+    /// Whether y_pred holds logits (a softmax is applied inside) rather than probabilities.
     bool from_logits() const { return m_from_logits; }
 
 private:
@@ -121,6 +138,7 @@ private:
 template <class T>
 class SparseCategoricalCrossentropy : public Loss<T> {
 public:
+    /// keras.losses.SparseCategoricalCrossentropy(from_logits = false).
     explicit SparseCategoricalCrossentropy(bool from_logits = false,
                                            std::string name = "sparse_categorical_crossentropy",
                                            std::string reduction = "sum_over_batch_size");
@@ -128,6 +146,7 @@ public:
     bool sparse_labels() const override { return true; }
     std::string class_name() const override { return "SparseCategoricalCrossentropy"; }
     json get_config() const override;
+    /// Whether y_pred holds logits (a softmax is applied inside) rather than probabilities.
     bool from_logits() const { return m_from_logits; }
 
 private:
@@ -138,6 +157,7 @@ private:
 template <class T>
 class Huber : public Loss<T> {
 public:
+    /// keras.losses.Huber(delta = 1.0, name = "huber_loss").
     explicit Huber(double delta = 1.0, std::string name = "huber_loss",
                    std::string reduction = "sum_over_batch_size");
     Tensor<T> call(const Tensor<T>& y_true, const Tensor<T>& y_pred) const override;

@@ -22,27 +22,35 @@
 namespace xtape {
 
 template <class T>
+/// keras.metrics.Metric: a streaming value over batches (update_state, result, reset_state).
 class Metric {
 public:
+    /// `name` is the key the metric logs under ("accuracy", "val_accuracy" for validation).
     explicit Metric(std::string name)
         : m_name(std::move(name))
     {
     }
+    /// Destroys the metric (held through MetricPtr).
     virtual ~Metric() = default;
 
+    /// The name the metric logs under.
     const std::string& name() const { return m_name; }
+    /// Renames the metric (compile names a metric given by name as the string given).
     void set_name(std::string n) { m_name = std::move(n); }
 
     /// requires: y_true and y_pred of one batch (the first axis is the batch); sample_weight
     ///           null or of shape (batch,). Shape mismatches throw ShapeError naming the metric.
     virtual void update_state(const array_t<T>& y_true, const array_t<T>& y_pred,
                               const array_t<T>* sample_weight = nullptr) = 0;
+    /// The value over every batch since the last reset_state (0 before any update, Keras's divide_no_nan).
     virtual double result() const = 0;
+    /// Forgets every batch (fit resets at each epoch begin, evaluate at its start).
     virtual void reset_state() = 0;
 
     /// +1 when larger is better (accuracies), -1 when smaller is better (errors), 0 unknown.
     /// EarlyStopping and ReduceLROnPlateau use it in mode "auto".
     virtual int direction() const { return 0; }
+    /// Keras's class name ("SparseCategoricalAccuracy"), as in configs.
     virtual std::string class_name() const = 0;
     /// Keras's keys: name, dtype (+ the metric's own arguments).
     virtual json get_config() const;
@@ -61,6 +69,7 @@ using MetricPtr = std::shared_ptr<Metric<T>>;
 template <class T>
 class Mean : public Metric<T> {
 public:
+    /// keras.metrics.Mean(name = "mean").
     explicit Mean(std::string name = "mean")
         : Metric<T>(std::move(name))
     {
@@ -106,6 +115,7 @@ private:
 template <class T>
 class Accuracy : public MeanMetricWrapper<T> {
 public:
+    /// keras.metrics.Accuracy(name = "accuracy").
     explicit Accuracy(std::string name = "accuracy")
         : MeanMetricWrapper<T>(std::move(name))
     {
@@ -126,6 +136,7 @@ public:
     int direction() const override { return 1; }
     std::string class_name() const override { return "BinaryAccuracy"; }
     json get_config() const override;
+    /// Predictions above this value count as 1 (default 0.5).
     double threshold() const { return m_threshold; }
 
 protected:
@@ -139,6 +150,7 @@ private:
 template <class T>
 class CategoricalAccuracy : public MeanMetricWrapper<T> {
 public:
+    /// keras.metrics.CategoricalAccuracy(name = "categorical_accuracy").
     explicit CategoricalAccuracy(std::string name = "categorical_accuracy")
         : MeanMetricWrapper<T>(std::move(name))
     {
@@ -154,6 +166,7 @@ protected:
 template <class T>
 class SparseCategoricalAccuracy : public MeanMetricWrapper<T> {
 public:
+    /// keras.metrics.SparseCategoricalAccuracy(name = "sparse_categorical_accuracy").
     explicit SparseCategoricalAccuracy(std::string name = "sparse_categorical_accuracy")
         : MeanMetricWrapper<T>(std::move(name))
     {
@@ -171,6 +184,7 @@ protected:
 template <class T>
 class TopKCategoricalAccuracy : public MeanMetricWrapper<T> {
 public:
+    /// keras.metrics.TopKCategoricalAccuracy(k = 5): top-5 accuracy by default.
     explicit TopKCategoricalAccuracy(int k = 5, std::string name = "top_k_categorical_accuracy");
     int direction() const override { return 1; }
     std::string class_name() const override { return "TopKCategoricalAccuracy"; }
@@ -187,6 +201,7 @@ private:
 template <class T>
 class SparseTopKCategoricalAccuracy : public MeanMetricWrapper<T> {
 public:
+    /// keras.metrics.SparseTopKCategoricalAccuracy(k = 5): top-5 accuracy by default.
     explicit SparseTopKCategoricalAccuracy(int k = 5, std::string name = "sparse_top_k_categorical_accuracy");
     int direction() const override { return 1; }
     std::string class_name() const override { return "SparseTopKCategoricalAccuracy"; }
@@ -203,6 +218,7 @@ private:
 template <class T>
 class MeanAbsoluteError : public MeanMetricWrapper<T> {
 public:
+    /// keras.metrics.MeanAbsoluteError(name = "mean_absolute_error").
     explicit MeanAbsoluteError(std::string name = "mean_absolute_error")
         : MeanMetricWrapper<T>(std::move(name))
     {
@@ -218,6 +234,7 @@ protected:
 template <class T>
 class MeanSquaredError : public MeanMetricWrapper<T> {
 public:
+    /// keras.metrics.MeanSquaredError(name = "mean_squared_error").
     explicit MeanSquaredError(std::string name = "mean_squared_error")
         : MeanMetricWrapper<T>(std::move(name))
     {
@@ -265,12 +282,17 @@ public:
     /// num_labels, label_weights, from_logits (+ thresholds when given).
     json get_config() const override;
 
+    /// The number of thresholds, the two end points included (200 by default).
     int num_thresholds() const { return static_cast<int>(m_thresholds.size()); }
     /// All thresholds, the two end points included.
     const std::vector<double>& thresholds() const { return m_thresholds; }
+    /// The weighted count of true positives at each threshold.
     const std::vector<double>& true_positives() const { return m_tp; }
+    /// The weighted count of false positives at each threshold.
     const std::vector<double>& false_positives() const { return m_fp; }
+    /// The weighted count of true negatives at each threshold.
     const std::vector<double>& true_negatives() const { return m_tn; }
+    /// The weighted count of false negatives at each threshold.
     const std::vector<double>& false_negatives() const { return m_fn; }
 
 private:
@@ -317,9 +339,13 @@ public:
     /// comes back as that number), top_k, class_id.
     json get_config() const override;
 
+    /// The threshold in use: 0.5 by default, -1e10 with top_k and no thresholds.
     double threshold() const { return m_threshold; }
+    /// The weighted count of true positives so far.
     double true_positives() const { return m_tp; }
+    /// The weighted count of false positives so far.
     double false_positives() const { return m_fp; }
+    /// The weighted count of false negatives so far.
     double false_negatives() const { return m_fn; }
 
 protected:
@@ -336,6 +362,7 @@ private:
 template <class T>
 class Precision : public ConfusionMetric<T> {
 public:
+    /// keras.metrics.Precision(thresholds = None, top_k = None, class_id = None); ConfusionMetric's requirements.
     explicit Precision(std::vector<double> thresholds = {}, std::optional<int> top_k = std::nullopt,
                        std::optional<int> class_id = std::nullopt, std::string name = "precision")
         : ConfusionMetric<T>(std::move(name), std::move(thresholds), top_k, class_id)
@@ -349,6 +376,7 @@ public:
 template <class T>
 class Recall : public ConfusionMetric<T> {
 public:
+    /// keras.metrics.Recall(thresholds = None, top_k = None, class_id = None); ConfusionMetric's requirements.
     explicit Recall(std::vector<double> thresholds = {}, std::optional<int> top_k = std::nullopt,
                     std::optional<int> class_id = std::nullopt, std::string name = "recall")
         : ConfusionMetric<T>(std::move(name), std::move(thresholds), top_k, class_id)

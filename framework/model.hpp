@@ -44,23 +44,28 @@ namespace xtape {
 template <class T>
 struct OptimizerSpec {
     OptimizerPtr<T> ptr;
+    /// An optimizer instance, used as is (its state is shared with the caller).
     OptimizerSpec(OptimizerPtr<T> p)
         : ptr(std::move(p))
     {
     }
     template <class O, class = std::enable_if_t<std::is_base_of_v<Optimizer<T>, O>>>
+    /// An instance of any Optimizer subclass (std::make_shared<Adam<float>>()).
     OptimizerSpec(std::shared_ptr<O> p)
         : ptr(std::move(p))
     {
     }
+    /// A Keras name ("adam", "sgd", "rmsprop") with Keras's defaults; KeyError for an unknown name.
     OptimizerSpec(const char* name)
         : ptr(get_optimizer<T>(json(name)))
     {
     }
+    /// A Keras name, as the const char* form.
     OptimizerSpec(const std::string& name)
         : ptr(get_optimizer<T>(json(name)))
     {
     }
+    /// A Keras config ({"class_name": "Adam", "config": {...}}) or name, through get_optimizer.
     OptimizerSpec(const json& config)
         : ptr(get_optimizer<T>(config))
     {
@@ -71,23 +76,28 @@ struct OptimizerSpec {
 template <class T>
 struct LossSpec {
     LossPtr<T> ptr;
+    /// A loss instance (null: no loss, for an output in CompileOptions).
     LossSpec(LossPtr<T> p)
         : ptr(std::move(p))
     {
     }
     template <class L, class = std::enable_if_t<std::is_base_of_v<Loss<T>, L>>>
+    /// An instance of any Loss subclass (std::make_shared<MeanSquaredError<float>>()).
     LossSpec(std::shared_ptr<L> p)
         : ptr(std::move(p))
     {
     }
+    /// A Keras name or alias ("mse", "categorical_crossentropy"); KeyError for an unknown name.
     LossSpec(const char* name)
         : ptr(get_loss<T>(json(name)))
     {
     }
+    /// A Keras name, as the const char* form.
     LossSpec(const std::string& name)
         : ptr(get_loss<T>(json(name)))
     {
     }
+    /// A Keras config or name, through get_loss.
     LossSpec(const json& config)
         : ptr(get_loss<T>(config))
     {
@@ -100,23 +110,28 @@ template <class T>
 struct MetricSpec {
     MetricPtr<T> ptr;
     json id;
+    /// A metric instance, updated and reset by the model.
     MetricSpec(MetricPtr<T> p)
         : ptr(std::move(p))
     {
     }
     template <class M, class = std::enable_if_t<std::is_base_of_v<Metric<T>, M>>>
+    /// An instance of any Metric subclass.
     MetricSpec(std::shared_ptr<M> p)
         : ptr(std::move(p))
     {
     }
+    /// A Keras name ("accuracy", "mae", "auc"), resolved on the first batch from the shapes.
     MetricSpec(const char* name)
         : id(name)
     {
     }
+    /// A Keras name, as the const char* form.
     MetricSpec(const std::string& name)
         : id(name)
     {
     }
+    /// A Keras config or name, resolved on the first batch.
     MetricSpec(const json& config)
         : id(config)
     {
@@ -132,11 +147,14 @@ struct MetricSpec {
 template <class T>
 class ArrayList {
 public:
+    /// No arrays (an absent argument: empty() is true).
     ArrayList() = default;
+    /// One array, viewed (it must outlive the use of the list).
     ArrayList(const array_t<T>& a)
         : m_list{ &a }
     {
     }
+    /// One temporary array, moved in and owned.
     ArrayList(array_t<T>&& a)
         : ArrayList(std::vector<array_t<T>>{ std::move(a) })
     {
@@ -148,24 +166,31 @@ public:
         : ArrayList(array_t<T>(std::forward<E>(e)))
     {
     }
+    /// One array per input / output in order, viewed.
     ArrayList(const std::vector<array_t<T>>& v)
     {
         for (const auto& a : v)
             m_list.push_back(&a);
     }
+    /// One array per input / output in order, moved in and owned.
     ArrayList(std::vector<array_t<T>>&& v);
+    /// A braced list of arrays, copied in and owned.
     ArrayList(std::initializer_list<array_t<T>> v)
         : ArrayList(std::vector<array_t<T>>(v))
     {
     }
+    /// Arrays by input / output name, viewed.
     ArrayList(const std::map<std::string, array_t<T>>& m)
     {
         for (const auto& kv : m)
             m_named.emplace(kv.first, &kv.second);
     }
+    /// Arrays by input / output name, moved in and owned.
     ArrayList(std::map<std::string, array_t<T>>&& m);
 
+    /// True when no array was given.
     bool empty() const { return m_list.empty() && m_named.empty(); }
+    /// True when the arrays were given as a map by name.
     bool by_name() const { return !m_named.empty(); }
     /// One array per name of `names`, in that order.
     /// requires: a list of names.size() arrays, or of one when `one_for_all` (it is then repeated);
@@ -182,6 +207,7 @@ private:
 };
 
 template <class T>
+/// fit()'s validation_data: x, y and optional sample weights, each as an ArrayList.
 struct ValidationData {
     ArrayList<T> x, y;
     std::optional<ArrayList<T>> sample_weight;
@@ -209,6 +235,7 @@ struct CompileOptions {
 };
 
 template <class T>
+/// Keras's fit() arguments with its defaults (batch_size 32, epochs 1, verbose "auto", shuffle true).
 struct FitOptions {
     std::size_t batch_size = 32;
     int epochs = 1;
@@ -230,6 +257,7 @@ struct FitOptions {
 };
 
 template <class T>
+/// Keras's evaluate() arguments with its defaults (batch_size 32, verbose "auto").
 struct EvaluateOptions {
     std::size_t batch_size = 32;
     int verbose = -1;
@@ -240,6 +268,7 @@ struct EvaluateOptions {
 };
 
 template <class T>
+/// Keras's predict() arguments with its defaults (batch_size 32, verbose "auto").
 struct PredictOptions {
     std::size_t batch_size = 32;
     int verbose = -1;
@@ -247,6 +276,7 @@ struct PredictOptions {
 };
 
 template <class T>
+/// keras.Model: a layer made of layers with compile, fit, evaluate, predict and summary (see the top of this file).
 class Model : public Layer<T> {
 public:
     /// keras.Model(inputs, outputs, name): a functional model (class name "Functional") of the
@@ -255,6 +285,7 @@ public:
     /// node (so models nest as layers).
     Model(std::vector<KerasTensor<T>> inputs, std::vector<KerasTensor<T>> outputs, std::string name = "",
           bool trainable = true);
+    /// keras.Model(input, output, name) for one input and one output; as the list form.
     Model(const KerasTensor<T>& input, const KerasTensor<T>& output, std::string name = "", bool trainable = true);
 
     /// The layers: a functional model's in Keras's order without its InputLayers (a layer
@@ -264,16 +295,21 @@ public:
     const std::shared_ptr<const Graph<T>>& graph() const { return m_graph; }
     /// A functional model's symbolic inputs and outputs (empty otherwise).
     std::vector<KerasTensor<T>> inputs() const;
+    /// A functional model's symbolic outputs, in output order (empty for other models).
     std::vector<KerasTensor<T>> outputs() const;
     /// The names of the layers that make the inputs / outputs (Keras's input_names, output_names).
     std::vector<std::string> input_names() const;
+    /// The names of the layers that make the outputs, in output order (Keras's output_names).
     std::vector<std::string> output_names() const;
     /// Keras's Functional.input / output / input_shape / output_shape: the model's own symbolic
     /// tensors (its only input / output; ValueError when it has several). A model that is not
     /// functional answers as any layer, from the nodes of its calls.
     KerasTensor<T> input() const;
+    /// The only output's symbolic tensor (ValueError when the model has several); other models as Layer::output.
     KerasTensor<T> output() const;
+    /// The only input's shape, batch axis None (ValueError when several); other models as Layer::input_shape.
     dims_t input_shape() const;
+    /// The only output's shape, batch axis None (ValueError when several); other models as Layer::output_shape.
     dims_t output_shape() const;
     /// The layer with this name (ValueError listing the names otherwise).
     LayerPtr<T> get_layer(const std::string& name) const;
@@ -304,7 +340,9 @@ public:
     std::string weight_path(const Variable<T>& v) const override;
     /// A functional model's config in Keras's functional form (framework/graph/functional.hpp).
     json get_config() const override;
+    /// The only output's shape for `input_shape`, through the graph or the layers in turn.
     dims_t compute_output_shape(const dims_t& input_shape) const override;
+    /// Every output's shape for one shape per input, through the graph (functional) or the layers in turn.
     std::vector<dims_t> compute_output_shape_list(const std::vector<dims_t>& input_shapes) const override;
 
     // ---- compile --------------------------------------------------------------------------------
@@ -316,7 +354,9 @@ public:
     /// requires: every list of `options` has one entry or one per output, every map names outputs
     ///           of the model, some output has a loss (ValueError naming the argument otherwise).
     void compile(OptimizerSpec<T> optimizer, CompileOptions<T> options);
+    /// Whether compile() has been called; fit, evaluate, train_on_batch and test_on_batch require it.
     bool compiled() const { return !m_heads.empty(); }
+    /// The optimizer given to compile() (null before).
     const OptimizerPtr<T>& optimizer() const { return m_optimizer; }
     /// The loss of the first output that has one.
     const LossPtr<T>& loss() const;
@@ -350,9 +390,13 @@ public:
     /// With sample weights for every output or per output.
     Logs train_on_batch(const ArrayList<T>& x, const ArrayList<T>& y, const ArrayList<T>& sample_weight,
                         const std::map<int, double>* class_weight = nullptr);
+    /// Loss and metrics on one batch without a gradient step; metrics accumulate as in train_on_batch (RuntimeError before compile).
     Logs test_on_batch(const ArrayList<T>& x, const ArrayList<T>& y, const array_t<T>* sample_weight = nullptr);
+    /// With sample weights for every output or per output.
     Logs test_on_batch(const ArrayList<T>& x, const ArrayList<T>& y, const ArrayList<T>& sample_weight);
+    /// The only output for x as one batch, training=false (ValueError when the model has several outputs).
     array_t<T> predict_on_batch(const ArrayList<T>& x);
+    /// Every output for x as one batch, in output order.
     std::vector<array_t<T>> predict_on_batch_list(const ArrayList<T>& x);
 
     /// The compiled loss (with sample weights, may be empty) plus the sum of losses().
@@ -366,13 +410,16 @@ public:
     /// "loss" then the compiled metrics' names (those given as names appear once resolved), then
     /// the per-output losses ("dense_1_loss") of a model with several.
     std::vector<std::string> metrics_names() const;
+    /// Resets the loss tracker and every compiled metric to its initial state (as fit and evaluate do at their start).
     void reset_metrics();
     /// {"loss": ..., metric name: ...} as they stand.
     Logs get_metrics_result() const;
     /// +1/-1 for a metric known to be maximized/minimized ("loss": -1), 0 otherwise.
     int metric_direction(const std::string& name) const;
 
+    /// Keras's model.stop_training: set by a callback (EarlyStopping), fit ends after the current epoch.
     bool stop_training() const { return m_stop_training; }
+    /// Asks fit to stop after the current epoch (true), or clears the request.
     void set_stop_training(bool s) { m_stop_training = s; }
     /// The History of the last fit (null before).
     const std::shared_ptr<History<T>>& history() const { return m_history; }
@@ -394,6 +441,7 @@ public:
     struct ParamCounts {
         std::size_t trainable = 0, non_trainable = 0, optimizer = 0;
     };
+    /// The trainable, non-trainable and optimizer weight counts that summary() prints.
     ParamCounts param_counts() const;
     /// Keras 3's summary table (as Keras prints it when output is not a terminal). line_length <= 0:
     /// min(88, terminal columns - 4), the columns from $COLUMNS, the terminal, or 80.
@@ -419,6 +467,7 @@ protected:
     /// One batch: one tensor per input, per output, and per output a sample weight (may be empty).
     Logs train_step(const std::vector<Tensor<T>>& x, const std::vector<Tensor<T>>& y,
                     const std::vector<Tensor<T>>& sample_weight);
+    /// One evaluation batch: forward with training=false, updates the loss tracker and metrics; returns the running logs.
     Logs test_step(const std::vector<Tensor<T>>& x, const std::vector<Tensor<T>>& y,
                    const std::vector<Tensor<T>>& sample_weight);
 

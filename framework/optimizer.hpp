@@ -16,15 +16,21 @@ namespace xtape {
 /// learning rate as a function of the optimizer's step count (Keras's LearningRateSchedule).
 class LearningRateSchedule {
 public:
+    /// Destroys the schedule (shared by the optimizers that use it).
     virtual ~LearningRateSchedule() = default;
+    /// The learning rate at optimizer step `step` (0 for the first update).
     virtual double operator()(std::int64_t step) const = 0;
+    /// Keras's class name ("ExponentialDecay", "CosineDecay", ...).
     virtual std::string class_name() const = 0;
+    /// Keras's config: the schedule's constructor arguments by name.
     virtual json get_config() const = 0;
 };
 
 template <class T>
+/// keras.optimizers.Optimizer as the training loop sees it: apply_gradients, the learning rate, and state for saving.
 class Optimizer {
 public:
+    /// Destroys the optimizer and its slot variables.
     virtual ~Optimizer() = default;
 
     /// requires: grads[i] has the shape of vars[i] (ShapeError naming the variable otherwise);
@@ -38,8 +44,10 @@ public:
     virtual double learning_rate() const = 0;
     /// Replaces the learning rate with a constant (ReduceLROnPlateau, LearningRateScheduler).
     virtual void set_learning_rate(double lr) = 0;
+    /// The number of apply_gradients calls so far (Keras's optimizer.iterations).
     virtual std::int64_t iterations() const = 0;
 
+    /// Keras's class name ("Adam", "SGD", ...), as in configs and files.
     virtual std::string class_name() const = 0;
     /// Keras's config keys (name, learning_rate, ..., clipnorm, clipvalue, global_clipnorm).
     virtual json get_config() const = 0;

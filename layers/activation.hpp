@@ -18,6 +18,7 @@ namespace xtape {
 std::string activation_from_config(const json& spec);
 
 template<class T>
+/// keras.layers.Activation: applies the named activation function to its input, keeping the shape.
 class Activation : public Layer<T>
 {
 public:
@@ -28,6 +29,7 @@ public:
     static std::shared_ptr<Activation> from_config(const json& config);
     json get_config() const override;
 
+    /// The activation's Keras name ("relu", "softmax", "linear", ...).
     const std::string& activation() const { return m_activation; }
 
 protected:

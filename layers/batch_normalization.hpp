@@ -47,6 +47,7 @@ struct RenormClipping {
 };
 
 template <class T>
+/// keras.layers.BatchNormalization's arguments with Keras 3's defaults (axis -1, momentum 0.99, epsilon 1e-3).
 struct BatchNormalizationOptions {
     /// The normalized axis, or several (tf.keras's list; they normalize over their product).
     std::vector<int> axis{ -1 };
@@ -74,6 +75,7 @@ struct BatchNormalizationOptions {
 };
 
 template <class T>
+/// keras.layers.BatchNormalization: batch statistics in training, moving statistics in inference (see the top of this file).
 class BatchNormalization : public Layer<T> {
 public:
     /// requires: momentum in [0, 1], epsilon >= 0, renorm_clipping with rmax >= rmin and dmax >= 0,
@@ -87,23 +89,34 @@ public:
     /// and Keras 3 (initializers as {module, class_name, config, registered_name}, dtype policy
     /// dicts); booleans may be 1/0. Keras 1 modes 1 and 2 give NotImplementedError.
     static std::shared_ptr<BatchNormalization> from_config(const json& config);
+    /// The options from_config would construct with, without building a layer (same forms and errors).
     static BatchNormalizationOptions<T> options_from_config(const json& config);
     /// Keras 3's keys and values (axis an int when one axis; virtual_batch_size only when set).
     json get_config() const override;
 
+    /// The arguments the layer was constructed with.
     const BatchNormalizationOptions<T>& options() const { return m_options; }
+    /// The normalized axis or axes, as given (negative values count from the end).
     const std::vector<int>& axis() const { return m_options.axis; }
+    /// The moving averages' momentum: moving = moving * momentum + batch * (1 - momentum).
     double momentum() const { return m_options.momentum; }
+    /// Added to the variance before the square root.
     double epsilon() const { return m_options.epsilon; }
 
     /// requires: built, and the weight exists (scale for gamma, center for beta, renorm for the
     /// renorm statistics); RuntimeError naming the layer otherwise.
     const Variable<T>& gamma() const;
+    /// The offset (center) weight (RuntimeError unless built with center).
     const Variable<T>& beta() const;
+    /// The moving mean, non-trainable (RuntimeError unless built).
     const Variable<T>& moving_mean() const;
+    /// The moving (biased) variance, non-trainable (RuntimeError unless built).
     const Variable<T>& moving_variance() const;
+    /// Batch renormalization's moving standard deviation (RuntimeError unless built with renorm).
     const Variable<T>& moving_stddev() const;
+    /// Batch renormalization's renorm_momentum average of the mean (RuntimeError unless built with renorm).
     const Variable<T>& renorm_mean() const;
+    /// Batch renormalization's renorm_momentum average of the standard deviation (RuntimeError unless built with renorm).
     const Variable<T>& renorm_stddev() const;
 
 protected:

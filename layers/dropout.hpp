@@ -65,6 +65,7 @@ public:
 protected:
     /// Identity unless training and rate > 0.
     Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask) override;
+    /// Any shape: dropout is elementwise (noise_shape is checked when the noise is drawn).
     void check_input(const shape_t&) const override {}
 
 private:

@@ -11,6 +11,7 @@
 namespace xtape {
 
 template<class T>
+/// keras.layers.Flatten: (batch, d1, ..., dn) -> (batch, d1*...*dn), channels moved last first for "channels_first".
 class Flatten : public Layer<T>
 {
 public:
@@ -22,8 +23,10 @@ public:
     /// Keras 2/3 configs; Keras 1 configs have no data_format (channels_last).
     static std::shared_ptr<Flatten> from_config(const json& config);
     json get_config() const override;
+    /// (batch, product of the other dimensions), None when any of them is None; (batch, 1) for a rank-1 input.
     dims_t compute_output_shape(const dims_t& input_shape) const override;
 
+    /// "channels_last" (default) or "channels_first".
     const std::string& data_format() const { return m_data_format; }
 
 protected:

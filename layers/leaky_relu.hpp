@@ -10,6 +10,7 @@
 namespace xtape {
 
 template<class T>
+/// keras.layers.LeakyReLU: x for x >= 0, negative_slope * x otherwise (default slope 0.3).
 class LeakyReLU : public Layer<T>
 {
 public:
@@ -20,10 +21,12 @@ public:
     static std::shared_ptr<LeakyReLU> from_config(const json& config);
     json get_config() const override;
 
+    /// The slope for negative inputs (Keras 3's negative_slope, Keras 2's alpha).
     double negative_slope() const { return m_negative_slope; }
 
 protected:
     Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask) override;
+    /// Any shape: the function is elementwise.
     void check_input(const shape_t&) const override {}
 
 private:

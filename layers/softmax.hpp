@@ -12,9 +12,11 @@
 namespace xtape {
 
 template<class T>
+/// keras.layers.Softmax: normalizes exp(x) over `axis` (default -1) or several axes; masked positions get (almost) zero.
 class Softmax : public Layer<T>
 {
 public:
+    /// Softmax over one axis (negative counts from the end; -1: the last axis).
     explicit Softmax(int axis = -1, const std::string& name = "", bool trainable = true);
     /// requires: at least one axis. Several axes normalize over all of them together.
     explicit Softmax(const axes_t& axes, const std::string& name = "", bool trainable = true);
@@ -23,10 +25,12 @@ public:
     static std::shared_ptr<Softmax> from_config(const json& config);
     json get_config() const override;
 
+    /// The axes normalized over, as given (negative values count from the end).
     const axes_t& axes() const { return m_axes; }
 
 protected:
     Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask) override;
+    /// Any shape in which every axis exists (ShapeError naming the layer, the axis and the shape otherwise).
     void check_input(const shape_t& x) const override;
 
 private:

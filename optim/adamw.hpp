@@ -7,6 +7,7 @@
 namespace xtape {
 
 template <class T>
+/// keras.optimizers.AdamW: Adam with decoupled weight decay (default 0.004).
 class AdamW : public Adam<T> {
 public:
     /// args.weight_decay is ignored: the weight_decay argument is the one used.

@@ -13,10 +13,13 @@
 namespace xtape {
 
 template <class T>
+/// keras.optimizers.Nadam: Adam with Nesterov momentum (the update at the top of this file).
 class Nadam : public OptimizerBase<T> {
 public:
+    /// Nadam(learning_rate = 0.001, beta_1 = 0.9, beta_2 = 0.999, epsilon = 1e-7); `args` holds clipping and weight decay.
     explicit Nadam(LearningRate learning_rate = 0.001, double beta_1 = 0.9, double beta_2 = 0.999,
                    double epsilon = 1e-7, const OptimizerArgs& args = {});
+    /// From Keras's config keys (also Keras 1/2 forms, see OptimizerBase::parse_base_config); ValueError for unknown keys.
     static std::shared_ptr<Nadam> from_config(const json& config);
 
     std::string class_name() const override { return "Nadam"; }

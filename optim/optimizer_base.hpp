@@ -33,17 +33,22 @@ namespace xtape {
 /// A constant learning rate or a schedule; converts implicitly from either.
 class LearningRate {
 public:
+    /// A constant learning rate.
     LearningRate(double value)
         : m_value(value)
     {
     }
+    /// A schedule evaluated at each step; ValueError for a null schedule.
     LearningRate(std::shared_ptr<const LearningRateSchedule> schedule);
     template <class S, class = std::enable_if_t<std::is_base_of_v<LearningRateSchedule, S>>>
+    /// A schedule of any LearningRateSchedule subclass (std::make_shared<ExponentialDecay>(...)).
     LearningRate(std::shared_ptr<S> schedule)
         : LearningRate(std::shared_ptr<const LearningRateSchedule>(std::move(schedule)))
     {
     }
+    /// The learning rate at optimizer step `step`: the constant, or the schedule's value.
     double at(std::int64_t step) const { return m_schedule ? (*m_schedule)(step) : m_value; }
+    /// The schedule, null for a constant learning rate.
     const std::shared_ptr<const LearningRateSchedule>& schedule() const { return m_schedule; }
     /// A number, or the schedule in Keras 3's serialized form.
     json to_json() const;
@@ -65,6 +70,7 @@ struct OptimizerArgs {
 };
 
 template <class T>
+/// Keras 3's BaseOptimizer: learning rate, clipping, weight decay, slots and iterations shared by every optimizer (see the top of this file).
 class OptimizerBase : public Optimizer<T> {
 public:
     void apply_gradients(const std::vector<Tensor<T>>& grads, const std::vector<Variable<T>>& vars) override;
@@ -74,6 +80,7 @@ public:
     void set_learning_rate(double lr) override;
     /// Replaces the learning rate by a constant or a schedule.
     void set_learning_rate_schedule(LearningRate lr) { m_learning_rate = std::move(lr); }
+    /// The learning rate as given: a constant or a schedule.
     const LearningRate& learning_rate_spec() const { return m_learning_rate; }
     std::int64_t iterations() const override { return m_iterations; }
 
@@ -90,22 +97,33 @@ public:
 
     /// Creates the slots for `vars` (the first apply_gradients does it when not called before).
     void build(const std::vector<Variable<T>>& vars);
+    /// Whether the slots exist (after build() or the first apply_gradients).
     bool built() const { return m_built; }
     /// The number of slot kinds and of extra variables variables() lists (file formats that order
     /// the state otherwise, such as Keras 3's, need the layout).
     std::size_t num_slot_kinds() const { return m_slots.size(); }
+    /// The number of state variables that belong to no model variable (Nadam's u_product: 1).
     std::size_t num_extra_variables() const { return m_extras.size(); }
 
+    /// The optimizer's name (Keras's default: "adam", "SGD", ...), the prefix of its variables in files.
     const std::string& name() const { return m_name; }
+    /// Renames the optimizer (and so the paths of its variables).
     void set_name(std::string name) { m_name = std::move(name); }
+    /// Keras's weight_decay: w -= w * weight_decay * lr before each update; nullopt for none.
     std::optional<double> weight_decay() const { return m_weight_decay; }
+    /// Sets (or, with nullopt, removes) the weight decay.
     void set_weight_decay(std::optional<double> wd) { m_weight_decay = wd; }
+    /// Each gradient clipped to this L2 norm; nullopt for none.
     std::optional<double> clipnorm() const { return m_clipnorm; }
+    /// Each gradient element clipped into [-clipvalue, clipvalue]; nullopt for none.
     std::optional<double> clipvalue() const { return m_clipvalue; }
+    /// All gradients scaled together so that their global norm is at most this; nullopt for none.
     std::optional<double> global_clipnorm() const { return m_global_clipnorm; }
     /// Each throws ValueError when another clipping argument is already set (Keras allows one).
     void set_clipnorm(std::optional<double> v);
+    /// Sets clipvalue; ValueError when clipnorm or global_clipnorm is already set.
     void set_clipvalue(std::optional<double> v);
+    /// Sets global_clipnorm; ValueError when clipnorm or clipvalue is already set.
     void set_global_clipnorm(std::optional<double> v);
     /// Sets weight_decay, the clipping arguments and (if not empty) the name.
     void set_args(const OptimizerArgs& args);
@@ -115,6 +133,7 @@ public:
     void exclude_from_weight_decay(const std::vector<Variable<T>>& vars, const std::vector<std::string>& var_names = {});
 
 protected:
+    /// For subclasses: the learning rate (constant or schedule) and Keras's default name ("adam", "rmsprop", "SGD").
     OptimizerBase(LearningRate learning_rate, std::string name);
 
     /// Creates the slots with add_slots() / add_extra_variable(); called once, by build().
@@ -129,8 +148,11 @@ protected:
     std::size_t add_slots(const std::string& kind, double initial = 0.0);
     /// State that belongs to no variable, listed after the slots; returns its index.
     std::size_t add_extra_variable(const std::string& name, array_t<T> value);
+    /// The data of slot `kind` (add_slots's index) for variable `index`, contiguous, of the variable's size.
     T* slot(std::size_t kind, std::size_t index) { return m_slots[kind][index].mutable_value().data(); }
+    /// The extra variable `i` (add_extra_variable's index).
     Variable<T>& extra(std::size_t i) { return m_extras[i]; }
+    /// The number of model variables the optimizer was built for.
     std::size_t num_built_variables() const { return m_vars.size(); }
 
     /// Reads the base keys of a Keras config (Keras 1, 2 and 3 forms: "lr" for learning_rate;

@@ -15,10 +15,13 @@
 namespace xtape {
 
 template <class T>
+/// keras.optimizers.RMSprop: steps divided by a moving root mean square of the gradients (the update at the top of this file).
 class RMSprop : public OptimizerBase<T> {
 public:
+    /// RMSprop(learning_rate = 0.001, rho = 0.9, momentum = 0.0, epsilon = 1e-7, centered = false); `args` holds clipping and weight decay.
     explicit RMSprop(LearningRate learning_rate = 0.001, double rho = 0.9, double momentum = 0.0,
                      double epsilon = 1e-7, bool centered = false, const OptimizerArgs& args = {});
+    /// From Keras's config keys (also Keras 1/2 forms, see OptimizerBase::parse_base_config); ValueError for unknown keys.
     static std::shared_ptr<RMSprop> from_config(const json& config);
 
     std::string class_name() const override { return "RMSprop"; }

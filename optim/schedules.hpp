@@ -20,6 +20,7 @@ using SchedulePtr = std::shared_ptr<const LearningRateSchedule>;
 /// requires: decay_steps > 0 (ValueError otherwise).
 class ExponentialDecay : public LearningRateSchedule {
 public:
+    /// keras.optimizers.schedules.ExponentialDecay(initial_learning_rate, decay_steps, decay_rate, staircase = false).
     ExponentialDecay(double initial_learning_rate, double decay_steps, double decay_rate, bool staircase = false,
                      std::string name = "ExponentialDecay");
     double operator()(std::int64_t step) const override;
@@ -37,6 +38,7 @@ private:
 /// requires: values.size() == boundaries.size() + 1 (ValueError otherwise).
 class PiecewiseConstantDecay : public LearningRateSchedule {
 public:
+    /// keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values); boundaries in steps, increasing.
     PiecewiseConstantDecay(std::vector<double> boundaries, std::vector<double> values,
                            std::string name = "PiecewiseConstant");
     double operator()(std::int64_t step) const override;
@@ -52,6 +54,7 @@ private:
 /// decay_steps grows to the first multiple of itself that is >= step (1 multiple at step 0).
 class PolynomialDecay : public LearningRateSchedule {
 public:
+    /// keras.optimizers.schedules.PolynomialDecay(initial_learning_rate, decay_steps, end_learning_rate = 1e-4, power = 1, cycle = false).
     PolynomialDecay(double initial_learning_rate, double decay_steps, double end_learning_rate = 0.0001,
                     double power = 1.0, bool cycle = false, std::string name = "PolynomialDecay");
     double operator()(std::int64_t step) const override;
@@ -67,6 +70,7 @@ private:
 /// initial_learning_rate / (1 + decay_rate * step / decay_steps) (exponent floored with staircase).
 class InverseTimeDecay : public LearningRateSchedule {
 public:
+    /// keras.optimizers.schedules.InverseTimeDecay(initial_learning_rate, decay_steps, decay_rate, staircase = false).
     InverseTimeDecay(double initial_learning_rate, double decay_steps, double decay_rate, bool staircase = false,
                      std::string name = "InverseTimeDecay");
     double operator()(std::int64_t step) const override;
@@ -84,6 +88,7 @@ private:
 /// warmup_target over warmup_steps, then the cosine decay from warmup_target over decay_steps.
 class CosineDecay : public LearningRateSchedule {
 public:
+    /// keras.optimizers.schedules.CosineDecay(initial_learning_rate, decay_steps, alpha = 0, name, warmup_target = None, warmup_steps = 0).
     CosineDecay(double initial_learning_rate, double decay_steps, double alpha = 0.0, std::string name = "CosineDecay",
                 std::optional<double> warmup_target = std::nullopt, double warmup_steps = 0.0);
     double operator()(std::int64_t step) const override;

@@ -20,6 +20,7 @@
 
 namespace xtape {
 
+/// keras.callbacks.ModelCheckpoint's arguments with Keras's defaults (monitor "val_loss", save every epoch).
 struct ModelCheckpointOptions {
     std::string monitor = "val_loss";
     /// 0 silent; 1 prints Keras's "Epoch 3: val_loss improved from 0.41234 to 0.39876, saving model to ...".
@@ -39,6 +40,7 @@ struct ModelCheckpointOptions {
 };
 
 template <class T>
+/// keras.callbacks.ModelCheckpoint(filepath, ...): saves the model (or its weights) to a formatted path during fit.
 class ModelCheckpoint : public Callback<T> {
 public:
     bool chief_only() const override { return true; }
@@ -50,6 +52,7 @@ public:
     void on_train_batch_end(int batch, Logs& logs) override;
     void on_epoch_end(int epoch, Logs& logs) override;
 
+    /// The best monitored value so far (save_best_only), initial_value_threshold or +-inf before the first.
     double best() const { return m_best; }
     /// The path of the last file written ("" before the first save).
     const std::string& last_saved() const { return m_last_saved; }

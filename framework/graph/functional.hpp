@@ -21,6 +21,7 @@
 namespace xtape {
 
 template <class T>
+/// keras.Model(inputs, outputs) under Keras's class name "Functional": a model that runs the graph between symbolic tensors.
 class Functional : public Model<T> {
 public:
     using Model<T>::Model;

@@ -26,11 +26,15 @@
 namespace xtape {
 
 template <class T>
+/// The ordered nodes between a functional model's inputs and outputs, and their execution (see the top of this file).
 class Graph {
 public:
+    /// Validates and orders the graph once; ValueError with Keras's messages (disconnected graph, cycle, repeated input or layer name).
     Graph(std::vector<KerasTensor<T>> inputs, std::vector<KerasTensor<T>> outputs);
 
+    /// The graph's symbolic inputs, in the order given.
     const std::vector<KerasTensor<T>>& inputs() const { return m_inputs; }
+    /// The graph's symbolic outputs, in the order given.
     const std::vector<KerasTensor<T>>& outputs() const { return m_outputs; }
     /// Every layer of the graph, InputLayers included, in Keras's order (decreasing depth, then
     /// first traversal): what Keras 3's model.layers lists.

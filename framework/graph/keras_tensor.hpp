@@ -23,6 +23,7 @@ namespace xtape {
 
 /// A Keras shape: dimensions with -1 for None (the batch dimension is usually None).
 using dims_t = std::vector<long>;
+/// The value of a None dimension in dims_t.
 inline constexpr long none_dim = -1;
 
 template <class T>
@@ -37,9 +38,12 @@ struct CallArgs {
 };
 
 template <class T>
+/// A symbolic tensor: its shape and Keras history (layer, node index, tensor index), no values (see the top of this file).
 class KerasTensor {
 public:
+    /// An undefined tensor (defined() is false).
     KerasTensor() = default;
+    /// Output `tensor_index` of call `node_index` of `layer`, of `shape` (made by Layer's symbolic call).
     KerasTensor(std::shared_ptr<Layer<T>> layer, std::size_t node_index, std::size_t tensor_index, dims_t shape)
         : m_layer(std::move(layer))
         , m_node_index(node_index)
@@ -48,13 +52,19 @@ public:
     {
     }
 
+    /// Whether the tensor was made by a layer call (false for a default-constructed one).
     bool defined() const { return static_cast<bool>(m_layer); }
+    /// The shape, batch dimension included, none_dim for None.
     const dims_t& shape() const { return m_shape; }
+    /// The number of dimensions, batch included.
     std::size_t rank() const { return m_shape.size(); }
+    /// Keras's dtype name of T: "float32" or "float64".
     const char* dtype() const { return dtype_name<T>(); }
     /// Keras's keras_history: (layer, node_index, tensor_index).
     const std::shared_ptr<Layer<T>>& layer() const { return m_layer; }
+    /// Which call of layer() made the tensor (an index into its inbound_nodes()).
     std::size_t node_index() const { return m_node_index; }
+    /// Which output of that call the tensor is.
     std::size_t tensor_index() const { return m_tensor_index; }
     /// "<layer>:<node>:<tensor>", how errors name a tensor.
     std::string name() const;
@@ -84,6 +94,7 @@ template <class T>
 class KerasTensors : public std::vector<KerasTensor<T>> {
 public:
     using std::vector<KerasTensor<T>>::vector;
+    /// Every output of a call, in order.
     KerasTensors(std::vector<KerasTensor<T>> v)
         : std::vector<KerasTensor<T>>(std::move(v))
     {
@@ -96,7 +107,9 @@ public:
                              " tensors where one was expected; index the list");
         return this->front();
     }
+    /// The only tensor, so that a single-output call reads as one tensor (ValueError otherwise).
     operator KerasTensor<T>() const { return single(); }
+    /// The only tensor's shape (ValueError when there are several).
     const dims_t& shape() const { return single().shape(); }
 };
 

@@ -14,6 +14,7 @@
 namespace xtape {
 
 template <class T>
+/// One call of a layer on symbolic tensors: its input tensors, call arguments and output shapes and masks.
 struct Node {
     Layer<T>* layer = nullptr; ///< the layer called (it owns the node)
     std::size_t index = 0;     ///< position among the layer's inbound nodes

@@ -30,21 +30,28 @@ namespace detail {
 /// Copies take another reference (H5Iinc_ref), so a copy stays valid after the original is gone.
 class H5Handle {
 public:
+    /// The H5?close function that releases this kind of identifier (H5Fclose, H5Gclose, ...).
     using closer_t = int (*)(h5_id_t);
+    /// No identifier (valid() is false).
     H5Handle() = default;
+    /// Takes ownership of one reference to `id`, released with `closer`.
     H5Handle(h5_id_t id, closer_t closer)
         : m_id(id)
         , m_closer(closer)
     {
     }
+    /// Another reference to the same identifier (H5Iinc_ref).
     H5Handle(const H5Handle& o);
+    /// Releases this reference, then takes another reference to o's identifier.
     H5Handle& operator=(const H5Handle& o);
+    /// Takes o's reference; o becomes invalid.
     H5Handle(H5Handle&& o) noexcept
         : m_id(o.m_id)
         , m_closer(o.m_closer)
     {
         o.m_id = -1;
     }
+    /// Releases this reference and takes o's; o becomes invalid.
     H5Handle& operator=(H5Handle&& o) noexcept
     {
         if (this != &o) {
@@ -55,8 +62,11 @@ public:
         }
         return *this;
     }
+    /// Releases the reference, ignoring errors (close() paths report them).
     ~H5Handle() { reset(); }
+    /// The identifier, -1 when invalid.
     h5_id_t get() const { return m_id; }
+    /// Whether the handle holds an identifier.
     bool valid() const { return m_id >= 0; }
     /// Releases this reference now; false when HDF5 reported an error (e.g. a failed flush).
     bool reset() noexcept
@@ -96,7 +106,9 @@ public:
     /// The bytes of a file made by create_in_memory, flushed: a complete HDF5 file.
     std::string image() const;
 
+    /// The root group "/" of the file.
     H5Group root() const;
+    /// The file's path, or the name given to open_image / create_in_memory.
     const std::string& path() const { return m_path; }
     /// Flushes everything written so far to the operating system and releases this handle (the
     /// file itself closes when no copy or group refers to it any more). Throws IOError if HDF5
@@ -119,6 +131,7 @@ class H5Group {
 public:
     /// Path of this group inside the file, "/" for the root, else "a/b" without a leading '/'.
     const std::string& name() const { return m_name; }
+    /// The path of the file the group belongs to, as messages name it.
     const std::string& file_path() const { return m_file; }
 
     // ---- structure -----------------------------------------------------------------------
@@ -135,9 +148,11 @@ public:
     std::vector<std::string> member_names() const;
 
     // ---- attributes ----------------------------------------------------------------------
+    /// True if the group has an attribute `name` (Keras's chunked `name0` form does not count).
     bool has_attribute(const std::string& name) const;
     /// True if `name` exists or Keras's chunked form `name0` does.
     bool has_string_array_attribute(const std::string& name) const;
+    /// The names of the group's attributes, in HDF5's order.
     std::vector<std::string> attribute_names() const;
     /// Removes `name` if present (and nothing else).
     void delete_attribute(const std::string& name);

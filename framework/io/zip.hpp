@@ -36,12 +36,18 @@ class ZipReader {
 public:
     /// requires: `path` is a complete zip archive (libzip's consistency checks pass).
     static ZipReader open(const std::string& path);
+    /// Takes over the open archive of another reader.
     ZipReader(ZipReader&&) noexcept;
+    /// Closes this archive and takes over another reader's.
     ZipReader& operator=(ZipReader&&) noexcept;
+    /// Closes the archive.
     ~ZipReader();
 
+    /// The archive's path, as messages name it.
     const std::string& path() const { return m_path; }
+    /// Every entry as the central directory declares it, in archive order.
     std::vector<ZipEntryInfo> entries() const;
+    /// True if the archive has an entry named exactly `name`.
     bool has(const std::string& name) const;
     /// The whole entry, decompressed and CRC-checked.
     ///   requires: has(name) (IOError "missing entry" otherwise).

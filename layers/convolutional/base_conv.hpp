@@ -55,9 +55,11 @@ struct ConvLayerOptions {
     bool trainable = true;
 };
 
+/// Which family a convolution layer belongs to: its weights and op (see the top of this file).
 enum class ConvKind { conv, transpose, depthwise, separable };
 
 template <class T>
+/// The convolution layers' common implementation (Keras's BaseConv, BaseConvTranspose, BaseDepthwiseConv, BaseSeparableConv); Conv2D etc. only name it.
 class BaseConv : public Layer<T> {
 public:
     /// requires: Keras's argument checks (ValueError with Keras's messages): filters > 0 (not for
@@ -70,11 +72,16 @@ public:
     static std::shared_ptr<BaseConv> from_config(const std::string& class_name, std::size_t rank, ConvKind kind,
                                                  const json& config);
     json get_config() const override;
+    /// Keras's conv output shape: each spatial size from kernel_size, strides, dilation_rate and padding (None stays None); channels become filters (in * depth_multiplier for depthwise).
     dims_t compute_output_shape(const dims_t& input_shape) const override;
 
+    /// The number of spatial dimensions: 1, 2 or 3.
     std::size_t rank() const { return m_rank; }
+    /// Plain, transposed, depthwise or separable.
     ConvKind kind() const { return m_kind; }
+    /// Whether data_format is "channels_first" (channels on axis 1 rather than last).
     bool channels_first() const { return m_options.data_format == "channels_first"; }
+    /// The arguments the layer was constructed with (kernel_size etc. as given).
     const ConvLayerOptions<T>& options() const { return m_options; }
     /// The kernel (depthwise kernel for depthwise and separable layers). requires: built.
     const Variable<T>& kernel() const;
@@ -127,16 +134,67 @@ private:
         }                                                                                                     \
     };
 
+/// keras.layers.Conv1D: (batch, steps, channels) -> (batch, new_steps, filters); padding "causal" allowed.
 XTAPE_CONV_LAYER(Conv1D, 1, ConvKind::conv)
+/// keras.layers.Conv2D: (batch, rows, cols, channels) -> (batch, new_rows, new_cols, filters), optionally grouped.
 XTAPE_CONV_LAYER(Conv2D, 2, ConvKind::conv)
+/// keras.layers.Conv3D: 3-D convolution over (batch, d1, d2, d3, channels).
 XTAPE_CONV_LAYER(Conv3D, 3, ConvKind::conv)
+/// keras.layers.Conv1DTranspose: the transpose (adjoint) of Conv1D, which upsamples steps by strides.
 XTAPE_CONV_LAYER(Conv1DTranspose, 1, ConvKind::transpose)
+/// keras.layers.Conv2DTranspose: the transpose (adjoint) of Conv2D, which upsamples by strides; output_padding as in Keras.
 XTAPE_CONV_LAYER(Conv2DTranspose, 2, ConvKind::transpose)
+/// keras.layers.Conv3DTranspose: the transpose (adjoint) of Conv3D, which upsamples by strides.
 XTAPE_CONV_LAYER(Conv3DTranspose, 3, ConvKind::transpose)
+/// keras.layers.DepthwiseConv1D: each channel convolved alone into depth_multiplier outputs.
 XTAPE_CONV_LAYER(DepthwiseConv1D, 1, ConvKind::depthwise)
+/// keras.layers.DepthwiseConv2D: each channel convolved alone into depth_multiplier outputs.
 XTAPE_CONV_LAYER(DepthwiseConv2D, 2, ConvKind::depthwise)
+/// keras.layers.SeparableConv1D: a depthwise convolution followed by a 1-wide pointwise one to filters.
 XTAPE_CONV_LAYER(SeparableConv1D, 1, ConvKind::separable)
+/// keras.layers.SeparableConv2D: a depthwise convolution followed by a 1x1 pointwise one to filters.
 XTAPE_CONV_LAYER(SeparableConv2D, 2, ConvKind::separable)
+// The constructors the convolution macro declares (Doxygen reads no comment inside a macro):
+/// \fn xtape::Conv1D::Conv1D(const ConvLayerOptions<T>& options)
+/// A Conv1D with every Keras argument in `options`; ValueError for invalid ones (BaseConv's requirements).
+/// \fn xtape::Conv1D::Conv1D(long filters, std::vector<std::size_t> kernel_size, const std::string& padding, const std::string& activation, const std::string& name)
+/// Conv1D(filters, kernel_size, padding = "valid", activation = "linear", name = ""), the other arguments at Keras's defaults.
+/// \fn xtape::Conv2D::Conv2D(const ConvLayerOptions<T>& options)
+/// A Conv2D with every Keras argument in `options`; ValueError for invalid ones (BaseConv's requirements).
+/// \fn xtape::Conv2D::Conv2D(long filters, std::vector<std::size_t> kernel_size, const std::string& padding, const std::string& activation, const std::string& name)
+/// Conv2D(filters, kernel_size, padding = "valid", activation = "linear", name = ""), the other arguments at Keras's defaults.
+/// \fn xtape::Conv3D::Conv3D(const ConvLayerOptions<T>& options)
+/// A Conv3D with every Keras argument in `options`; ValueError for invalid ones (BaseConv's requirements).
+/// \fn xtape::Conv3D::Conv3D(long filters, std::vector<std::size_t> kernel_size, const std::string& padding, const std::string& activation, const std::string& name)
+/// Conv3D(filters, kernel_size, padding = "valid", activation = "linear", name = ""), the other arguments at Keras's defaults.
+/// \fn xtape::Conv1DTranspose::Conv1DTranspose(const ConvLayerOptions<T>& options)
+/// A Conv1DTranspose with every Keras argument in `options`; ValueError for invalid ones (BaseConv's requirements).
+/// \fn xtape::Conv1DTranspose::Conv1DTranspose(long filters, std::vector<std::size_t> kernel_size, const std::string& padding, const std::string& activation, const std::string& name)
+/// Conv1DTranspose(filters, kernel_size, padding = "valid", activation = "linear", name = ""), the other arguments at Keras's defaults.
+/// \fn xtape::Conv2DTranspose::Conv2DTranspose(const ConvLayerOptions<T>& options)
+/// A Conv2DTranspose with every Keras argument in `options`; ValueError for invalid ones (BaseConv's requirements).
+/// \fn xtape::Conv2DTranspose::Conv2DTranspose(long filters, std::vector<std::size_t> kernel_size, const std::string& padding, const std::string& activation, const std::string& name)
+/// Conv2DTranspose(filters, kernel_size, padding = "valid", activation = "linear", name = ""), the other arguments at Keras's defaults.
+/// \fn xtape::Conv3DTranspose::Conv3DTranspose(const ConvLayerOptions<T>& options)
+/// A Conv3DTranspose with every Keras argument in `options`; ValueError for invalid ones (BaseConv's requirements).
+/// \fn xtape::Conv3DTranspose::Conv3DTranspose(long filters, std::vector<std::size_t> kernel_size, const std::string& padding, const std::string& activation, const std::string& name)
+/// Conv3DTranspose(filters, kernel_size, padding = "valid", activation = "linear", name = ""), the other arguments at Keras's defaults.
+/// \fn xtape::DepthwiseConv1D::DepthwiseConv1D(const ConvLayerOptions<T>& options)
+/// A DepthwiseConv1D with every Keras argument in `options`; ValueError for invalid ones (BaseConv's requirements).
+/// \fn xtape::DepthwiseConv1D::DepthwiseConv1D(long filters, std::vector<std::size_t> kernel_size, const std::string& padding, const std::string& activation, const std::string& name)
+/// DepthwiseConv1D(depth_multiplier, kernel_size, padding = "valid", activation = "linear", name = ""), the other arguments at Keras's defaults.
+/// \fn xtape::DepthwiseConv2D::DepthwiseConv2D(const ConvLayerOptions<T>& options)
+/// A DepthwiseConv2D with every Keras argument in `options`; ValueError for invalid ones (BaseConv's requirements).
+/// \fn xtape::DepthwiseConv2D::DepthwiseConv2D(long filters, std::vector<std::size_t> kernel_size, const std::string& padding, const std::string& activation, const std::string& name)
+/// DepthwiseConv2D(depth_multiplier, kernel_size, padding = "valid", activation = "linear", name = ""), the other arguments at Keras's defaults.
+/// \fn xtape::SeparableConv1D::SeparableConv1D(const ConvLayerOptions<T>& options)
+/// A SeparableConv1D with every Keras argument in `options`; ValueError for invalid ones (BaseConv's requirements).
+/// \fn xtape::SeparableConv1D::SeparableConv1D(long filters, std::vector<std::size_t> kernel_size, const std::string& padding, const std::string& activation, const std::string& name)
+/// SeparableConv1D(filters, kernel_size, padding = "valid", activation = "linear", name = ""), the other arguments at Keras's defaults.
+/// \fn xtape::SeparableConv2D::SeparableConv2D(const ConvLayerOptions<T>& options)
+/// A SeparableConv2D with every Keras argument in `options`; ValueError for invalid ones (BaseConv's requirements).
+/// \fn xtape::SeparableConv2D::SeparableConv2D(long filters, std::vector<std::size_t> kernel_size, const std::string& padding, const std::string& activation, const std::string& name)
+/// SeparableConv2D(filters, kernel_size, padding = "valid", activation = "linear", name = ""), the other arguments at Keras's defaults.
 #undef XTAPE_CONV_LAYER
 
 } // namespace xtape

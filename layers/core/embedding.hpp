@@ -22,6 +22,7 @@
 namespace xtape {
 
 template <class T>
+/// keras.layers.Embedding's arguments with Keras's defaults (input_dim and output_dim required).
 struct EmbeddingOptions {
     long input_dim = 0;
     long output_dim = 0;
@@ -34,15 +35,19 @@ struct EmbeddingOptions {
 };
 
 template <class T>
+/// keras.layers.Embedding: integer indices (held in T) -> rows of the (input_dim, output_dim) table; output shape input + (output_dim,).
 class Embedding : public Layer<T> {
 public:
     /// requires: input_dim > 0 and output_dim > 0 (Keras's ValueError otherwise).
     explicit Embedding(const EmbeddingOptions<T>& options);
+    /// Builds the layer from a Keras 1, 2 or 3 config (Keras 1's init / W_regularizer / W_constraint too); ValueError for a missing or non-integer input_dim / output_dim, NotImplementedError for Keras 1's dropout.
     static std::shared_ptr<Embedding> from_config(const json& config);
     json get_config() const override;
+    /// The indices' shape followed by output_dim.
     dims_t compute_output_shape(const dims_t& input_shape) const override;
     /// indices != 0 with mask_zero, else no mask.
     Tensor<T> compute_mask(const Tensor<T>& x, const Tensor<T>& mask) const override;
+    /// The arguments the layer was constructed with.
     const EmbeddingOptions<T>& options() const { return m_options; }
     /// requires: built (RuntimeError otherwise).
     const Variable<T>& embeddings() const;
@@ -59,12 +64,17 @@ private:
 };
 
 template <class T>
+/// keras.layers.Masking: zeroes the time steps whose features all equal mask_value and masks them out.
 class Masking : public Layer<T> {
 public:
+    /// Masking(mask_value = 0.0): steps whose every feature equals mask_value are masked.
     explicit Masking(double mask_value = 0.0, const std::string& name = "");
+    /// Builds the layer from a Keras config; mask_value may be a number or Keras 3's serialized tensor.
     static std::shared_ptr<Masking> from_config(const json& config);
     json get_config() const override;
+    /// any(x != mask_value, axis=-1): 1 for kept steps, shape x.shape[:-1]; the incoming mask is ignored.
     Tensor<T> compute_mask(const Tensor<T>& x, const Tensor<T>& mask) const override;
+    /// The feature value that marks a padded step (default 0.0).
     double mask_value() const { return m_mask_value; }
 
 protected:

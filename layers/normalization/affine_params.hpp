@@ -13,6 +13,7 @@
 namespace xtape {
 
 template <class T>
+/// The gamma (scale) and beta (center) arguments of LayerNormalization and GroupNormalization, with Keras's defaults (both on).
 struct AffineParams {
     bool center = true;
     bool scale = true;

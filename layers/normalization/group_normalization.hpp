@@ -25,6 +25,7 @@
 namespace xtape {
 
 template <class T>
+/// keras.layers.GroupNormalization's arguments with Keras's defaults (groups 32, axis -1, epsilon 1e-3).
 struct GroupNormalizationOptions {
     long groups = 32; ///< -1: one group per channel
     int axis = -1;
@@ -35,15 +36,19 @@ struct GroupNormalizationOptions {
 };
 
 template <class T>
+/// keras.layers.GroupNormalization: each sample normalized per group of consecutive channels; -1 groups is instance normalization.
 class GroupNormalization : public Layer<T> {
 public:
     /// requires: groups > 0 or -1 (Keras's ValueError otherwise).
     explicit GroupNormalization(const GroupNormalizationOptions<T>& options = {});
+    /// Builds the layer from a Keras config (groups, axis, epsilon and the gamma/beta keys).
     static std::shared_ptr<GroupNormalization> from_config(const json& config);
     json get_config() const override;
+    /// The arguments the layer was constructed with.
     const GroupNormalizationOptions<T>& options() const { return m_options; }
     /// requires: built with scale / center (RuntimeError otherwise).
     const Variable<T>& gamma() const;
+    /// The per-channel offset, shape (C,) (RuntimeError unless built with center).
     const Variable<T>& beta() const;
 
 protected:
@@ -60,11 +65,15 @@ private:
 };
 
 template <class T>
+/// keras.layers.UnitNormalization: x / sqrt(max(sum(x^2 over axis), 1e-24)), each sample to unit L2 norm.
 class UnitNormalization : public Layer<T> {
 public:
+    /// UnitNormalization(axis = -1); `axis_is_list` makes get_config write axis as a list, as given.
     explicit UnitNormalization(std::vector<int> axis = { -1 }, bool axis_is_list = false, const std::string& name = "");
+    /// Builds the layer from a Keras config (axis an int or a list; ValueError for anything else).
     static std::shared_ptr<UnitNormalization> from_config(const json& config);
     json get_config() const override;
+    /// The normalized axes as given (negative values count from the end).
     const std::vector<int>& axis() const { return m_axis; }
 
 protected:

@@ -23,6 +23,7 @@
 namespace xtape {
 
 template <class T>
+/// keras.layers.LayerNormalization's arguments with Keras 3's defaults (axis -1, epsilon 1e-3, center and scale).
 struct LayerNormalizationOptions {
     std::vector<int> axis{ -1 };
     bool axis_is_list = false; ///< Keras writes back the form it was given (an int or a list)
@@ -34,6 +35,7 @@ struct LayerNormalizationOptions {
 };
 
 template <class T>
+/// keras.layers.LayerNormalization: each sample normalized by its own mean and variance over `axis`, then scaled and shifted.
 class LayerNormalization : public Layer<T> {
 public:
     /// requires: a non-empty axis, epsilon >= 0 (ValueError otherwise).
@@ -43,11 +45,13 @@ public:
     /// Keras 3's keys; after build, axis is the sorted list of non-negative axes (as Keras writes it).
     json get_config() const override;
 
+    /// The arguments the layer was constructed with.
     const LayerNormalizationOptions<T>& options() const { return m_options; }
     /// The normalized axes, sorted and non-negative (after build).
     const std::vector<std::size_t>& axes() const { return m_axes; }
     /// requires: built with scale (or rms_scaling) / center (RuntimeError naming the layer otherwise).
     const Variable<T>& gamma() const;
+    /// The offset over the normalized axes (RuntimeError unless built with center).
     const Variable<T>& beta() const;
 
 protected:

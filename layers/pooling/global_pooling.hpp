@@ -14,6 +14,7 @@
 
 namespace xtape {
 
+/// The global pooling layers' Keras arguments and defaults (channels_last, keepdims false).
 struct GlobalPoolingOptions {
     std::string data_format = "channels_last";
     bool keepdims = false;
@@ -22,15 +23,21 @@ struct GlobalPoolingOptions {
 };
 
 template <class T>
+/// The global pooling layers' common implementation: a mean or max over every spatial axis (see the top of this file).
 class GlobalPooling : public Layer<T> {
 public:
+    /// The number of spatial axes pooled over: 1 or 2.
     std::size_t spatial_axes() const { return m_spatial_axes; }
+    /// True for max pooling, false for average pooling.
     bool is_max() const { return m_max; }
+    /// "channels_last" (default) or "channels_first".
     const std::string& data_format() const { return m_data_format; }
+    /// Whether the pooled spatial axes stay as size 1 (Keras's keepdims, default false).
     bool keepdims() const { return m_keepdims; }
 
     /// Keras's keys: data_format, keepdims.
     json get_config() const override;
+    /// (batch, C), or (batch, 1.., C) / (batch, C, 1..) with keepdims.
     dims_t compute_output_shape(const dims_t& input_shape) const override;
     /// No mask on the output (GlobalAveragePooling1D consumes its mask; Keras's compute_mask).
     Tensor<T> compute_mask(const Tensor<T>&, const Tensor<T>&) const override { return Tensor<T>(); }
@@ -53,12 +60,15 @@ private:
 };
 
 template <class T>
+/// keras.layers.GlobalAveragePooling1D: the mean over the steps of (batch, steps, C) -> (batch, C), unmasked steps only.
 class GlobalAveragePooling1D : public GlobalPooling<T> {
 public:
+    /// A layer with `options` (data_format, keepdims, name); ValueError for an unknown data_format.
     explicit GlobalAveragePooling1D(const GlobalPoolingOptions& options = {})
         : GlobalPooling<T>("GlobalAveragePooling1D", 1, false, options)
     {
     }
+    /// Builds the layer from a Keras 1, 2 or 3 config (Keras 1's dim_ordering too).
     static std::shared_ptr<GlobalAveragePooling1D> from_config(const json& config)
     {
         return std::make_shared<GlobalAveragePooling1D>(GlobalPooling<T>::options_from_config(config));
@@ -66,12 +76,15 @@ public:
 };
 
 template <class T>
+/// keras.layers.GlobalAveragePooling2D: the mean over rows and columns of (batch, rows, cols, C) -> (batch, C).
 class GlobalAveragePooling2D : public GlobalPooling<T> {
 public:
+    /// A layer with `options` (data_format, keepdims, name); ValueError for an unknown data_format.
     explicit GlobalAveragePooling2D(const GlobalPoolingOptions& options = {})
         : GlobalPooling<T>("GlobalAveragePooling2D", 2, false, options)
     {
     }
+    /// Builds the layer from a Keras 1, 2 or 3 config (Keras 1's dim_ordering too).
     static std::shared_ptr<GlobalAveragePooling2D> from_config(const json& config)
     {
         return std::make_shared<GlobalAveragePooling2D>(GlobalPooling<T>::options_from_config(config));
@@ -79,12 +92,15 @@ public:
 };
 
 template <class T>
+/// keras.layers.GlobalMaxPooling1D: the maximum over the steps of (batch, steps, C) -> (batch, C).
 class GlobalMaxPooling1D : public GlobalPooling<T> {
 public:
+    /// A layer with `options` (data_format, keepdims, name); ValueError for an unknown data_format.
     explicit GlobalMaxPooling1D(const GlobalPoolingOptions& options = {})
         : GlobalPooling<T>("GlobalMaxPooling1D", 1, true, options)
     {
     }
+    /// Builds the layer from a Keras 1, 2 or 3 config (Keras 1's dim_ordering too).
     static std::shared_ptr<GlobalMaxPooling1D> from_config(const json& config)
     {
         return std::make_shared<GlobalMaxPooling1D>(GlobalPooling<T>::options_from_config(config));
@@ -92,12 +108,15 @@ public:
 };
 
 template <class T>
+/// keras.layers.GlobalMaxPooling2D: the maximum over rows and columns of (batch, rows, cols, C) -> (batch, C).
 class GlobalMaxPooling2D : public GlobalPooling<T> {
 public:
+    /// A layer with `options` (data_format, keepdims, name); ValueError for an unknown data_format.
     explicit GlobalMaxPooling2D(const GlobalPoolingOptions& options = {})
         : GlobalPooling<T>("GlobalMaxPooling2D", 2, true, options)
     {
     }
+    /// Builds the layer from a Keras 1, 2 or 3 config (Keras 1's dim_ordering too).
     static std::shared_ptr<GlobalMaxPooling2D> from_config(const json& config)
     {
         return std::make_shared<GlobalMaxPooling2D>(GlobalPooling<T>::options_from_config(config));

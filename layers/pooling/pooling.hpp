@@ -30,13 +30,20 @@ struct PoolingOptions {
 };
 
 template <class T>
+/// The windowed pooling layers' common implementation: a max or mean over each pool_size window moved by strides.
 class Pooling : public Layer<T> {
 public:
+    /// The number of spatial axes: 1 or 2.
     std::size_t spatial_axes() const { return m_spec.pool_size.size(); }
+    /// True for max pooling, false for average pooling.
     bool is_max() const { return m_max; }
+    /// The window size, one value per spatial axis (default 2).
     const std::vector<std::size_t>& pool_size() const { return m_spec.pool_size; }
+    /// The window step, one value per spatial axis (default pool_size).
     const std::vector<std::size_t>& strides() const { return m_spec.strides; }
+    /// "valid" (complete windows only) or "same" (output size ceil(size / stride)), lower case.
     const std::string& padding() const { return m_padding; }
+    /// "channels_last" (default) or "channels_first".
     const std::string& data_format() const { return m_data_format; }
 
     /// Keras's keys: pool_size, padding, strides, data_format (lists, as Keras 3 writes them).
@@ -65,12 +72,15 @@ private:
 };
 
 template <class T>
+/// keras.layers.MaxPooling1D: the maximum over windows of steps.
 class MaxPooling1D : public Pooling<T> {
 public:
+    /// A layer with `options` (pool_size, strides, padding, data_format); ValueError for invalid ones, Keras's message.
     explicit MaxPooling1D(const PoolingOptions& options = {})
         : Pooling<T>("MaxPooling1D", 1, true, options)
     {
     }
+    /// Builds the layer from a Keras 1, 2 or 3 config (Keras 1's pool_length, stride, border_mode too).
     static std::shared_ptr<MaxPooling1D> from_config(const json& config)
     {
         return std::make_shared<MaxPooling1D>(Pooling<T>::options_from_config(config, 1));
@@ -78,12 +88,15 @@ public:
 };
 
 template <class T>
+/// keras.layers.MaxPooling2D: the maximum over 2-D windows (default 2x2, strides 2).
 class MaxPooling2D : public Pooling<T> {
 public:
+    /// A layer with `options` (pool_size, strides, padding, data_format); ValueError for invalid ones, Keras's message.
     explicit MaxPooling2D(const PoolingOptions& options = {})
         : Pooling<T>("MaxPooling2D", 2, true, options)
     {
     }
+    /// Builds the layer from a Keras 1, 2 or 3 config (Keras 1's pool_length, stride, border_mode too).
     static std::shared_ptr<MaxPooling2D> from_config(const json& config)
     {
         return std::make_shared<MaxPooling2D>(Pooling<T>::options_from_config(config, 2));
@@ -91,12 +104,15 @@ public:
 };
 
 template <class T>
+/// keras.layers.AveragePooling1D: the mean over windows of steps.
 class AveragePooling1D : public Pooling<T> {
 public:
+    /// A layer with `options` (pool_size, strides, padding, data_format); ValueError for invalid ones, Keras's message.
     explicit AveragePooling1D(const PoolingOptions& options = {})
         : Pooling<T>("AveragePooling1D", 1, false, options)
     {
     }
+    /// Builds the layer from a Keras 1, 2 or 3 config (Keras 1's pool_length, stride, border_mode too).
     static std::shared_ptr<AveragePooling1D> from_config(const json& config)
     {
         return std::make_shared<AveragePooling1D>(Pooling<T>::options_from_config(config, 1));
@@ -104,12 +120,15 @@ public:
 };
 
 template <class T>
+/// keras.layers.AveragePooling2D: the mean over 2-D windows (default 2x2, strides 2).
 class AveragePooling2D : public Pooling<T> {
 public:
+    /// A layer with `options` (pool_size, strides, padding, data_format); ValueError for invalid ones, Keras's message.
     explicit AveragePooling2D(const PoolingOptions& options = {})
         : Pooling<T>("AveragePooling2D", 2, false, options)
     {
     }
+    /// Builds the layer from a Keras 1, 2 or 3 config (Keras 1's pool_length, stride, border_mode too).
     static std::shared_ptr<AveragePooling2D> from_config(const json& config)
     {
         return std::make_shared<AveragePooling2D>(Pooling<T>::options_from_config(config, 2));

@@ -35,6 +35,7 @@
 namespace xtape {
 
 template <class T>
+/// keras.layers.Normalization's arguments: kept axes (default -1), optional fixed mean and variance, invert.
 struct NormalizationOptions {
     std::vector<int> axis{ -1 };  ///< kept axes; empty: Keras's axis=None (one mean and variance)
     std::optional<array_t<T>> mean, variance;
@@ -43,6 +44,7 @@ struct NormalizationOptions {
 };
 
 template <class T>
+/// keras.layers.Normalization: (x - mean) / max(sqrt(variance), 1e-7) with statistics given or computed by adapt().
 class Normalization : public Layer<T> {
 public:
     /// requires: mean and variance both given or both absent, of the same shape, of rank at most the
@@ -61,11 +63,13 @@ public:
 
     /// The statistics in use, in the broadcast shape (1 on reduced axes). requires: built.
     const array_t<T>& mean() const;
+    /// The (biased) variance in use, in the broadcast shape (1 on reduced axes). requires: built.
     const array_t<T>& variance() const;
 
 protected:
     void build(const dims_t& input_shape) override;
     Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask) override;
+    /// The built rank and the built sizes on the kept axes; other sizes may vary (ShapeError naming the layer).
     void check_input(const shape_t& x) const override;
 
 private:

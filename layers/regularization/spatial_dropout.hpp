@@ -20,12 +20,16 @@
 namespace xtape {
 
 template <class T>
+/// The spatial dropouts' common implementation: drops whole channels of each sample during training (see the top of this file).
 class SpatialDropout : public Layer<T> {
 public:
     /// Restarts the mask generator from `seed` (Layer::reseed).
     void reseed(std::uint64_t seed) override { m_rng.seed(seed); }
+    /// The fraction of channels dropped in training, in [0, 1].
     double rate() const { return m_rate; }
+    /// The seed given at construction; nullopt means one drawn from xtape::next_seed().
     std::optional<std::uint64_t> seed() const { return m_seed; }
+    /// "channels_last" or "channels_first" (always channels_last for SpatialDropout1D).
     const std::string& data_format() const { return m_data_format; }
 
     /// Keras 3's keys: rate, seed, and data_format for SpatialDropout2D.
@@ -43,6 +47,7 @@ protected:
         std::string name;
         bool trainable;
     };
+    /// Reads rate (Keras 1: p), seed, data_format (Keras 1: dim_ordering), name and trainable; ValueError naming `class_name` for bad values.
     static Args args_from_config(const json& config, const char* class_name);
 
     /// Identity unless training and rate > 0.
@@ -59,13 +64,16 @@ private:
 };
 
 template <class T>
+/// keras.layers.SpatialDropout1D: drops whole channels of (batch, steps, C), noise shape (batch, 1, C).
 class SpatialDropout1D : public SpatialDropout<T> {
 public:
+    /// SpatialDropout1D(rate, seed = None); ValueError unless 0 <= rate <= 1.
     explicit SpatialDropout1D(double rate, std::optional<std::uint64_t> seed = std::nullopt,
                               const std::string& name = "", bool trainable = true)
         : SpatialDropout<T>("SpatialDropout1D", 1, rate, seed, "channels_last", name, trainable)
     {
     }
+    /// Builds the layer from a Keras 1, 2 or 3 config.
     static std::shared_ptr<SpatialDropout1D> from_config(const json& config)
     {
         const auto a = SpatialDropout<T>::args_from_config(config, "SpatialDropout1D");
@@ -74,14 +82,17 @@ public:
 };
 
 template <class T>
+/// keras.layers.SpatialDropout2D: drops whole feature maps of images, noise (batch, 1, 1, C) or (batch, C, 1, 1).
 class SpatialDropout2D : public SpatialDropout<T> {
 public:
+    /// SpatialDropout2D(rate, data_format = "channels_last", seed = None); ValueError unless 0 <= rate <= 1.
     explicit SpatialDropout2D(double rate, const std::string& data_format = "channels_last",
                               std::optional<std::uint64_t> seed = std::nullopt, const std::string& name = "",
                               bool trainable = true)
         : SpatialDropout<T>("SpatialDropout2D", 2, rate, seed, data_format, name, trainable)
     {
     }
+    /// Builds the layer from a Keras 1, 2 or 3 config.
     static std::shared_ptr<SpatialDropout2D> from_config(const json& config)
     {
         const auto a = SpatialDropout<T>::args_from_config(config, "SpatialDropout2D");

@@ -13,10 +13,12 @@
 namespace xtape {
 
 template <class T>
+/// The cropping layers' common implementation: removes (before, after) elements on each spatial axis.
 class Cropping : public Layer<T> {
 public:
     /// (before, after) per spatial axis.
     const pad_widths_t& cropping() const { return m_cropping; }
+    /// "channels_last" (default) or "channels_first" (Cropping1D: always channels_last).
     const std::string& data_format() const { return m_data_format; }
 
     /// Keras 3's keys: cropping ([a, b] in 1-D, [[top, bottom], [left, right]] in 2-D), data_format (2-D).
@@ -25,10 +27,13 @@ public:
     dims_t compute_output_shape(const dims_t& input_shape) const override;
 
 protected:
+    /// For subclasses: one (before, after) pair per spatial axis (ValueError otherwise) and a known data_format.
     Cropping(const char* class_name, const pad_widths_t& cropping, const std::string& data_format,
              const std::string& name, bool trainable);
     Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask) override;
+    /// Rank spatial axes + 2 and every cropped axis longer than its crop (compute_output_shape's ShapeError).
     void check_input(const shape_t& x) const override;
+    /// The crop widths for every axis of an input of that rank ((0, 0) on the batch and channel axes).
     pad_widths_t all_axes(std::size_t rank) const;
 
 private:
@@ -37,8 +42,10 @@ private:
 };
 
 template <class T>
+/// keras.layers.Cropping1D: (batch, steps, C) -> (batch, steps - before - after, C).
 class Cropping1D : public Cropping<T> {
 public:
+    /// Cropping1D(cropping = (1, 1)): steps removed at the start and at the end.
     explicit Cropping1D(std::pair<std::size_t, std::size_t> cropping = { 1, 1 }, const std::string& name = "",
                         bool trainable = true)
         : Cropping<T>("Cropping1D", { cropping }, "channels_last", name, trainable)
@@ -49,6 +56,7 @@ public:
 };
 
 template <class T>
+/// keras.layers.Cropping2D: rows and columns removed at the edges of images.
 class Cropping2D : public Cropping<T> {
 public:
     /// cropping: ((top, bottom), (left, right)).

@@ -11,13 +11,17 @@
 namespace xtape {
 
 template <class T>
+/// keras.layers.Permute(dims): reorders the non-batch axes; dims are 1-based ((2, 1) swaps the two axes after the batch).
 class Permute : public Layer<T> {
 public:
     /// requires: dims a permutation of 1..len(dims) (ValueError, Keras's message).
     explicit Permute(const std::vector<long>& dims, const std::string& name = "", bool trainable = true);
+    /// Builds the layer from a Keras config ("dims" as a list).
     static std::shared_ptr<Permute> from_config(const json& config);
     json get_config() const override;
+    /// (batch, input_shape[dims[0]], input_shape[dims[1]], ...).
     dims_t compute_output_shape(const dims_t& input_shape) const override;
+    /// The 1-based permutation of the non-batch axes.
     const std::vector<long>& dims() const { return m_dims; }
 
 protected:

@@ -10,13 +10,17 @@
 namespace xtape {
 
 template <class T>
+/// keras.layers.RepeatVector(n): (batch, features) -> (batch, n, features).
 class RepeatVector : public Layer<T> {
 public:
     /// requires: n > 0 (ValueError, Keras's message).
     explicit RepeatVector(long n, const std::string& name = "", bool trainable = true);
+    /// Builds the layer from a Keras config ("n").
     static std::shared_ptr<RepeatVector> from_config(const json& config);
     json get_config() const override;
+    /// (batch, n, features).
     dims_t compute_output_shape(const dims_t& input_shape) const override;
+    /// How many times each vector is repeated.
     std::size_t n() const { return m_n; }
 
 protected:

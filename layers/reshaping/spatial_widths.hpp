@@ -12,6 +12,7 @@
 namespace xtape {
 
 namespace detail {
+/// One non-negative integer width; ValueError naming the argument `what` otherwise.
 inline std::size_t width_value(const json& v, const std::string& what)
 {
     if (!v.is_number_integer() || v.get<long>() < 0)
@@ -62,6 +63,7 @@ inline pad_widths_t widths_from_json(const json& v, std::size_t axes, const std:
     return { detail::width_pair(v[0], "1st entry of " + what), detail::width_pair(v[1], "2nd entry of " + what) };
 }
 
+/// Keras 3's form of the widths: [a, b] for one axis, [[top, bottom], [left, right]] for two.
 inline json widths_to_json(const pad_widths_t& w)
 {
     json j = json::array();

@@ -14,6 +14,7 @@
 namespace xtape {
 
 template <class T>
+/// keras.layers.UpSampling1D(size = 2): each step repeated size times, (batch, steps, C) -> (batch, steps * size, C).
 class UpSampling1D : public Layer<T> {
 public:
     /// requires: size > 0 (ValueError, Keras's message).
@@ -21,11 +22,14 @@ public:
     /// Keras 2/3 "size", Keras 1 "length".
     static std::shared_ptr<UpSampling1D> from_config(const json& config);
     json get_config() const override;
+    /// (batch, steps * size, C); None stays None.
     dims_t compute_output_shape(const dims_t& input_shape) const override;
+    /// The repeat count of each step.
     std::size_t size() const { return m_size; }
 
 protected:
     Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask) override;
+    /// Rank 3, any sizes (compute_output_shape's check).
     void check_input(const shape_t& x) const override;
 
 private:
@@ -33,6 +37,7 @@ private:
 };
 
 template <class T>
+/// keras.layers.UpSampling2D: rows and columns scaled by size, by repetition ("nearest") or bilinear interpolation.
 class UpSampling2D : public Layer<T> {
 public:
     /// requires: size one positive value or two; interpolation "nearest" or "bilinear" (any case;
@@ -44,13 +49,18 @@ public:
     /// and Keras 1 (size, dim_ordering).
     static std::shared_ptr<UpSampling2D> from_config(const json& config);
     json get_config() const override;
+    /// Rows and columns multiplied by size (None stays None), channels unchanged.
     dims_t compute_output_shape(const dims_t& input_shape) const override;
+    /// The (rows, columns) scale factors.
     const std::vector<std::size_t>& size() const { return m_size; }
+    /// "channels_last" (default) or "channels_first".
     const std::string& data_format() const { return m_data_format; }
+    /// "nearest" (default) or "bilinear", lower case.
     const std::string& interpolation() const { return m_interpolation; }
 
 protected:
     Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask) override;
+    /// Rank 4, any sizes (compute_output_shape's check).
     void check_input(const shape_t& x) const override;
 
 private:

@@ -13,14 +13,17 @@
 namespace xtape {
 
 template <class T>
+/// The zero-padding layers' common implementation: zeros added (before, after) on each spatial axis.
 class ZeroPadding : public Layer<T> {
 public:
     /// (before, after) per spatial axis.
     const pad_widths_t& padding() const { return m_padding; }
+    /// "channels_last" (default) or "channels_first".
     const std::string& data_format() const { return m_data_format; }
 
     /// Keras 3's keys: padding ([a, b] in 1-D, [[top, bottom], [left, right]] in 2-D), data_format.
     json get_config() const override;
+    /// Each spatial size plus its before and after widths (None stays None).
     dims_t compute_output_shape(const dims_t& input_shape) const override;
 
 protected:
@@ -28,6 +31,7 @@ protected:
     ZeroPadding(const char* class_name, const pad_widths_t& padding, const std::string& data_format,
                 const std::string& name, bool trainable);
     Tensor<T> call(const Tensor<T>& x, bool training, const Tensor<T>& mask) override;
+    /// Rank spatial axes + 2, any sizes (compute_output_shape's ShapeError).
     void check_input(const shape_t& x) const override;
     /// The widths for every axis of an input of that rank.
     pad_widths_t all_axes(std::size_t rank) const;
@@ -38,8 +42,10 @@ private:
 };
 
 template <class T>
+/// keras.layers.ZeroPadding1D(padding = (1, 1)): zeros before and after the steps of (batch, steps, C).
 class ZeroPadding1D : public ZeroPadding<T> {
 public:
+    /// ZeroPadding1D(padding = (1, 1), data_format = "channels_last").
     explicit ZeroPadding1D(std::pair<std::size_t, std::size_t> padding = { 1, 1 },
                            const std::string& data_format = "channels_last", const std::string& name = "",
                            bool trainable = true)
@@ -51,6 +57,7 @@ public:
 };
 
 template <class T>
+/// keras.layers.ZeroPadding2D(padding = ((1, 1), (1, 1))): zeros around the rows and columns of images.
 class ZeroPadding2D : public ZeroPadding<T> {
 public:
     /// padding: ((top, bottom), (left, right)).

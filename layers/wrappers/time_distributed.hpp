@@ -26,14 +26,18 @@
 namespace xtape {
 
 template <class T>
+/// keras.layers.TimeDistributed(layer): the inner layer applied to each slice x[:, t] with one set of weights (Note [TimeDistributed semantics]).
 class TimeDistributed : public Layer<T> {
 public:
     /// requires: a layer (ValueError with Keras's message otherwise).
     explicit TimeDistributed(LayerPtr<T> layer, const std::string& name = "");
+    /// Builds the wrapper and its inner layer from a config whose "layer" is Keras 3's serialized layer or tf.keras's {"class_name", "config"}.
     static std::shared_ptr<TimeDistributed> from_config(const json& config);
     json get_config() const override;
+    /// The wrapped layer.
     const LayerPtr<T>& layer() const { return m_layer; }
 
+    /// (batch, time) followed by the inner layer's output shape for (batch, *input_shape[2:]) without its batch axis.
     dims_t compute_output_shape(const dims_t& input_shape) const override;
     std::vector<Variable<T>> weights() const override;
     std::vector<Variable<T>> trainable_weights() const override;
@@ -42,6 +46,7 @@ public:
     void collect_added_losses(std::vector<Tensor<T>>& out) const override;
     void clear_losses() override;
     void reseed(std::uint64_t seed) override { m_layer->reseed(seed); }
+    /// "<wrapper name>/<weight>", tf.keras 2's names for the inner layer's weights.
     std::string weight_path(const Variable<T>& v) const override { return this->name() + "/" + v.name(); }
 
 protected:
