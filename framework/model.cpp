@@ -1199,7 +1199,12 @@ typename Model<T>::BatchShare Model<T>::share_of_batch(Batch<T>&& b, const std::
         py.push_back(&a);
     for (const auto& a : b.sample_weight)
         psw.push_back(a ? &*a : nullptr);
-    check_cardinality(where.c_str(), px, py, psw);
+    try {
+        check_cardinality(where.c_str(), px, py, psw);
+    } catch (const ValueError& e) {
+        const std::string msg = e.what();
+        throw ValueError(msg.rfind(where, 0) == 0 ? msg : where + ": " + msg);
+    }
     const std::size_t n = b.x[0].shape()[0];
     if (n == 0)
         throw ValueError(where + " holds no samples (x of shape " + shape_str(shape_of(b.x[0])) +
@@ -1312,6 +1317,18 @@ std::shared_ptr<History<T>> Model<T>::fit(BatchSource<T>& data, const FitOptions
     });
 }
 
+std::size_t training_samples(std::size_t samples, double validation_split)
+{
+    const auto n = static_cast<std::size_t>(std::floor(static_cast<double>(samples) * (1.0 - validation_split)));
+    if (n == 0 || n >= samples)
+        throw ValueError("Training data contains " + std::to_string(samples) +
+                         " samples, which is not sufficient to split it into a validation and training set as "
+                         "specified by `validation_split=" +
+                         python_float_repr(validation_split) +
+                         "`. Either provide more data, or a different value for the `validation_split` argument.");
+    return n;
+}
+
 template <class T>
 std::shared_ptr<History<T>> Model<T>::fit_impl(const ArrayList<T>& x, const ArrayList<T>& y, const FitOptions<T>& o)
 {
@@ -1331,13 +1348,7 @@ std::shared_ptr<History<T>> Model<T>::fit_impl(const ArrayList<T>& x, const Arra
     std::size_t n_train = n_all;
     std::optional<ArrayBatches<T>> val_arrays;
     if (o.validation_split > 0 && !o.validation_data) {
-        n_train = static_cast<std::size_t>(std::floor(static_cast<double>(n_all) * (1.0 - o.validation_split)));
-        if (n_train == 0 || n_train == n_all)
-            throw ValueError("Training data contains " + std::to_string(n_all) +
-                             " samples, which is not sufficient to split it into a validation and training set as "
-                             "specified by `validation_split=" +
-                             python_float_repr(o.validation_split) +
-                             "`. Either provide more data, or a different value for the `validation_split` argument.");
+        n_train = training_samples(n_all, o.validation_split);
         val_arrays.emplace(all.x, all.y, all.sample_weight, o.batch_size, false, n_train, n_all);
     }
     // tf.keras raises once an epoch ran no step (its test_fit_on_empty); here before the first

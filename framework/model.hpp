@@ -558,6 +558,11 @@ LayerPtr<T> layer_from_spec(const json& spec, const LayerSpecFactory<T>& make_la
 template <class T>
 json model_to_json(const Model<T>& model);
 
+/// The number of the first `samples` that fit trains on with `validation_split` (Keras's
+/// train_validation_split: floor(samples * (1 - split)); the rest validate).
+///   requires: the split leaves both parts non-empty (ValueError, Keras's message, otherwise).
+std::size_t training_samples(std::size_t samples, double validation_split);
+
 /// Keras's class_weight_to_sample_weights: the weight of each sample's class (the label for
 /// class indices, the argmax of a one-hot row), 1 for classes not in the map.
 template <class T>
