@@ -76,8 +76,11 @@ public:
     ArrayBatches(std::vector<const array_t<T>*> x, std::vector<const array_t<T>*> y,
                  std::vector<const array_t<T>*> sample_weight, std::size_t batch_size, bool shuffle = false,
                  std::size_t begin = 0, std::optional<std::size_t> end = std::nullopt);
+    /// ceil(rows / batch_size).
     std::size_t num_batches() const override { return (m_count + m_batch_size - 1) / m_batch_size; }
+    /// Batch `index`: rows of this epoch's order, gathered into new arrays.
     Batch<T> get_batch(std::size_t index) override;
+    /// With shuffle: draws this epoch's permutation of the rows.
     void on_epoch_begin() override;
     /// The number of rows it serves.
     std::size_t num_samples() const { return m_count; }

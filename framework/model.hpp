@@ -193,13 +193,16 @@ struct ValidationData {
     /// Instead of the arrays: a source of batches (not owned: it must outlive fit).
     BatchSource<T>* source = nullptr;
 
+    /// No validation data.
     ValidationData() = default;
+    /// Arrays: x, y and optionally sample weights (lvalues viewed, as ArrayList).
     ValidationData(ArrayList<T> x_, ArrayList<T> y_, std::optional<ArrayList<T>> sample_weight_ = std::nullopt)
         : x(std::move(x_))
         , y(std::move(y_))
         , sample_weight(std::move(sample_weight_))
     {
     }
+    /// A batch source (not owned).
     ValidationData(BatchSource<T>& source_)
         : source(&source_)
     {
@@ -373,9 +376,11 @@ public:
 
     /// As fit(x, y): on_epoch_begin / on_epoch_end of `data` around each epoch.
     std::shared_ptr<History<T>> fit(BatchSource<T>& data, const FitOptions<T>& options = {});
+    /// As evaluate(x, y), over the batches of `data`.
     Logs evaluate(BatchSource<T>& data, const EvaluateOptions<T>& options = {});
     /// The predictions of the batches, concatenated in batch order (the outputs are held in memory).
     array_t<T> predict(BatchSource<T>& data, const PredictOptions<T>& options = {});
+    /// Every output for the batches of `data`, in output order.
     std::vector<array_t<T>> predict_list(BatchSource<T>& data, const PredictOptions<T>& options = {});
     /// One gradient step on one batch. As Keras 3, metrics are not reset between calls
     /// (reset_metrics() does it); returns the running logs.

@@ -330,7 +330,7 @@ TrainingLog read_training_log(const std::string& path, char separator)
         throw IOError(path + ": cannot open the training log: " + std::strerror(errno));
     const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
     const std::size_t first = text.find_first_not_of(" \t\r\n");
-    if (first != std::string::npos && text[first] == '{') // Note [History JSON]
+    if (first != std::string::npos && (text[first] == '{' || text[first] == '[')) // Note [History JSON]
         return read_history_json(path, text);
     std::istringstream in(text);
     TrainingLog log;

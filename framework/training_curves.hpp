@@ -36,7 +36,7 @@ struct TrainingLog {
 
 /// Reads the CSV file CSVLogger writes (header "epoch,<keys...>", Python's csv quoting,
 /// "\r\n" or "\n" rows, "NA" for a missing value), or a History JSON file (a file starting with
-/// '{': metric -> one value per epoch, as json.dump(history.history) writes; Note [History JSON]
+/// '{' or '[': metric -> one value per epoch, as json.dump(history.history) writes; Note [History JSON]
 /// in training_curves.cpp).
 ///   requires: a readable file whose rows have as many fields as its header (IOError naming the
 ///             file and the line otherwise) and at least one numeric column besides "epoch"

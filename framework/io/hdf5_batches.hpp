@@ -41,6 +41,7 @@ struct H5DatasetRef {
     std::string file, dataset;
 };
 
+/// How H5Batches cuts, orders and reads the rows.
 struct H5BatchOptions {
     std::size_t batch_size = 32;
     /// A new order of the batches every epoch (Note [Shuffling batches of a file]).
@@ -54,6 +55,7 @@ struct H5BatchOptions {
     std::optional<std::size_t> end;
 };
 
+/// HDF5 datasets as a BatchSource, read a batch at a time (the notes above).
 template <class T>
 class H5Batches : public BatchSource<T> {
 public:
@@ -64,10 +66,12 @@ public:
     ///             batch_size >= 1 (ValueError naming the files, datasets and shapes).
     H5Batches(std::vector<H5DatasetRef> x, std::vector<H5DatasetRef> y = {},
               std::vector<H5DatasetRef> sample_weight = {}, H5BatchOptions options = {});
+    /// Waits for the read in flight and closes the files (under the lock).
     ~H5Batches() override;
     H5Batches(const H5Batches&) = delete;
     H5Batches& operator=(const H5Batches&) = delete;
 
+    /// ceil(rows / batch_size).
     std::size_t num_batches() const override { return (m_count + m_options.batch_size - 1) / m_options.batch_size; }
     /// Batch `index` of this epoch's order (IOError naming the file when a read fails).
     Batch<T> get_batch(std::size_t index) override;
