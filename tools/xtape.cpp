@@ -68,13 +68,7 @@ array_t<T> read_array(const std::string& path, const std::string& dataset)
         return io::read_npy<T>(path);
     io::H5File f = io::H5File::open_read(path);
     io::H5Group root = f.root();
-    if (!root.has_dataset(dataset)) {
-        std::string names;
-        for (const auto& n : root.member_names())
-            names += (names.empty() ? "" : ", ") + n;
-        throw IOError(path + ": no dataset '" + dataset + "' (the file's root holds: " +
-                      (names.empty() ? std::string("nothing") : names) + ")");
-    }
+    io::require_dataset(root, path, dataset);
     return root.read_dataset<T>(dataset);
 }
 

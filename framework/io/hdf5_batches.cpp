@@ -38,6 +38,17 @@ std::uint64_t shuffle_seed(const std::optional<std::uint64_t>& seed)
 }
 } // namespace
 
+void require_dataset(const H5Group& group, const std::string& file, const std::string& dataset)
+{
+    if (group.has_dataset(dataset))
+        return;
+    std::string names;
+    for (const auto& n : group.member_names())
+        names += (names.empty() ? "" : ", ") + n;
+    throw IOError(file + ": no dataset '" + dataset + "' (the file's root holds: " +
+                  (names.empty() ? std::string("nothing") : names) + ")");
+}
+
 template <class T>
 std::vector<typename H5Batches<T>::Dataset> H5Batches<T>::open(const std::vector<H5DatasetRef>& refs, const char* what)
 {
@@ -49,6 +60,7 @@ std::vector<typename H5Batches<T>::Dataset> H5Batches<T>::open(const std::vector
         if (it == roots.end())
             it = roots.emplace(r.file, H5File::open_read(r.file).root()).first;
         const H5Group& root = it->second;
+        require_dataset(root, r.file, r.dataset);
         const shape_t shape = root.dataset_shape(r.dataset); // IOError "file: no dataset 'x'"
         const std::string dtype = root.dataset_dtype(r.dataset);
         if (dtype == "string" || dtype == "other")

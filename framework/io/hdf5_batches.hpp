@@ -41,6 +41,10 @@ struct H5DatasetRef {
     std::string file, dataset;
 };
 
+/// Throws IOError "FILE: no dataset 'x' (the file's root holds: a, b)" unless `group` (the root
+/// of `file`) holds the dataset: the message shows what a misspelt name should have been.
+void require_dataset(const H5Group& group, const std::string& file, const std::string& dataset);
+
 /// How H5Batches cuts, orders and reads the rows.
 struct H5BatchOptions {
     std::size_t batch_size = 32;
