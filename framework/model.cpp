@@ -20,39 +20,6 @@
 namespace xtape {
 namespace {
 
-/// Rows `idx[0..count)` of a (or rows begin..begin+count when idx is null), as a new array.
-template <class T>
-array_t<T> gather_rows(const array_t<T>& a, const std::size_t* idx, std::size_t begin, std::size_t count)
-{
-    shape_t s = shape_of(a);
-    const std::size_t row = s[0] ? a.size() / s[0] : 0;
-    s[0] = count;
-    array_t<T> out = array_t<T>::from_shape(s);
-    const T* src = a.data();
-    T* dst = out.data();
-    if (!idx) {
-        std::copy(src + begin * row, src + (begin + count) * row, dst);
-        return out;
-    }
-    for (std::size_t i = 0; i < count; ++i)
-        std::copy(src + idx[i] * row, src + (idx[i] + 1) * row, dst + i * row);
-    return out;
-}
-
-/// A permutation of [0, n) drawn serially from the global generator (Fisher-Yates; the modulo
-/// bias of a 64-bit draw is below 2^-40 for any realistic n).
-std::vector<std::size_t> permutation(std::size_t n)
-{
-    std::vector<std::size_t> p(n);
-    std::iota(p.begin(), p.end(), std::size_t(0));
-    rng_t& rng = global_rng();
-    for (std::size_t i = n; i > 1; --i) {
-        const std::size_t j = static_cast<std::size_t>(rng() % i);
-        std::swap(p[i - 1], p[j]);
-    }
-    return p;
-}
-
 int resolve_verbose(int v) { return v < 0 ? 1 : v; }
 
 std::string with_commas(std::size_t n)
@@ -649,16 +616,6 @@ void check_cardinality(const char* what, const std::vector<const array_t<T>*>& x
 }
 
 template <class T>
-std::vector<Tensor<T>> batch_of(const std::vector<const array_t<T>*>& arrays, const std::size_t* idx,
-                                std::size_t begin, std::size_t count)
-{
-    std::vector<Tensor<T>> out;
-    for (const array_t<T>* a : arrays)
-        out.push_back(a ? Tensor<T>(gather_rows(*a, idx, begin, count)) : Tensor<T>());
-    return out;
-}
-
-template <class T>
 std::vector<Tensor<T>> tensors_of(const std::vector<const array_t<T>*>& arrays)
 {
     std::vector<Tensor<T>> out;
@@ -704,16 +661,12 @@ typename Model<T>::Data Model<T>::resolve_data(const char* what, const ArrayList
 
 template <class T>
 typename Model<T>::Data Model<T>::resolve_data(const char* what, const ArrayList<T>& x, const ArrayList<T>& y,
-                                               const std::optional<array_t<T>>& one,
+                                               const std::optional<ArrayList<T>>& one,
                                                const ArrayList<T>& per_output) const
 {
     if (one && !per_output.empty())
         throw ValueError(std::string(what) + ": sample_weight and output_sample_weights given together; give one");
-    if (one) {
-        const ArrayList<T> for_all(*one);
-        return resolve_data(what, x, &y, &for_all);
-    }
-    return resolve_data(what, x, &y, &per_output);
+    return resolve_data(what, x, &y, one ? &*one : &per_output);
 }
 
 // ---- compile -------------------------------------------------------------------------------------------
@@ -1210,38 +1163,121 @@ auto ending_all_ranks_on_error(F&& f)
         throw; // not reached: abort ends the process
     }
 }
+
+/// This rank's rows of `a` (all of them in one process, moved, not copied).
+template <class T>
+Tensor<T> share_tensor(array_t<T>&& a, const Shard& sh, bool whole)
+{
+    return whole ? Tensor<T>(std::move(a)) : Tensor<T>(take_rows(a, sh.begin, sh.size()));
+}
 } // namespace
 
 template <class T>
-void Model<T>::sync_weights_from_rank0(const Data& d)
+typename Model<T>::BatchShare Model<T>::share_of_batch(Batch<T>&& b, const std::string& what, std::size_t index,
+                                                       bool targets, const std::map<int, double>& class_weight) const
+{
+    const std::string where = what + ": batch " + std::to_string(index) + " of the batch source";
+    const auto ins = data_input_names(), outs = data_output_names();
+    auto expect = [&](std::size_t got, std::size_t want, const char* kind, const std::vector<std::string>& names) {
+        if (got != want)
+            throw ValueError(where + ": expected " + std::to_string(want) + " " + kind + " array(s) " +
+                             list_str(names) + ", but received " + std::to_string(got));
+    };
+    expect(b.x.size(), ins.size(), "input", ins);
+    if (targets) {
+        expect(b.y.size(), outs.size(), "target", outs);
+        if (b.sample_weight.size() > 1)
+            expect(b.sample_weight.size(), outs.size(), "sample weight (one for all outputs, or one per output)", outs);
+    } else {
+        b.y.clear();
+        b.sample_weight.clear();
+    }
+    std::vector<const array_t<T>*> px, py, psw;
+    for (const auto& a : b.x)
+        px.push_back(&a);
+    for (const auto& a : b.y)
+        py.push_back(&a);
+    for (const auto& a : b.sample_weight)
+        psw.push_back(a ? &*a : nullptr);
+    try {
+        check_cardinality(where.c_str(), px, py, psw);
+    } catch (const ValueError& e) {
+        const std::string msg = e.what();
+        throw ValueError(msg.rfind(where, 0) == 0 ? msg : where + ": " + msg);
+    }
+    const std::size_t n = b.x[0].shape()[0];
+    if (n == 0)
+        throw ValueError(where + " holds no samples (x of shape " + shape_str(shape_of(b.x[0])) +
+                         "); every batch needs at least one");
+    // One sample-weight array per output (null: unweighted); class weights come from the targets.
+    std::vector<std::optional<array_t<T>>> sw(outs.size());
+    if (targets) {
+        for (std::size_t k = 0; k < outs.size() && !b.sample_weight.empty(); ++k)
+            if (b.sample_weight.size() == outs.size() || k == 0)
+                sw[k] = std::move(b.sample_weight[k]);
+        if (!class_weight.empty()) {
+            if (std::any_of(b.sample_weight.begin(), b.sample_weight.end(), [](const auto& a) { return a.has_value(); }))
+                throw ValueError("You cannot `class_weight` and `sample_weight` at the same time.");
+            if (outs.size() != 1)
+                throw ValueError("`class_weight` is only supported for Models with a single output.");
+            sw[0] = class_weight_to_sample_weights(b.y[0], class_weight);
+        }
+    }
+    // Several processes: this rank's share of the batch (Note [Data-parallel training]).
+    const Collective& comm = collective();
+    const Shard sh = shard_of(n, comm);
+    const bool whole = comm.size() == 1;
+    BatchShare out;
+    out.size = n;
+    for (auto& a : b.x)
+        out.x.push_back(share_tensor(std::move(a), sh, whole));
+    for (auto& a : b.y)
+        out.y.push_back(share_tensor(std::move(a), sh, whole));
+    if (targets) {
+        const bool one_for_all = b.sample_weight.size() == 1 && outs.size() > 1 && class_weight.empty();
+        for (std::size_t k = 0; k < outs.size(); ++k) {
+            if (one_for_all && k > 0)
+                out.sample_weight.push_back(out.sample_weight[0]); // the same tensor for every output
+            else
+                out.sample_weight.push_back(sw[k] ? share_tensor(std::move(*sw[k]), sh, whole) : Tensor<T>());
+        }
+    }
+    return out;
+}
+
+template <class T>
+void Model<T>::sync_weights_from_rank0(BatchSource<T>& data)
 {
     const Collective& comm = collective();
-    if (!this->built() && d.x[0]->shape()[0] > 0) {
-        NoGradGuard no_grad;
-        (*this)(batch_of(d.x, nullptr, 0, 1), false);
+    if (!this->built() && data.num_batches() > 0) {
+        Batch<T> b = data.get_batch(0);
+        if (!b.x.empty() && b.x[0].dimension() > 0 && b.x[0].shape()[0] > 0) {
+            std::vector<Tensor<T>> one;
+            for (const auto& a : b.x)
+                one.emplace_back(take_rows(a, 0, 1));
+            NoGradGuard no_grad;
+            (*this)(one, false);
+        }
     }
     broadcast_variables(this->weights(), comm);
 }
 
 template <class T>
-Logs Model<T>::run_evaluation(const Data& d, std::size_t batch_size, CallbackList<T>& callbacks)
+Logs Model<T>::run_evaluation(BatchSource<T>& data, const std::string& what, CallbackList<T>& callbacks)
 {
-    // d holds exactly the samples to evaluate.
-    const std::size_t n = d.x[0]->shape()[0];
     reset_metrics();
     Logs logs;
     callbacks.on_test_begin(logs);
-    const std::size_t steps = (n + batch_size - 1) / batch_size;
+    data.on_epoch_begin();
+    const std::size_t steps = data.num_batches();
     for (std::size_t step = 0; step < steps; ++step) {
-        const std::size_t b = step * batch_size, c = std::min(batch_size, n - b);
         Logs begin;
         callbacks.on_test_batch_begin(static_cast<int>(step), begin);
-        // Several processes: this rank's share of the batch (Note [Data-parallel training]).
-        const Shard sh = shard_of(c, collective());
-        logs = step_on_share(batch_of(d.x, nullptr, b + sh.begin, sh.size()), batch_of(d.y, nullptr, b + sh.begin, sh.size()),
-                             batch_of(d.sample_weight, nullptr, b + sh.begin, sh.size()), false, c);
+        BatchShare s = share_of_batch(data.get_batch(step), what, step, true, {});
+        logs = step_on_share(s.x, s.y, s.sample_weight, false, s.size);
         callbacks.on_test_batch_end(static_cast<int>(step), logs);
     }
+    data.on_epoch_end();
     logs = get_metrics_result();
     callbacks.on_test_end(logs);
     return logs;
@@ -1251,6 +1287,46 @@ template <class T>
 std::shared_ptr<History<T>> Model<T>::fit(const ArrayList<T>& x, const ArrayList<T>& y, const FitOptions<T>& o)
 {
     return ending_all_ranks_on_error([&] { return fit_impl(x, y, o); });
+}
+
+template <class T>
+std::shared_ptr<History<T>> Model<T>::fit(BatchSource<T>& data, const FitOptions<T>& o)
+{
+    return ending_all_ranks_on_error([&] {
+        assert_compiled("fit");
+        if (o.validation_split > 0)
+            throw ValueError("fit: `validation_split` is only supported for arrays, not for a batch source; give "
+                             "validation_data");
+        if (o.sample_weight || !o.output_sample_weights.empty())
+            throw ValueError("fit: `sample_weight` is not supported with a batch source: its batches give them");
+        std::optional<ArrayBatches<T>> val_arrays;
+        std::optional<Data> val;
+        BatchSource<T>* validation = nullptr;
+        if (o.validation_data && o.validation_data->source) {
+            validation = o.validation_data->source;
+        } else if (o.validation_data) {
+            const ValidationData<T>& v = *o.validation_data;
+            val = resolve_data("fit (validation data)", v.x, &v.y, v.sample_weight ? &*v.sample_weight : nullptr);
+            val_arrays.emplace(val->x, val->y, val->sample_weight, std::max<std::size_t>(o.batch_size, 1));
+            validation = &*val_arrays;
+        }
+        if (data.num_batches() == 0 && o.initial_epoch < o.epochs)
+            throw ValueError("Unexpected result of `train_function` (Empty logs). This could be due to issues in input "
+                             "pipeline that resulted in an empty dataset: fit got a batch source with no batches.");
+        return run_fit(data, validation, o);
+    });
+}
+
+std::size_t training_samples(std::size_t samples, double validation_split)
+{
+    const auto n = static_cast<std::size_t>(std::floor(static_cast<double>(samples) * (1.0 - validation_split)));
+    if (n == 0 || n >= samples)
+        throw ValueError("Training data contains " + std::to_string(samples) +
+                         " samples, which is not sufficient to split it into a validation and training set as "
+                         "specified by `validation_split=" +
+                         python_float_repr(validation_split) +
+                         "`. Either provide more data, or a different value for the `validation_split` argument.");
+    return n;
 }
 
 template <class T>
@@ -1270,28 +1346,10 @@ std::shared_ptr<History<T>> Model<T>::fit_impl(const ArrayList<T>& x, const Arra
     // Validation data: given, or the last samples before any shuffling (Keras's train_validation_split).
     const std::size_t n_all = all.x[0]->shape()[0];
     std::size_t n_train = n_all;
-    std::optional<Data> val_data;
-    std::vector<array_t<T>> split_rows;
+    std::optional<ArrayBatches<T>> val_arrays;
     if (o.validation_split > 0 && !o.validation_data) {
-        n_train = static_cast<std::size_t>(std::floor(static_cast<double>(n_all) * (1.0 - o.validation_split)));
-        if (n_train == 0 || n_train == n_all)
-            throw ValueError("Training data contains " + std::to_string(n_all) +
-                             " samples, which is not sufficient to split it into a validation and training set as "
-                             "specified by `validation_split=" +
-                             python_float_repr(o.validation_split) +
-                             "`. Either provide more data, or a different value for the `validation_split` argument.");
-        // The split owns its rows; pointers into split_rows (reserved: they never move) view them.
-        split_rows.reserve(all.x.size() + all.y.size() + all.sample_weight.size());
-        auto tail = [&](const std::vector<const array_t<T>*>& v) {
-            std::vector<const array_t<T>*> out;
-            for (const array_t<T>* a : v) {
-                if (a)
-                    split_rows.push_back(gather_rows(*a, nullptr, n_train, n_all - n_train));
-                out.push_back(a ? &split_rows.back() : nullptr);
-            }
-            return out;
-        };
-        val_data = Data{ tail(all.x), tail(all.y), tail(all.sample_weight) };
+        n_train = training_samples(n_all, o.validation_split);
+        val_arrays.emplace(all.x, all.y, all.sample_weight, o.batch_size, false, n_train, n_all);
     }
     // tf.keras raises once an epoch ran no step (its test_fit_on_empty); here before the first
     // epoch, so callbacks never see an epoch without logs. No epoch to run: History, as Keras.
@@ -1299,24 +1357,29 @@ std::shared_ptr<History<T>> Model<T>::fit_impl(const ArrayList<T>& x, const Arra
         throw ValueError("Unexpected result of `train_function` (Empty logs). This could be due to issues in input "
                          "pipeline that resulted in an empty dataset: fit got x of shape " +
                          shape_str(shape_of(*all.x[0])) + ".");
-    if (o.validation_data) {
+    std::optional<Data> val;
+    BatchSource<T>* validation = val_arrays ? &*val_arrays : nullptr;
+    if (o.validation_data && o.validation_data->source) {
+        validation = o.validation_data->source;
+    } else if (o.validation_data) {
         const ValidationData<T>& v = *o.validation_data;
-        val_data = resolve_data("fit (validation data)", v.x, &v.y, v.sample_weight ? &*v.sample_weight : nullptr);
+        val = resolve_data("fit (validation data)", v.x, &v.y, v.sample_weight ? &*v.sample_weight : nullptr);
+        val_arrays.emplace(val->x, val->y, val->sample_weight, o.batch_size);
+        validation = &*val_arrays;
     }
+    // The training rows, viewed; class weights become sample weights batch by batch (run_fit).
+    ArrayBatches<T> train(all.x, all.y, all.sample_weight, o.batch_size, o.shuffle, 0, n_train);
+    return run_fit(train, validation, o);
+}
 
-    // class_weight becomes per-sample weights of the training samples (training only).
-    std::optional<array_t<T>> cw;
-    std::vector<const array_t<T>*> sw_train = all.sample_weight;
-    if (!o.class_weight.empty()) {
-        cw = class_weight_to_sample_weights(*all.y[0], o.class_weight);
-        sw_train[0] = &*cw;
-    }
-
+template <class T>
+std::shared_ptr<History<T>> Model<T>::run_fit(BatchSource<T>& train, BatchSource<T>* validation, const FitOptions<T>& o)
+{
     const Collective& comm = collective();
     if (comm.size() > 1)
-        sync_weights_from_rank0(all);
+        sync_weights_from_rank0(train);
     const int verbose = resolve_verbose(o.verbose);
-    const std::size_t steps = (n_train + o.batch_size - 1) / o.batch_size;
+    const std::size_t steps = train.num_batches();
     CallbackParams params{ verbose, o.epochs, static_cast<std::int64_t>(steps) };
     CallbackList<T> callbacks(o.callbacks, true, verbose != 0, this, params);
     m_history = callbacks.history();
@@ -1324,36 +1387,25 @@ std::shared_ptr<History<T>> Model<T>::fit_impl(const ArrayList<T>& x, const Arra
     m_stop_training = false;
     Logs train_logs;
     callbacks.on_train_begin(train_logs);
-    std::vector<std::size_t> order(n_train);
-    std::iota(order.begin(), order.end(), std::size_t(0));
     for (int epoch = o.initial_epoch; epoch < o.epochs; ++epoch) {
         reset_metrics();
         Logs epoch_begin;
         callbacks.on_epoch_begin(epoch, epoch_begin);
-        if (o.shuffle) {
-            order = permutation(n_train);
-            if (comm.size() > 1) { // rank 0's order, whatever each rank's generator holds
-                std::vector<double> v(order.begin(), order.end());
-                comm.broadcast(v.data(), v.size());
-                std::transform(v.begin(), v.end(), order.begin(), [](double i) { return static_cast<std::size_t>(i); });
-            }
-        }
+        train.on_epoch_begin();
         Logs logs;
         for (std::size_t step = 0; step < steps; ++step) {
-            const std::size_t b = step * o.batch_size, c = std::min(o.batch_size, n_train - b);
             Logs begin;
             callbacks.on_train_batch_begin(static_cast<int>(step), begin);
-            const Shard sh = shard_of(c, comm); // all of it in one process
-            const std::size_t* rows = order.data() + b + sh.begin;
-            logs = step_on_share(batch_of(all.x, rows, 0, sh.size()), batch_of(all.y, rows, 0, sh.size()),
-                                 batch_of(sw_train, rows, 0, sh.size()), true, c);
+            BatchShare s = share_of_batch(train.get_batch(step), "fit", step, true, o.class_weight);
+            logs = step_on_share(s.x, s.y, s.sample_weight, true, s.size);
             callbacks.on_train_batch_end(static_cast<int>(step), logs);
             if (m_stop_training)
                 break;
         }
+        train.on_epoch_end();
         Logs epoch_logs = get_metrics_result();
-        if (val_data) {
-            Logs v = run_evaluation(*val_data, o.batch_size, callbacks);
+        if (validation) {
+            Logs v = run_evaluation(*validation, "fit (validation data)", callbacks);
             for (const auto& kv : v)
                 epoch_logs["val_" + kv.first] = kv.second;
         }
@@ -1373,19 +1425,36 @@ Logs Model<T>::evaluate(const ArrayList<T>& x, const ArrayList<T>& y, const Eval
 }
 
 template <class T>
+Logs Model<T>::evaluate(BatchSource<T>& data, const EvaluateOptions<T>& o)
+{
+    return ending_all_ranks_on_error([&] {
+        assert_compiled("evaluate");
+        if (o.sample_weight || !o.output_sample_weights.empty())
+            throw ValueError("evaluate: `sample_weight` is not supported with a batch source: its batches give them");
+        return run_evaluate(data, o);
+    });
+}
+
+template <class T>
 Logs Model<T>::evaluate_impl(const ArrayList<T>& x, const ArrayList<T>& y, const EvaluateOptions<T>& o)
 {
     assert_compiled("evaluate");
     const Data d = resolve_data("evaluate", x, y, o.sample_weight, o.output_sample_weights);
     if (o.batch_size == 0)
         throw ValueError("evaluate: batch_size must be >= 1");
+    ArrayBatches<T> data(d.x, d.y, d.sample_weight, o.batch_size);
+    return run_evaluate(data, o);
+}
+
+template <class T>
+Logs Model<T>::run_evaluate(BatchSource<T>& data, const EvaluateOptions<T>& o)
+{
     if (collective().size() > 1)
-        sync_weights_from_rank0(d);
+        sync_weights_from_rank0(data);
     const int verbose = resolve_verbose(o.verbose);
-    const std::size_t steps = (d.x[0]->shape()[0] + o.batch_size - 1) / o.batch_size;
     CallbackList<T> callbacks(o.callbacks, false, verbose != 0, this,
-                              CallbackParams{ verbose, 1, static_cast<std::int64_t>(steps) });
-    return run_evaluation(d, o.batch_size, callbacks);
+                              CallbackParams{ verbose, 1, static_cast<std::int64_t>(data.num_batches()) });
+    return run_evaluation(data, "evaluate", callbacks);
 }
 
 template <class T>
@@ -1397,9 +1466,27 @@ array_t<T> Model<T>::predict(const ArrayList<T>& x, const PredictOptions<T>& o)
 }
 
 template <class T>
+array_t<T> Model<T>::predict(BatchSource<T>& data, const PredictOptions<T>& o)
+{
+    if (m_graph && m_graph->outputs().size() != 1)
+        only_output(std::vector<array_t<T>>(m_graph->outputs().size()), this->name(), "predict");
+    return only_output(predict_list(data, o), this->name(), "predict");
+}
+
+template <class T>
 std::vector<array_t<T>> Model<T>::predict_list(const ArrayList<T>& x, const PredictOptions<T>& o)
 {
     return ending_all_ranks_on_error([&] { return predict_impl(x, o); });
+}
+
+template <class T>
+std::vector<array_t<T>> Model<T>::predict_list(BatchSource<T>& data, const PredictOptions<T>& o)
+{
+    return ending_all_ranks_on_error([&] {
+        if (data.num_batches() == 0)
+            throw ValueError("predict: the batch source has no batches; at least one sample is needed");
+        return run_predict(data, o);
+    });
 }
 
 template <class T>
@@ -1412,29 +1499,49 @@ std::vector<array_t<T>> Model<T>::predict_impl(const ArrayList<T>& x, const Pred
         throw ValueError("predict: x of shape " + shape_str(shape_of(x0)) + " holds no samples; at least one is needed");
     if (o.batch_size == 0)
         throw ValueError("predict: batch_size must be >= 1");
+    ArrayBatches<T> data(d.x, {}, {}, o.batch_size);
+    return run_predict(data, o);
+}
+
+template <class T>
+std::vector<array_t<T>> Model<T>::run_predict(BatchSource<T>& data, const PredictOptions<T>& o)
+{
     tune_allocator_once();
     const Collective& comm = collective();
     if (comm.size() > 1)
-        sync_weights_from_rank0(d);
-    const std::size_t n = x0.shape()[0];
-    const std::size_t steps = (n + o.batch_size - 1) / o.batch_size;
+        sync_weights_from_rank0(data);
+    const std::size_t steps = data.num_batches();
     const int verbose = resolve_verbose(o.verbose);
     CallbackList<T> callbacks(o.callbacks, false, verbose != 0, this,
                               CallbackParams{ verbose, 1, static_cast<std::int64_t>(steps) });
     NoGradGuard no_grad;
     Logs logs;
     callbacks.on_predict_begin(logs);
-    std::vector<array_t<T>> out;
+    data.on_epoch_begin();
+    // Each output's rows, batch after batch (the number of samples is known at the end).
+    std::vector<std::vector<T>> rows_of;
+    std::vector<shape_t> shapes; // each output's shape with the sample axis
     std::vector<std::size_t> row;
+    std::size_t n = 0;
     for (std::size_t step = 0; step < steps; ++step) {
-        const std::size_t b = step * o.batch_size, c = std::min(o.batch_size, n - b);
         Logs begin;
         callbacks.on_predict_batch_begin(static_cast<int>(step), begin);
+        Batch<T> batch = data.get_batch(step);
+        const std::size_t c = !batch.x.empty() && batch.x[0].dimension() > 0 ? batch.x[0].shape()[0] : 0;
         // Several processes: each predicts its share of the batch; a rank without one runs the
         // batch's first sample to learn the output shapes (Note [Data-parallel training]).
         const Shard sh = shard_of(c, comm);
-        const std::size_t lb = sh.size() > 0 || step > 0 ? b + sh.begin : b, lc = sh.size() > 0 || step > 0 ? sh.size() : 1;
-        const std::vector<Tensor<T>> ys = (*this)(batch_of(d.x, nullptr, lb, lc), false);
+        const bool probe = sh.size() == 0 && step == 0;
+        std::vector<Tensor<T>> xs;
+        if (probe) {
+            share_of_batch(Batch<T>{ batch.x, {}, {} }, "predict", step, false, {}); // checks the batch
+            for (const auto& a : batch.x)
+                xs.emplace_back(take_rows(a, 0, 1));
+        } else {
+            xs = share_of_batch(std::move(batch), "predict", step, false, {}).x;
+        }
+        const std::size_t lc = probe ? 1 : sh.size();
+        const std::vector<Tensor<T>> ys = (*this)(xs, false);
         for (std::size_t k = 0; k < ys.size(); ++k) {
             const Tensor<T>& yb = ys[k];
             if (step == 0) {
@@ -1443,21 +1550,31 @@ std::vector<array_t<T>> Model<T>::predict_impl(const ArrayList<T>& x, const Pred
                     throw ShapeError("predict: the model's output " + std::to_string(k) + " of shape " + shape_str(s) +
                                      " has no batch axis of size " + std::to_string(lc));
                 row.push_back(yb.size() / lc);
-                s[0] = n;
-                out.push_back(comm.size() > 1 ? array_t<T>(xt::zeros<T>(s)) : array_t<T>::from_shape(s));
+                shapes.push_back(s);
+                rows_of.emplace_back();
             }
-            if (yb.size() != row[k] * sh.size() && !(step == 0 && sh.size() == 0))
+            if (yb.size() != row[k] * sh.size() && !probe)
                 throw ShapeError("predict: batch " + std::to_string(step) + " gave output " + std::to_string(k) +
                                  " of shape " + shape_str(yb.shape()) + ", unlike the first batch");
+            // Other ranks' rows stay zeros: the sum over ranks gathers them.
+            rows_of[k].resize((n + c) * row[k], T(0));
             if (sh.size() > 0)
-                std::copy(yb.data(), yb.data() + row[k] * sh.size(), out[k].data() + (b + sh.begin) * row[k]);
+                std::copy(yb.data(), yb.data() + row[k] * sh.size(), rows_of[k].data() + (n + sh.begin) * row[k]);
         }
+        n += c;
         Logs end;
         callbacks.on_predict_batch_end(static_cast<int>(step), end);
     }
-    if (comm.size() > 1) // the shares are disjoint, the rest zeros: the sum gathers them
-        for (auto& a : out)
-            comm.allreduce_sum(a.data(), a.size());
+    data.on_epoch_end();
+    std::vector<array_t<T>> out;
+    for (std::size_t k = 0; k < rows_of.size(); ++k) {
+        shapes[k][0] = n;
+        out.push_back(array_t<T>::from_shape(shapes[k]));
+        std::copy(rows_of[k].begin(), rows_of[k].end(), out[k].data());
+        std::vector<T>().swap(rows_of[k]);
+        if (comm.size() > 1) // the shares are disjoint, the rest zeros: the sum gathers them
+            comm.allreduce_sum(out[k].data(), out[k].size());
+    }
     callbacks.on_predict_end(logs);
     return out;
 }

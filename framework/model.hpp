@@ -20,8 +20,12 @@
 // class indices stored as T. Batches are taken in order, or in a fresh permutation each
 // epoch when shuffle is true; the permutation is drawn serially from the global generator
 // (framework/random.hpp), so a seeded run gives the same batches for any thread count.
+// fit, evaluate and predict also take a BatchSource (framework/batch_source.hpp, Keras's
+// PyDataset) for data that does not fit in memory; arrays are one such source (ArrayBatches),
+// so both run the same loop.
 #pragma once
 
+#include "framework/batch_source.hpp"
 #include "framework/callbacks.hpp"
 #include "framework/graph/graph.hpp"
 #include "framework/layer.hpp"
@@ -206,11 +210,29 @@ private:
     std::shared_ptr<const void> m_owned; // the moved-in arrays the pointers above point into
 };
 
+/// fit's validation data: arrays (viewed when given as lvalues, as ArrayList), or a batch source.
 template <class T>
 /// fit()'s validation_data: x, y and optional sample weights, each as an ArrayList.
 struct ValidationData {
     ArrayList<T> x, y;
     std::optional<ArrayList<T>> sample_weight;
+    /// Instead of the arrays: a source of batches (not owned: it must outlive fit).
+    BatchSource<T>* source = nullptr;
+
+    /// No validation data.
+    ValidationData() = default;
+    /// Arrays: x, y and optionally sample weights (lvalues viewed, as ArrayList).
+    ValidationData(ArrayList<T> x_, ArrayList<T> y_, std::optional<ArrayList<T>> sample_weight_ = std::nullopt)
+        : x(std::move(x_))
+        , y(std::move(y_))
+        , sample_weight(std::move(sample_weight_))
+    {
+    }
+    /// A batch source (not owned).
+    ValidationData(BatchSource<T>& source_)
+        : source(&source_)
+    {
+    }
 };
 
 /// compile()'s arguments for a model with several outputs (Keras's compile(loss=[...] or {...},
@@ -247,8 +269,9 @@ struct FitOptions {
     std::optional<ValidationData<T>> validation_data;
     bool shuffle = true;
     int initial_epoch = 0;
-    /// One weight per training sample, shape (n,), for every output.
-    std::optional<array_t<T>> sample_weight;
+    /// One weight per training sample, shape (n,), for every output (viewed when given as an
+    /// lvalue, as ArrayList: it must outlive fit).
+    std::optional<ArrayList<T>> sample_weight;
     /// Weight per class index, turned into sample weights (not with sample_weight; Keras's rule).
     std::map<int, double> class_weight;
     /// Instead of sample_weight: one array per output (a list, or a map by output name; an output
@@ -261,7 +284,8 @@ template <class T>
 struct EvaluateOptions {
     std::size_t batch_size = 32;
     int verbose = -1;
-    std::optional<array_t<T>> sample_weight;
+    /// As FitOptions::sample_weight.
+    std::optional<ArrayList<T>> sample_weight;
     std::vector<CallbackPtr<T>> callbacks;
     /// As FitOptions: instead of sample_weight, one array per output.
     ArrayList<T> output_sample_weights;
@@ -383,6 +407,21 @@ public:
     array_t<T> predict(const ArrayList<T>& x, const PredictOptions<T>& options = {});
     /// Every output for x, in output order.
     std::vector<array_t<T>> predict_list(const ArrayList<T>& x, const PredictOptions<T>& options = {});
+
+    // With a batch source (Keras's PyDataset): the source decides the batches, their order and
+    // their sample weights, so options.batch_size and shuffle are not used; validation_split and
+    // sample_weight in the options are ValueErrors (as Keras), class_weight applies to each batch.
+    // Each batch must hold one array per input (and, but for predict, per output) with the same
+    // number of samples, at least one (ValueError naming the batch otherwise).
+
+    /// As fit(x, y): on_epoch_begin / on_epoch_end of `data` around each epoch.
+    std::shared_ptr<History<T>> fit(BatchSource<T>& data, const FitOptions<T>& options = {});
+    /// As evaluate(x, y), over the batches of `data`.
+    Logs evaluate(BatchSource<T>& data, const EvaluateOptions<T>& options = {});
+    /// The predictions of the batches, concatenated in batch order (the outputs are held in memory).
+    array_t<T> predict(BatchSource<T>& data, const PredictOptions<T>& options = {});
+    /// Every output for the batches of `data`, in output order.
+    std::vector<array_t<T>> predict_list(BatchSource<T>& data, const PredictOptions<T>& options = {});
     /// One gradient step on one batch. As Keras 3, metrics are not reset between calls
     /// (reset_metrics() does it); returns the running logs.
     Logs train_on_batch(const ArrayList<T>& x, const ArrayList<T>& y, const array_t<T>* sample_weight = nullptr,
@@ -492,7 +531,15 @@ private:
                       const ArrayList<T>* sample_weight) const;
     /// fit's and evaluate's sample weights: `one` for every output or `per_output`, not both.
     Data resolve_data(const char* what, const ArrayList<T>& x, const ArrayList<T>& y,
-                      const std::optional<array_t<T>>& one, const ArrayList<T>& per_output) const;
+                      const std::optional<ArrayList<T>>& one, const ArrayList<T>& per_output) const;
+    /// This rank's share of a batch of a source, as tensors: one per input, per output and per
+    /// output's sample weights (empty: none); `size` is the whole batch's.
+    struct BatchShare {
+        std::vector<Tensor<T>> x, y, sample_weight;
+        std::size_t size = 0;
+    };
+    BatchShare share_of_batch(Batch<T>&& batch, const std::string& what, std::size_t index, bool targets,
+                              const std::map<int, double>& class_weight) const;
     /// compute_loss_list; also appends each output's unweighted loss to `per_output` when given.
     Tensor<T> total_loss(const std::vector<Tensor<T>>& y, const std::vector<Tensor<T>>& y_pred,
                          const std::vector<Tensor<T>>& sample_weight, std::vector<double>* per_output);
@@ -502,7 +549,11 @@ private:
                         const std::vector<Tensor<T>>& sample_weight);
     /// The logged metrics in Keras's order with Keras's names (Note [Names of the logs]).
     std::vector<std::pair<std::string, const Metric<T>*>> named_metrics() const;
-    Logs run_evaluation(const Data& data, std::size_t batch_size, CallbackList<T>& callbacks);
+    // The loops: every form of fit / evaluate / predict ends in run_fit / run_evaluation / run_predict.
+    Logs run_evaluation(BatchSource<T>& data, const std::string& what, CallbackList<T>& callbacks);
+    std::shared_ptr<History<T>> run_fit(BatchSource<T>& train, BatchSource<T>* validation, const FitOptions<T>& options);
+    std::vector<array_t<T>> run_predict(BatchSource<T>& data, const PredictOptions<T>& options);
+    Logs run_evaluate(BatchSource<T>& data, const EvaluateOptions<T>& options);
     std::shared_ptr<History<T>> fit_impl(const ArrayList<T>& x, const ArrayList<T>& y, const FitOptions<T>& options);
     Logs evaluate_impl(const ArrayList<T>& x, const ArrayList<T>& y, const EvaluateOptions<T>& options);
     std::vector<array_t<T>> predict_impl(const ArrayList<T>& x, const PredictOptions<T>& options);
@@ -510,8 +561,9 @@ private:
     /// the step of train_step / test_step). Note [Data-parallel training] in framework/data_parallel.hpp.
     Logs step_on_share(const std::vector<Tensor<T>>& x, const std::vector<Tensor<T>>& y,
                        const std::vector<Tensor<T>>& sample_weight, bool training, std::size_t global_batch);
-    /// Several processes: builds the model from one sample if needed, then takes rank 0's weights.
-    void sync_weights_from_rank0(const Data& d);
+    /// Several processes: builds the model from one sample of the first batch if needed, then
+    /// takes rank 0's weights.
+    void sync_weights_from_rank0(BatchSource<T>& data);
     std::vector<Metric<T>*> all_metrics();
 
     std::shared_ptr<const Graph<T>> m_graph;
@@ -559,6 +611,11 @@ LayerPtr<T> layer_from_spec(const json& spec, const LayerSpecFactory<T>& make_la
 /// {"class_name": model.class_name(), "config": model.get_config()}.
 template <class T>
 json model_to_json(const Model<T>& model);
+
+/// The number of the first `samples` that fit trains on with `validation_split` (Keras's
+/// train_validation_split: floor(samples * (1 - split)); the rest validate).
+///   requires: the split leaves both parts non-empty (ValueError, Keras's message, otherwise).
+std::size_t training_samples(std::size_t samples, double validation_split);
 
 /// Keras's class_weight_to_sample_weights: the weight of each sample's class (the label for
 /// class indices, the argmax of a one-hot row), 1 for classes not in the map.

@@ -1,5 +1,8 @@
 #include "framework/random.hpp"
 
+#include <numeric>
+#include <utility>
+
 namespace xtape {
 
 rng_t& global_rng()
@@ -11,5 +14,16 @@ rng_t& global_rng()
 void set_random_seed(std::uint64_t seed) { global_rng().seed(seed); }
 
 std::uint64_t next_seed() { return global_rng()(); }
+
+std::vector<std::size_t> random_permutation(std::size_t n, rng_t& rng)
+{
+    std::vector<std::size_t> p(n);
+    std::iota(p.begin(), p.end(), std::size_t(0));
+    for (std::size_t i = n; i > 1; --i) {
+        const std::size_t j = static_cast<std::size_t>(rng() % i);
+        std::swap(p[i - 1], p[j]);
+    }
+    return p;
+}
 
 } // namespace xtape

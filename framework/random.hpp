@@ -3,8 +3,10 @@
 // gives the same run whatever the thread count (random numbers are never drawn in parallel).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <random>
+#include <vector>
 
 namespace xtape {
 
@@ -15,5 +17,8 @@ rng_t& global_rng();
 void set_random_seed(std::uint64_t seed);
 /// A fresh seed drawn from the global generator (for objects created without a seed).
 std::uint64_t next_seed();
+/// A permutation of [0, n) drawn serially from `rng` (Fisher-Yates; the modulo bias of a 64-bit
+/// draw is below 2^-40 for any realistic n).
+std::vector<std::size_t> random_permutation(std::size_t n, rng_t& rng);
 
 } // namespace xtape

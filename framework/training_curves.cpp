@@ -1,5 +1,6 @@
 #include "framework/training_curves.hpp"
 
+#include "framework/config.hpp"
 #include "framework/errors.hpp"
 #include "framework/io/atomic_file.hpp"
 
@@ -11,6 +12,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <set>
 #include <signal.h>
@@ -227,11 +229,110 @@ std::vector<std::string> TrainingLog::metrics() const
     return out;
 }
 
+namespace {
+/// Python's json.dump writes NaN, Infinity and -Infinity, which JSON has not: null in their place
+/// (outside strings), read back as NaN (a gap in the curve).
+std::string python_json_to_json(const std::string& text)
+{
+    std::string out;
+    out.reserve(text.size());
+    bool in_string = false, escaped = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (in_string) {
+            out += c;
+            if (escaped)
+                escaped = false;
+            else if (c == '\\')
+                escaped = true;
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        if (c == '"')
+            in_string = true;
+        bool replaced = false;
+        for (const char* token : { "-Infinity", "Infinity", "NaN" }) {
+            const std::size_t n = std::strlen(token);
+            if (text.compare(i, n, token) == 0) {
+                out += "null";
+                i += n - 1;
+                replaced = true;
+                break;
+            }
+        }
+        if (!replaced)
+            out += c;
+    }
+    return out;
+}
+
+/// Note [History JSON]: Keras users keep a run's curves with json.dump(history.history): one object,
+/// metric -> list of one value per epoch, in the order of the logs. Lists that are not all numbers
+/// (or null / NaN) are left out, as CSV columns holding text; a list shorter than the longest (a
+/// metric logged only from some epoch on cannot be told from one logged until then) is padded with
+/// NaN at its end. The epochs are 1..N, or an "epoch" list (+1) when the object has one.
+TrainingLog read_history_json(const std::string& path, const std::string& text)
+{
+    nlohmann::ordered_json j;
+    try {
+        j = nlohmann::ordered_json::parse(python_json_to_json(text));
+    } catch (const nlohmann::json::parse_error& e) {
+        throw IOError(path + ": not a History JSON file (" + e.what() + ")");
+    }
+    if (!j.is_object())
+        throw ValueError(path + ": expected a JSON object of metric -> one value per epoch (json.dump(history.history)), "
+                                "got " + std::string(j.type_name()));
+    TrainingLog log;
+    log.path = path;
+    std::size_t rows = 0;
+    std::vector<double> epoch_column;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+        if (!it.value().is_array())
+            continue;
+        std::vector<double> v;
+        bool numeric = true;
+        for (const auto& e : it.value()) {
+            if (e.is_number())
+                v.push_back(e.get<double>());
+            else if (e.is_null())
+                v.push_back(std::numeric_limits<double>::quiet_NaN());
+            else
+                numeric = false;
+        }
+        if (!numeric)
+            continue;
+        if (it.key() == "epoch") {
+            epoch_column = std::move(v);
+            continue;
+        }
+        if (log.values.count(it.key()))
+            continue;
+        rows = std::max(rows, v.size());
+        log.columns.push_back(it.key());
+        log.values[it.key()] = std::move(v);
+    }
+    if (log.columns.empty() || rows == 0)
+        throw ValueError(path + ": no metric with values; expected a History JSON object of metric -> one value per "
+                                "epoch (json.dump(history.history)), e.g. {\"loss\": [0.9, 0.5]}");
+    for (auto& kv : log.values)
+        kv.second.resize(rows, std::numeric_limits<double>::quiet_NaN());
+    for (std::size_t r = 0; r < rows; ++r)
+        log.epochs.push_back(epoch_column.size() == rows ? epoch_column[r] + 1 : double(r + 1));
+    return log;
+}
+} // namespace
+
 TrainingLog read_training_log(const std::string& path, char separator)
 {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
+    std::ifstream file(path, std::ios::binary);
+    if (!file)
         throw IOError(path + ": cannot open the training log: " + std::strerror(errno));
+    const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    const std::size_t first = text.find_first_not_of(" \t\r\n");
+    if (first != std::string::npos && (text[first] == '{' || text[first] == '[')) // Note [History JSON]
+        return read_history_json(path, text);
+    std::istringstream in(text);
     TrainingLog log;
     log.path = path;
     std::string line;
@@ -382,7 +483,24 @@ void PlotHistory<T>::on_epoch_end(int epoch, Logs& logs)
         plot_training_curves(m_log, m_path, m_options);
 }
 
+template <class T>
+void save_history_json(const History<T>& history, const std::string& path)
+{
+    json j = json::object();
+    for (const auto& kv : history.history)
+        j[kv.first] = kv.second; // NaN and infinities become null
+    io::write_atomically(path, [&](const std::string& tmp) {
+        std::ofstream out(tmp, std::ios::binary);
+        out << j.dump() << "\n";
+        out.flush();
+        if (!out)
+            throw IOError(path + ": cannot write the History JSON");
+    });
+}
+
 template class PlotHistory<float>;
 template class PlotHistory<double>;
+template void save_history_json(const History<float>&, const std::string&);
+template void save_history_json(const History<double>&, const std::string&);
 
 } // namespace xtape

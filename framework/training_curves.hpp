@@ -35,7 +35,9 @@ struct TrainingLog {
 };
 
 /// Reads the CSV file CSVLogger writes (header "epoch,<keys...>", Python's csv quoting,
-/// "\r\n" or "\n" rows, "NA" for a missing value).
+/// "\r\n" or "\n" rows, "NA" for a missing value), or a History JSON file (a file starting with
+/// '{' or '[': metric -> one value per epoch, as json.dump(history.history) writes; Note [History JSON]
+/// in training_curves.cpp).
 ///   requires: a readable file whose rows have as many fields as its header (IOError naming the
 ///             file and the line otherwise) and at least one numeric column besides "epoch"
 ///             (ValueError). Columns holding text are left out.
@@ -80,6 +82,11 @@ private:
     PlotOptions m_options;
     TrainingLog m_log;
 };
+
+/// Writes history.history as one JSON object, metric -> one value per epoch (what Python's
+/// json.dump(history.history) writes; a NaN or infinity as null), atomically; read_training_log reads it.
+template <class T>
+void save_history_json(const History<T>& history, const std::string& path);
 
 /// Whether `program` (a name looked up in PATH, or a path) can be executed.
 bool can_run_program(const std::string& program);

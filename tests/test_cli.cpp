@@ -1190,3 +1190,38 @@ TEST_CASE("cli: plot draws a CSVLogger file; bad inputs are one-line errors")
     }
     CHECK_FALSE(std::filesystem::exists(tmp.file("x.png")));
 }
+
+TEST_CASE("cli: fit --history writes the History JSON that plot draws")
+{
+    if (!have_cli())
+        return;
+    TempDir tmp("cli_history");
+    const SmallFiles s = small_files(tmp);
+    const std::string history = tmp.file("history.json");
+    Run r = run(tmp, { "fit", s.model, "--data", s.data, "--x", "features", "--y", "targets", "--output",
+                       tmp.file("out.h5"), "--epochs", "3", "--batch-size", "5", "--validation-split", "0.25",
+                       "--history", history });
+    INFO(r.out << r.err);
+    REQUIRE(r.status == 0);
+    const json j = json::parse(slurp(history));
+    CHECK(j.size() == 4); // loss, mae, val_loss, val_mae
+    CHECK(j.at("val_mae").size() == 3);
+    Run p = run(tmp, { "plot", history, "--output", tmp.file("h.svg") });
+    INFO(p.err);
+    REQUIRE(p.status == 0);
+    const std::string svg = slurp(tmp.file("h.svg"));
+    CHECK(svg.find("history.json") != std::string::npos);
+    CHECK(svg.find("val_mae") != std::string::npos);
+    // A History JSON as Keras users write it, with NaN.
+    {
+        std::ofstream out(tmp.file("keras.json"));
+        out << "{\"loss\": [1.0, 0.5, NaN], \"val_loss\": [1.2, 0.7, 0.6]}";
+    }
+    Run k = run(tmp, { "plot", tmp.file("keras.json"), "--output", tmp.file("k.png") });
+    INFO(k.err);
+    CHECK(k.status == 0);
+    Run bad = run(tmp, { "plot", tmp.file("keras.json"), "--output", tmp.file("x.png"), "--metrics", "mae" });
+    CHECK(bad.status == 1);
+    check_one_error_line(bad);
+    CHECK(bad.err.find("no metric 'mae'") != std::string::npos);
+}

@@ -743,8 +743,9 @@ TEST_CASE("fit: a zero sample weight removes the sample; weights follow the shuf
                                                                            "mean_with_sample_weight");
         auto a = small_classifier(2, loss), b = small_classifier(2, loss);
         FitOptions<float> fo = quiet_fit(3, 4, false);
-        fo.sample_weight = xt::ones<float>({ 40 });
-        (*fo.sample_weight)(39) = 0;
+        array_t<float> sw = xt::ones<float>({ 40 });
+        sw(39) = 0;
+        fo.sample_weight = sw; // viewed, not copied
         const auto ha = a->fit(x, y, fo);
         const auto hb = b->fit(rows(x, 0, 39), rows(y, 0, 39), quiet_fit(3, 4, false));
         const auto wa = a->get_weights(), wb = b->get_weights();

@@ -207,3 +207,63 @@ TEST_CASE("training curves: PlotHistory redraws the picture at every epoch of fi
     expect_error<IOError>([&] { m.fit(x, y, fo); }, { "PlotHistory", "gnuplot" });
     CHECK(m.optimizer()->iterations() == 4); // only the first fit's 2 x 2 steps
 }
+
+TEST_CASE("training curves: a History JSON (json.dump(history.history)) reads back and plots; fit's History saves as one")
+{
+    TempDir tmp("curves_json");
+    const std::string path = tmp.file("history.json");
+    // As Python writes it: the logs' order, NaN for a diverged value, a shorter validation list.
+    write_text(path, "{\"loss\": [0.82, 0.55, NaN], \"accuracy\": [0.71, 0.8, 0.84], "
+                     "\"val_loss\": [0.61, 0.52], \"note\": [\"a\", \"b\"], \"lr\": 0.1}\n");
+    const TrainingLog log = read_training_log(path);
+    CHECK(log.columns == std::vector<std::string>{ "loss", "accuracy", "val_loss" }); // text and scalars left out
+    CHECK(log.metrics() == std::vector<std::string>{ "loss", "accuracy" });
+    CHECK(log.epochs == std::vector<double>{ 1, 2, 3 });
+    CHECK(log.values.at("accuracy")[2] == 0.84);
+    CHECK(std::isnan(log.values.at("loss")[2]));
+    CHECK(std::isnan(log.values.at("val_loss")[2])); // padded at the end
+    // A string holding "NaN" stays a string.
+    write_text(path, "{\"loss\": [1, -Infinity], \"id\": [\"NaN\"]}");
+    const TrainingLog inf = read_training_log(path);
+    CHECK(inf.columns == std::vector<std::string>{ "loss" });
+    CHECK(std::isnan(inf.values.at("loss")[1]));
+
+    write_text(path, "[1, 2]");
+    expect_error<ValueError>([&] { read_training_log(path); }, { "history.json", "JSON object", "array" });
+    write_text(path, "{\"loss\": [1, 2]");
+    expect_error<IOError>([&] { read_training_log(path); }, { "history.json", "not a History JSON file" });
+    write_text(path, "{\"loss\": []}");
+    expect_error<ValueError>([&] { read_training_log(path); }, { "history.json", "no metric with values" });
+
+    // fit's History written as JSON reads back with the same values.
+    set_random_seed(4);
+    Sequential<float> m;
+    m.add(std::make_shared<TDense<float>>(2, "softmax"));
+    m.compile(std::make_shared<PlainSGD<float>>(0.1), "sparse_categorical_crossentropy", { "accuracy" });
+    array_t<float> x = xt::zeros<float>({ 8, 3 }), y = xt::zeros<float>({ 8 });
+    for (std::size_t i = 0; i < 8; ++i) {
+        x(i, i % 3) = 1;
+        y(i) = static_cast<float>(i % 2);
+    }
+    FitOptions<float> fo;
+    fo.epochs = 3;
+    fo.batch_size = 4;
+    fo.verbose = 0;
+    fo.validation_split = 0.25;
+    const auto h = m.fit(x, y, fo);
+    const std::string saved = tmp.file("fit.json");
+    save_history_json(*h, saved);
+    const json j = json::parse(read_bytes(saved));
+    CHECK(j.at("loss").size() == 3);
+    const TrainingLog back = read_training_log(saved);
+    CHECK(back.columns == std::vector<std::string>{ "accuracy", "loss", "val_accuracy", "val_loss" });
+    for (const auto& c : back.columns)
+        CHECK(back.values.at(c) == h->history.at(c));
+    if (!have_gnuplot())
+        return;
+    const std::string svg = tmp.file("fit.svg");
+    plot_training_curves(back, svg);
+    const std::string text = read_bytes(svg);
+    CHECK(svg_curves(text).size() == 4);
+    CHECK(contains(text, "fit.json"));
+}

@@ -197,7 +197,7 @@ struct Parser {
     {
         CLI::App* c = app.add_subcommand(name, description);
         c->allow_extras(); // reported by check_extras, with a suggestion
-        c->add_option(positional, a.model, positional == "LOG.csv" ? "the CSVLogger file of a training run"
+        c->add_option(positional, a.model, positional == "LOG.csv" ? "the CSVLogger file (or History JSON) of a training run"
                                                                    : "the model, saved with model.save")
           ->required()
           ->type_name("");
@@ -300,7 +300,9 @@ struct Parser {
         optional_number(fit, "--learning-rate", learning_rate, "the optimizer's learning rate",
                         number([](double v) { return v > 0; }, "> 0"));
         fit->add_option("--loss", a.loss, "a Keras loss name, for every output")->type_name("NAME");
-        fit->add_flag("--no-shuffle", no_shuffle, "take batches in order, as Keras's fit(shuffle=False)");
+        fit->add_flag("--no-shuffle", no_shuffle,
+                      "take batches in order, as Keras's fit(shuffle=False); otherwise an .h5 file's batches come in "
+                      "a new order every epoch (each batch holds consecutive rows of the file)");
         optional_number(fit, "--validation-split", validation_split,
                         "fraction of the samples, from the end, kept for validation",
                         number([](double v) { return v >= 0 && v < 1; }, "in [0, 1)"));
@@ -308,6 +310,10 @@ struct Parser {
                                                         "seed for shuffling and dropout (keras.utils.set_random_seed)")
                                           ->check(integer_at_least(0))
                                           ->type_name("S");
+        fit->add_option("--history", a.history,
+                        "also write the History as JSON, metric -> one value per epoch (as Python's "
+                        "json.dump(history.history)); xtape plot draws it")
+          ->type_name("H.json");
 
         CLI::App* gradcheck = command(
           "gradcheck",
@@ -362,9 +368,10 @@ struct Parser {
 
         CLI::App* plot = command(
           "plot",
-          "draw the training curves of a CSVLogger file as a PNG or SVG picture\n\n"
-          "Draws the training curves of a CSVLogger file (what fit's CSVLogger callback writes) with gnuplot: one "
-          "panel per metric, the training values and the validation ones (the val_ columns) against the epochs. "
+          "draw the training curves of a CSVLogger file or a History JSON as a PNG or SVG picture\n\n"
+          "Draws the training curves of a CSVLogger file (what fit's CSVLogger callback writes) or of a History "
+          "JSON file (json.dump(history.history) in Python, xtape fit --history) with gnuplot: one panel per metric, "
+          "the training values and the validation ones (the val_ columns) against the epochs. "
           "The format follows OUT's extension: .png or .svg.",
           "LOG.csv");
         plot->add_option("--output", a.output, "the picture to write (.png or .svg); replaced atomically")

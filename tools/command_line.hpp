@@ -25,12 +25,13 @@ struct Args {
     std::string command;
     /// --help or --version: print this and exit with status 0.
     std::string text;
-    /// The positional file: MODEL.h5 (plot: LOG.csv).
+    /// The positional file: MODEL.h5 (plot: LOG.csv or H.json).
     std::string model;
     std::string output;
     /// Repeatable options, every value in order (Note [Datasets of several inputs and outputs]).
     std::vector<std::string> input, dataset, x, y;
     std::string data, loss, optimizer;
+    std::string history; ///< fit --history: where to write the History JSON
     std::size_t batch_size = 32;
     int epochs = 1;
     bool shuffle = true;       ///< false with --no-shuffle

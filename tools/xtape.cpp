@@ -5,21 +5,23 @@
 //   xtape evaluate MODEL.h5 --data D.h5 [--x x] [--y y] [--batch-size N] [--loss NAME]
 //   xtape fit MODEL.h5 --data D.h5 --output OUT.h5 [--x x] [--y y] [--epochs 1] [--batch-size 32]
 //             [--optimizer NAME] [--learning-rate LR] [--loss NAME] [--no-shuffle]
-//             [--validation-split F] [--seed S]
+//             [--validation-split F] [--seed S] [--history H.json]
 //   xtape gradcheck MODEL.h5 --data D.h5 [--x x] [--y y] [--loss NAME] [--samples N] [--max-elements N]
 //   xtape fold MODEL.h5 --output OUT.h5 [--samples N] [--batch-size N]
-//   xtape plot LOG.csv --output curves.png|svg [--metrics loss,accuracy] [--size WxH]
+//   xtape plot LOG.csv|H.json --output curves.png|svg [--metrics loss,accuracy] [--size WxH]
 //
 // The command line is parsed by tools/command_line.cpp (CLI11): every subcommand has --help, and
 // xtape --version names the libraries. A model with several inputs or outputs takes
 // --input/--dataset, --x and --y once per input or output (Note [Datasets of several inputs and
-// outputs]). Errors print one line "xtape: error: ..." to stderr; the exit status is 0 on
+// outputs]). fit, evaluate and predict read HDF5 data a batch at a time (Note [Streaming the data
+// files]). Errors print one line "xtape: error: ..." to stderr; the exit status is 0 on
 // success, 1 on an error (or a failed gradient check), 2 on a usage error.
 #include "framework/collective.hpp"
 #include "framework/gradcheck.hpp"
 #include "framework/gradcheck_model.hpp"
 #include "framework/io/atomic_file.hpp"
 #include "framework/io/hdf5.hpp"
+#include "framework/io/hdf5_batches.hpp"
 #include "framework/io/npy.hpp"
 #include "framework/random.hpp"
 #include "framework/tape.hpp"
@@ -66,13 +68,7 @@ array_t<T> read_array(const std::string& path, const std::string& dataset)
         return io::read_npy<T>(path);
     io::H5File f = io::H5File::open_read(path);
     io::H5Group root = f.root();
-    if (!root.has_dataset(dataset)) {
-        std::string names;
-        for (const auto& n : root.member_names())
-            names += (names.empty() ? "" : ", ") + n;
-        throw IOError(path + ": no dataset '" + dataset + "' (the file's root holds: " +
-                      (names.empty() ? std::string("nothing") : names) + ")");
-    }
+    io::require_dataset(root, path, dataset);
     return root.read_dataset<T>(dataset);
 }
 
@@ -83,12 +79,11 @@ array_t<T> read_array(const std::string& path, const std::string& dataset)
 // "y_0", "y_1", ... for several, so that predict's outputs (y_0, y_1, ...) are ready targets.
 // predict takes one --input file per input, or one for all of them.
 
-/// The arrays of `count` inputs (or targets): from `files` (one, or one per array) and
-/// `datasets` (none: the defaults of the Note above; otherwise one per array).
-template <class T>
-std::vector<array_t<T>> read_arrays(const std::string& command, const std::vector<std::string>& files,
-                                    std::vector<std::string> datasets, std::size_t count, const std::string& stem,
-                                    const std::string& flag, const std::string& what)
+/// Where the `count` inputs (or targets) are: `files` (one, or one per array) and `datasets`
+/// (none: the defaults of the Note above; otherwise one per array).
+std::vector<io::H5DatasetRef> data_refs(const std::string& command, const std::vector<std::string>& files,
+                                        std::vector<std::string> datasets, std::size_t count, const std::string& stem,
+                                        const std::string& flag, const std::string& what)
 {
     if (files.size() != 1 && files.size() != count)
         throw UsageError(command + ": the model has " + std::to_string(count) + " " + what + "s; give one file for all or " +
@@ -101,10 +96,32 @@ std::vector<array_t<T>> read_arrays(const std::string& command, const std::vecto
         throw UsageError(command + ": the model has " + std::to_string(count) + " " + what + (count == 1 ? "" : "s") +
                          ", so " + flag + " is needed once per " + what + "; got it " + std::to_string(datasets.size()) +
                          " time(s)");
-    std::vector<array_t<T>> out;
+    std::vector<io::H5DatasetRef> out;
     for (std::size_t i = 0; i < count; ++i)
-        out.push_back(read_array<T>(files.size() == 1 ? files[0] : files[i], datasets[i]));
+        out.push_back({ files.size() == 1 ? files[0] : files[i], datasets[i] });
     return out;
+}
+
+template <class T>
+std::vector<array_t<T>> read_arrays(const std::vector<io::H5DatasetRef>& refs)
+{
+    std::vector<array_t<T>> out;
+    for (const auto& r : refs)
+        out.push_back(read_array<T>(r.file, r.dataset));
+    return out;
+}
+
+// Note [Streaming the data files]
+// fit, evaluate and predict read HDF5 data files a batch at a time (io::H5Batches: a hyperslab
+// per batch, the next batch read in the background), so a file larger than memory works; .npy
+// files are read whole. fit shuffles the order of the batches (each batch holds consecutive rows
+// of the file; Note [Shuffling batches of a file]), seeded by --seed through the global
+// generator; --validation-split serves the last rows of the file as a second source, as Keras
+// takes them from the end. predict holds its outputs in memory (one row per sample per output).
+
+bool streamable(const std::vector<io::H5DatasetRef>& refs)
+{
+    return std::none_of(refs.begin(), refs.end(), [](const io::H5DatasetRef& r) { return ends_with(r.file, ".npy"); });
 }
 
 template <class T>
@@ -143,14 +160,21 @@ std::size_t count_outputs(const Model<T>& m)
     return m.graph() ? m.graph()->outputs().size() : 1;
 }
 
-/// The inputs and targets of `fit`, `evaluate` and `gradcheck`: --data with --x and --y.
+/// Where the inputs and targets of `fit`, `evaluate` and `gradcheck` are: --data with --x and --y.
+template <class T>
+std::pair<std::vector<io::H5DatasetRef>, std::vector<io::H5DatasetRef>> data_of(const Args& a, const Model<T>& model)
+{
+    return { data_refs(a.command, { a.data }, a.x, count_inputs(model), "x", "--x", "input"),
+             data_refs(a.command, { a.data }, a.y, count_outputs(model), "y", "--y", "output") };
+}
+
+/// The inputs and targets, read whole.
 template <class T>
 std::pair<std::vector<array_t<T>>, std::vector<array_t<T>>> read_data(const Args& a, const Model<T>& model)
 {
-    const std::string& data = a.data;
-    auto x = read_arrays<T>(a.command, { data }, a.x, count_inputs(model), "x", "--x", "input");
-    auto y = read_arrays<T>(a.command, { data }, a.y, count_outputs(model), "y", "--y", "output");
-    check_samples(x, y, data);
+    const auto refs = data_of(a, model);
+    auto x = read_arrays<T>(refs.first), y = read_arrays<T>(refs.second);
+    check_samples(x, y, a.data);
     return { std::move(x), std::move(y) };
 }
 
@@ -268,17 +292,24 @@ int cmd_predict(const Args& a)
     const std::string output = a.output;
     const std::size_t batch = a.batch_size;
     auto model = load_model<float>(a.model, false);
-    const std::vector<array_t<float>> x =
-        read_arrays<float>(a.command, a.input, a.dataset, count_inputs(*model), "x", "--dataset",
-                           "input");
-    for (const auto& xi : x)
-        if (xi.dimension() == 0 || xi.shape()[0] == 0) // Keras: "Expected input data to be non-empty."
-            throw ValueError(a.input.back() + ": the input " + shape_str(xi.shape()) +
-                             " holds no samples; at least one is needed");
+    const auto refs = data_refs(a.command, a.input, a.dataset, count_inputs(*model), "x", "--dataset", "input");
     PredictOptions<float> po;
     po.batch_size = batch;
     po.verbose = 0;
-    const std::vector<array_t<float>> y = model->predict_list(x, po);
+    std::vector<array_t<float>> y;
+    if (streamable(refs)) { // Note [Streaming the data files]
+        io::H5BatchOptions bo;
+        bo.batch_size = batch;
+        io::H5Batches<float> data(refs, {}, {}, bo);
+        y = model->predict_list(data, po);
+    } else {
+        const std::vector<array_t<float>> x = read_arrays<float>(refs);
+        for (const auto& xi : x)
+            if (xi.dimension() == 0 || xi.shape()[0] == 0) // Keras: "Expected input data to be non-empty."
+                throw ValueError(a.input.back() + ": the input " + shape_str(xi.shape()) +
+                                 " holds no samples; at least one is needed");
+        y = model->predict_list(x, po);
+    }
     std::vector<std::string> names;
     for (std::size_t i = 0; i < y.size(); ++i)
         names.push_back(y.size() == 1 ? "y" : "y_" + std::to_string(i));
@@ -355,11 +386,20 @@ int cmd_evaluate(const Args& a)
     const std::size_t batch = a.batch_size;
     auto model = load_model<float>(a.model, true);
     compile_for_command(*model, a, false);
-    const auto [x, y] = read_data<float>(a, *model);
     EvaluateOptions<float> eo;
     eo.batch_size = batch;
     eo.verbose = 0;
-    const Logs logs = model->evaluate(x, y, eo);
+    const auto refs = data_of(a, *model);
+    Logs logs;
+    if (streamable(refs.first) && streamable(refs.second)) { // Note [Streaming the data files]
+        io::H5BatchOptions bo;
+        bo.batch_size = batch;
+        io::H5Batches<float> data(refs.first, refs.second, {}, bo);
+        logs = model->evaluate(data, eo);
+    } else {
+        const auto [x, y] = read_data<float>(a, *model);
+        logs = model->evaluate(x, y, eo);
+    }
     json out = json::object();
     for (const auto& kv : logs)
         out[kv.first] = kv.second;
@@ -381,12 +421,40 @@ int cmd_fit(const Args& a)
         set_random_seed(*a.seed);
     auto model = load_model<float>(a.model, true);
     compile_for_command(*model, a, true);
-    const auto [x, y] = read_data<float>(a, *model);
-    model->fit(x, y, fo);
+    const auto refs = data_of(a, *model);
+    std::shared_ptr<History<float>> history;
+    if (streamable(refs.first) && streamable(refs.second)) { // Note [Streaming the data files]
+        io::H5BatchOptions bo;
+        bo.batch_size = a.batch_size;
+        bo.prefetch = false;
+        // The number of rows (and every check of the datasets) before splitting them.
+        const std::size_t rows = io::H5Batches<float>(refs.first, refs.second, {}, bo).num_samples();
+        const std::size_t train_rows = fo.validation_split > 0 ? training_samples(rows, fo.validation_split) : rows;
+        bo.prefetch = true;
+        io::H5BatchOptions vo = bo;
+        bo.shuffle = a.shuffle;
+        bo.end = train_rows;
+        io::H5Batches<float> train(refs.first, refs.second, {}, bo);
+        std::optional<io::H5Batches<float>> validation;
+        if (train_rows < rows) {
+            vo.begin = train_rows;
+            validation.emplace(refs.first, refs.second, std::vector<io::H5DatasetRef>{}, vo);
+            fo.validation_data = ValidationData<float>(*validation);
+        }
+        fo.validation_split = 0;
+        history = model->fit(train, fo);
+    } else {
+        const auto [x, y] = read_data<float>(a, *model);
+        history = model->fit(x, y, fo);
+    }
     if (collective().rank() != 0)
         return 0;
     save_model(*model, output);
     std::cerr << "xtape: saved the trained model to " << output << std::endl;
+    if (!a.history.empty()) {
+        save_history_json(*history, a.history);
+        std::cerr << "xtape: wrote the History to " << a.history << std::endl;
+    }
     return 0;
 }
 

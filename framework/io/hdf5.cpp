@@ -13,6 +13,12 @@
 
 namespace xtape::io {
 
+std::mutex& hdf5_mutex()
+{
+    static std::mutex m;
+    return m;
+}
+
 static_assert(std::is_same_v<hid_t, h5_id_t>, "h5_id_t must equal HDF5's hid_t");
 static_assert(std::is_same_v<herr_t, int>, "H5Handle::closer_t assumes herr_t is int");
 
@@ -679,17 +685,52 @@ std::string H5Group::dataset_dtype(const std::string& path) const
     return dtype_of(type.get());
 }
 
-template <class T>
-array_t<T> H5Group::read_dataset(const std::string& path) const
+void H5Group::require_numeric(h5_id_t ds, const std::string& path) const
 {
-    H5Handle ds = open_dataset(path);
-    const shape_t shape = shape_of_dataset(ds.get(), path);
-    H5Handle type(H5Dget_type(ds.get()), H5Tclose);
+    H5Handle type(H5Dget_type(ds), H5Tclose);
     if (!type.valid())
         fail("cannot read the type of dataset '" + child_path(path) + "'" + h5_detail());
     if (!is_numeric(type.get()))
         fail("dataset '" + child_path(path) + "' holds " + dtype_of(type.get()) +
              ", expected integer or floating-point numbers");
+}
+
+template <class T>
+array_t<T> H5Group::read_dataset_rows(const std::string& path, std::size_t begin, std::size_t count) const
+{
+    H5Handle ds = open_dataset(path);
+    shape_t shape = shape_of_dataset(ds.get(), path);
+    require_numeric(ds.get(), path);
+    if (shape.empty() || begin > shape[0] || count > shape[0] - begin)
+        fail("cannot read rows [" + std::to_string(begin) + ", " + std::to_string(begin + count) + ") of dataset '" +
+             child_path(path) + "' of shape " + shape_str(shape));
+    shape[0] = count;
+    try {
+        checked_size(shape, "rows of dataset '" + child_path(path) + "'");
+    } catch (const ValueError& e) {
+        fail(e.what());
+    }
+    array_t<T> out = array_t<T>::from_shape(shape);
+    if (out.size() == 0)
+        return out;
+    std::vector<hsize_t> start(shape.size(), 0), dims(shape.begin(), shape.end());
+    start[0] = begin;
+    H5Handle file_space(H5Dget_space(ds.get()), H5Sclose);
+    H5Handle mem_space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
+    if (!file_space.valid() || !mem_space.valid() ||
+        H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, dims.data(), nullptr) < 0 ||
+        H5Dread(ds.get(), native_type<T>(), mem_space.get(), file_space.get(), H5P_DEFAULT, out.data()) < 0)
+        fail("cannot read rows [" + std::to_string(begin) + ", " + std::to_string(begin + count) + ") of dataset '" +
+             child_path(path) + "' of shape " + shape_str(shape_of_dataset(ds.get(), path)) + h5_detail());
+    return out;
+}
+
+template <class T>
+array_t<T> H5Group::read_dataset(const std::string& path) const
+{
+    H5Handle ds = open_dataset(path);
+    const shape_t shape = shape_of_dataset(ds.get(), path);
+    require_numeric(ds.get(), path);
     // The declared shape is not bounded by the file's size (chunks may be compressed or absent):
     // Note [Allocation limit].
     try {
@@ -733,6 +774,7 @@ void H5Group::write_dataset(const std::string& path, const array_t<T>& value)
     template T H5Group::read_scalar_attribute<T>(const std::string&) const;                                  \
     template void H5Group::write_scalar_attribute<T>(const std::string&, T);                                 \
     template array_t<T> H5Group::read_dataset<T>(const std::string&) const;                                  \
+    template array_t<T> H5Group::read_dataset_rows<T>(const std::string&, std::size_t, std::size_t) const;   \
     template void H5Group::write_dataset<T>(const std::string&, const array_t<T>&);
 
 XTAPE_H5_INSTANTIATE(float)

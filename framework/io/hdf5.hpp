@@ -17,6 +17,7 @@
 #include "framework/tensor.hpp"
 
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,11 @@ private:
 } // namespace detail
 
 class H5Group;
+
+/// The lock of reads made from several threads (io::H5Batches reads its next batch in the
+/// background): HDF5 here is built without thread safety, so every thread that calls it while
+/// another might holds this mutex.
+std::mutex& hdf5_mutex();
 
 /// An open HDF5 file. H5File and H5Group are cheap handles: copies share the open object.
 /// Groups taken from a file keep it open even after every H5File copy is destroyed (HDF5's "weak"
@@ -197,6 +203,11 @@ public:
     /// dataset is an error.
     template <class T>
     array_t<T> read_dataset(const std::string& path) const;
+    /// Rows [begin, begin + count) of a dataset's first axis (a hyperslab: the rest of the file is
+    /// not read), converted to T as read_dataset.
+    ///   requires: a dataset with at least one axis and begin + count <= its first dimension.
+    template <class T>
+    array_t<T> read_dataset_rows(const std::string& path, std::size_t begin, std::size_t count) const;
     /// Creates a contiguous, uncompressed dataset of T's native type (as Keras writes weights),
     /// creating intermediate groups. requires: nothing exists at `path` yet.
     template <class T>
@@ -219,6 +230,8 @@ private:
     detail::H5Handle open_dataset(const std::string& path) const;
     detail::H5Handle open_attribute(const std::string& name) const;
     shape_t shape_of_dataset(h5_id_t dataset, const std::string& path) const;
+    /// Throws unless the dataset holds integers or floating-point numbers.
+    void require_numeric(h5_id_t dataset, const std::string& path) const;
     /// 1: group, 2: dataset, 0: another kind of object, -1: missing.
     int object_kind(const std::string& path) const;
 

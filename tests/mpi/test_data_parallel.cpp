@@ -6,6 +6,8 @@
 #include "distributed/mpi.hpp"
 #include "framework/batch_norm.hpp"
 #include "framework/data_parallel.hpp"
+#include "framework/io/hdf5.hpp"
+#include "framework/io/hdf5_batches.hpp"
 #include "framework/ops.hpp"
 #include "framework/random.hpp"
 #include "framework/sequential.hpp"
@@ -19,9 +21,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <random>
+#include <unistd.h>
 
 using namespace xtape;
 using xtape::testing::random_tensor;
@@ -375,6 +379,64 @@ TEST_CASE_TEMPLATE("fit on every rank equals one process (synchronized batch nor
     if (collective().rank() == 0)
         MESSAGE("largest relative difference to one process (", sizeof(T) == 4 ? "float32" : "float64", ", ",
                 collective().size(), " ranks): ", worst);
+}
+
+// A batch source under MPI: every rank reads the same batch of an HDF5 file (the shuffled order
+// drawn from rank 0's seed, whatever each rank's global generator holds) and trains on its share,
+// as one process does on the whole batch (Note [Batch sources and data-parallel training]).
+TEST_CASE("fit on an HDF5 batch source: the same shuffled batches on every rank, one process's weights")
+{
+    using T = float;
+    const Collective& comm = collective();
+    const array_t<T> x = random_tensor<T>({ 23, 4 }, 43, -2.0, 2.0).value();
+    array_t<T> y = array_t<T>::from_shape({ 23 });
+    for (std::size_t i = 0; i < 23; ++i)
+        y(i) = static_cast<T>((i * 7 + 2) % 3);
+    double id = static_cast<double>(::getpid());
+    comm.broadcast(&id, 1); // rank 0's file
+    const std::string path = "/tmp/xtape_mpi_batches_" + std::to_string(static_cast<long>(id)) + ".h5";
+    if (comm.rank() == 0) {
+        io::H5File f = io::H5File::create(path);
+        f.root().write_dataset<T>("x", x);
+        f.root().write_dataset<T>("y", y);
+        f.close();
+    }
+    double barrier = 0;
+    comm.allreduce_sum(&barrier, 1); // the file is complete
+    io::H5BatchOptions o;
+    o.batch_size = 5;
+    o.shuffle = true;
+    set_random_seed(1000 + static_cast<std::uint64_t>(comm.rank())); // a different generator on each rank
+    {
+        io::H5Batches<T> unseeded({ { path, "x" } }, { { path, "y" } }, {}, o);
+        unseeded.on_epoch_begin();
+        std::vector<double> order(unseeded.order().begin(), unseeded.order().end()), sum = order;
+        comm.allreduce_sum(sum.data(), sum.size());
+        for (std::size_t i = 0; i < order.size(); ++i)
+            CHECK(sum[i] == order[i] * comm.size()); // the same order everywhere
+    }
+    o.seed = 17;
+    FitOptions<T> fo;
+    fo.epochs = 3;
+    fo.verbose = 0;
+    auto ref_model = small_model<T>(true);
+    one_process([&] {
+        io::H5Batches<T> all({ { path, "x" } }, { { path, "y" } }, {}, o);
+        return ref_model->fit(all, fo);
+    });
+    auto model = small_model<T>(true);
+    io::H5Batches<T> mine({ { path, "x" } }, { { path, "y" } }, {}, o);
+    auto same = std::make_shared<SameWeights<T>>();
+    fo.callbacks = { same };
+    model->fit(mine, fo);
+    CHECK(same->failed == 0);
+    const auto wr = ref_model->get_weights(), wg = model->get_weights();
+    REQUIRE(wr.size() == wg.size());
+    for (std::size_t k = 0; k < wr.size(); ++k)
+        CHECK(max_rel(wg[k], wr[k]) <= 1e-5);
+    comm.allreduce_sum(&barrier, 1);
+    if (comm.rank() == 0)
+        std::remove(path.c_str());
 }
 
 // synchronized=False: each rank normalizes with its own share's statistics; the moving statistics
