@@ -383,10 +383,9 @@ int cmd_fit(const Args& a)
     compile_for_command(*model, a, true);
     const auto [x, y] = read_data<float>(a, *model);
     model->fit(x, y, fo);
-    if (collective().rank() != 0)
-        return 0;
-    save_model(*model, output);
-    std::cerr << "xtape: saved the trained model to " << output << std::endl;
+    save_model(*model, output); // every rank calls; rank 0 writes (Note [Saving on rank 0])
+    if (collective().rank() == 0)
+        std::cerr << "xtape: saved the trained model to " << output << std::endl;
     return 0;
 }
 
