@@ -9,9 +9,13 @@
 // --model FILE.h5 times a Keras model instead (e.g. ../shared/keras-models/mlcommons-tiny/.../
 // pretrainedResnet.h5), on random inputs of its input shape and labels of its last axis.
 //
-//   bench_data_parallel [--steps N] [--batch-size N] [--model FILE.h5]
+// --blocking sums the gradient buckets with blocking allreduces instead of overlapping them with
+// the backward pass (Note [Overlapped gradient sums]), for an A/B of the two.
+//
+//   bench_data_parallel [--steps N] [--batch-size N] [--model FILE.h5] [--blocking]
 #include "distributed/mpi.hpp"
 #include "examples/fashion_mnist_common.hpp"
+#include "framework/data_parallel.hpp"
 #include "saving/keras_h5.hpp"
 
 #include <algorithm>
@@ -66,8 +70,13 @@ int main(int argc, char** argv)
     distributed::MpiGuard mpi(argc, argv);
     std::size_t steps = 60, batch = 128;
     std::string file;
+    for (int i = 1; i < argc; ++i)
+        if (!std::strcmp(argv[i], "--blocking"))
+            set_overlapped_gradient_sums(false);
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!std::strcmp(argv[i], "--steps"))
+        if (!std::strcmp(argv[i], "--blocking"))
+            --i; // a flag without value
+        else if (!std::strcmp(argv[i], "--steps"))
             steps = std::strtoul(argv[i + 1], nullptr, 10);
         else if (!std::strcmp(argv[i], "--batch-size"))
             batch = std::strtoul(argv[i + 1], nullptr, 10);
@@ -115,8 +124,9 @@ int main(int argc, char** argv)
         grad_bytes += v.value().size() * sizeof(float);
     if (mpi.rank() == 0) {
         std::printf("bench_data_parallel: %s, %zu parameters, global batch %zu, %d process(es), %d thread(s) each, "
-                    "%zu steps\n",
-                    file.empty() ? "MLP 784-512-BN(sync)-ReLU-256-BN(sync)-ReLU-10" : file.c_str(), params, batch, collective().size(), max_threads(), ms.size());
+                    "%zu steps, %s gradient sums\n",
+                    file.empty() ? "MLP 784-512-BN(sync)-ReLU-256-BN(sync)-ReLU-10" : file.c_str(), params, batch,
+                    collective().size(), max_threads(), ms.size(), overlapped_gradient_sums() ? "overlapped" : "blocking");
         std::printf("  step time        median %.3f ms (p10 %.3f, p90 %.3f)\n", quantile(ms, 0.5), quantile(ms, 0.1),
                     quantile(ms, 0.9));
         std::printf("  in collectives   median %.3f ms (p10 %.3f, p90 %.3f) per step\n", quantile(cms, 0.5),

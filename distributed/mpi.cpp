@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <vector>
 
 namespace xtape::distributed {
 namespace {
@@ -26,6 +27,28 @@ public:
     void allreduce_sum(float* data, std::size_t n) const override { reduce(data, n, MPI_FLOAT); }
     void broadcast(double* data, std::size_t n) const override { bcast(data, n, MPI_DOUBLE); }
     void broadcast(float* data, std::size_t n) const override { bcast(data, n, MPI_FLOAT); }
+    void start_allreduce_sum(double* data, std::size_t n) const override { start(data, n, MPI_DOUBLE); }
+    void start_allreduce_sum(float* data, std::size_t n) const override { start(data, n, MPI_FLOAT); }
+    void progress() const override
+    {
+        if (m_pending.empty())
+            return;
+        int done = 0;
+        check(MPI_Testall(static_cast<int>(m_pending.size()), m_pending.data(), &done, MPI_STATUSES_IGNORE),
+              "MPI_Testall", m_pending.size());
+        if (done)
+            m_pending.clear();
+    }
+    void wait_all() const override
+    {
+        if (m_pending.empty())
+            return;
+        const double t0 = MPI_Wtime();
+        check(MPI_Waitall(static_cast<int>(m_pending.size()), m_pending.data(), MPI_STATUSES_IGNORE), "MPI_Waitall",
+              m_pending.size());
+        m_pending.clear();
+        count(0, MPI_Wtime() - t0, 0); // the sums were counted when they started
+    }
     [[noreturn]] void abort(const std::string& message, int code) const override
     {
         std::cerr << "xtape: rank " << m_rank << ": " << message << std::endl;
@@ -41,6 +64,19 @@ private:
         for (std::size_t done = 0; done < n;) { // counts are int in MPI
             const int k = static_cast<int>(std::min<std::size_t>(n - done, 1u << 30));
             check(MPI_Allreduce(MPI_IN_PLACE, data + done, k, type, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce", n);
+            done += static_cast<std::size_t>(k);
+        }
+        count(n * sizeof(U), MPI_Wtime() - t0);
+    }
+    template <class U>
+    void start(U* data, std::size_t n, MPI_Datatype type) const
+    {
+        const double t0 = MPI_Wtime();
+        for (std::size_t done = 0; done < n;) {
+            const int k = static_cast<int>(std::min<std::size_t>(n - done, 1u << 30));
+            MPI_Request r = MPI_REQUEST_NULL;
+            check(MPI_Iallreduce(MPI_IN_PLACE, data + done, k, type, MPI_SUM, MPI_COMM_WORLD, &r), "MPI_Iallreduce", n);
+            m_pending.push_back(r);
             done += static_cast<std::size_t>(k);
         }
         count(n * sizeof(U), MPI_Wtime() - t0);
@@ -67,6 +103,7 @@ private:
         throw RuntimeError(std::string(what) + " of " + std::to_string(n) + " values failed: " + std::string(text, len));
     }
     int m_rank = 0, m_size = 1;
+    mutable std::vector<MPI_Request> m_pending; ///< started sums (main thread only: MPI_THREAD_FUNNELED)
 };
 
 } // namespace

@@ -1274,14 +1274,35 @@ std::string axes_str(const std::vector<std::size_t>& axes)
 } // namespace
 
 namespace bn {
+/// Where this process's batch lies in the global batch of a synchronized op with ghost batches
+/// (Note [Synchronized ghost batches]); ranks 1: the batch is the whole batch.
+struct GhostSplit {
+    std::size_t offset = 0, total = 0, ranks = 1;
+    std::size_t unsynchronized_ranks = 1; ///< several processes, synchronized=False: for messages only
+    bool operator==(const GhostSplit& o) const
+    {
+        return offset == o.offset && total == o.total && ranks == o.ranks &&
+               unsynchronized_ranks == o.unsynchronized_ranks;
+    }
+};
+
 /// How x is laid out for the kernels (Note [Batch norm layouts]).
 struct Plan {
     std::size_t channels = 1;
     std::size_t groups = 1; ///< ghost batches, each its own problem
     bool direct = true;     ///< the kernels read x in place
-    Layout layout;          ///< of one group
+    Layout layout;          ///< of all the rows (rows, channels) or, direct, of x
     shape_t view;           ///< gathered path: x viewed with these dims ...
-    std::vector<std::size_t> perm; ///< ... and permuted so (groups, rows, channels) is row-major
+    std::vector<std::size_t> perm; ///< ... and permuted so (samples, rows, channels) is row-major
+    /// Ghost batches: the gathered samples in ghost-batch order (sample j of this process is
+    /// sample offset + j of the global batch, in ghost batch (offset + j) mod groups; tf.keras's
+    /// reshape to (virtual_batch_size, groups, ...) puts it there), and each group's first row.
+    bool ghost = false;
+    bool identity = false; ///< perm is the identity: only the samples move
+    std::vector<std::size_t> order, group_rows;
+    std::size_t sample_elems = 0; ///< elements of one sample
+    Layout group(std::size_t g) const { return ghost ? Layout{ group_rows[g + 1] - group_rows[g], channels, 1 } : layout; }
+    std::size_t group_offset(std::size_t g) const { return ghost ? group_rows[g] * channels : 0; }
 };
 } // namespace bn
 
@@ -1312,7 +1333,9 @@ std::vector<std::size_t> normalized_axes(const shape_t& sx, const std::vector<in
     return out;
 }
 
-Plan make_plan(const shape_t& sx, const std::vector<int>& axes_in, std::size_t vbs)
+using bn::GhostSplit;
+
+Plan make_plan(const shape_t& sx, const std::vector<int>& axes_in, std::size_t vbs, const GhostSplit& split)
 {
     const auto axes = normalized_axes(sx, axes_in);
     Plan p;
@@ -1324,11 +1347,21 @@ Plan make_plan(const shape_t& sx, const std::vector<int>& axes_in, std::size_t v
             throw ValueError("When using `virtual_batch_size`, the batch dimension must be 0 and thus axis cannot "
                              "include 0. Received axis=" +
                              axes_str(axes));
-        if (sx[0] % vbs != 0)
+        const std::size_t total = split.ranks > 1 ? split.total : sx[0];
+        if (total % vbs != 0)
             throw ValueError("`virtual_batch_size` must divide the true batch size of the input tensor. Received: "
                              "virtual_batch_size=" +
-                             std::to_string(vbs) + " for input shape " + shape_str(sx));
-        ghost = sx[0] / vbs;
+                             std::to_string(vbs) + " for input shape " + shape_str(sx) +
+                             (split.ranks > 1 ? " (this process's share of a global batch of " + std::to_string(total) +
+                                                  " samples over " + std::to_string(split.ranks) +
+                                                  " processes: BatchNormalization(synchronized=True) counts virtual "
+                                                  "batches in the global batch)"
+                              : split.unsynchronized_ranks > 1
+                                ? " (this process's share of the batch, one of " +
+                                      std::to_string(split.unsynchronized_ranks) +
+                                      " processes: with synchronized=False each takes virtual batches of its own share)"
+                                : std::string()));
+        ghost = total / vbs;
     }
     const bool adjacent = axes.back() - axes.front() + 1 == axes.size();
     if (adjacent && ghost == 1) {
@@ -1337,31 +1370,40 @@ Plan make_plan(const shape_t& sx, const std::vector<int>& axes_in, std::size_t v
         p.layout.inner = std::accumulate(sx.begin() + axes.back() + 1, sx.end(), std::size_t(1), std::multiplies<>());
         return p;
     }
+    // x viewed as (samples, rows, channels): the other axes in order, then the normalized ones.
     p.direct = false;
-    p.groups = ghost;
-    // View the batch as (vbs, ghost) when ghost batches are used: sample i is (i / ghost, i % ghost).
+    p.view = sx;
     std::vector<std::size_t> norm;
-    std::size_t shift = 0;
-    if (ghost > 1) {
-        p.view = { vbs, ghost };
-        p.view.insert(p.view.end(), sx.begin() + 1, sx.end());
-        p.perm.push_back(1);
-        p.perm.push_back(0);
-        shift = 1;
-    } else {
-        p.view = sx;
-    }
-    std::size_t rows = ghost > 1 ? vbs : 1;
-    for (std::size_t a = (ghost > 1 ? 1 : 0); a < sx.size(); ++a) {
+    std::size_t rows = 1, sample_rows = 1;
+    for (std::size_t a = 0; a < sx.size(); ++a) {
         if (std::binary_search(axes.begin(), axes.end(), a)) {
-            norm.push_back(a + shift);
+            norm.push_back(a);
         } else {
-            p.perm.push_back(a + shift);
+            p.perm.push_back(a);
             rows *= sx[a];
+            if (a > 0)
+                sample_rows *= sx[a];
         }
     }
     p.perm.insert(p.perm.end(), norm.begin(), norm.end());
     p.layout = bn::Layout{ rows, p.channels, 1 };
+    if (ghost > 1) {
+        // Note [Synchronized ghost batches]: the samples, ghost batch by ghost batch.
+        p.ghost = true;
+        p.groups = ghost;
+        p.identity = true;
+        for (std::size_t k = 0; k < p.perm.size(); ++k)
+            p.identity = p.identity && p.perm[k] == k;
+        p.sample_elems = sample_rows * p.channels;
+        const std::size_t n = sx[0];
+        p.order.reserve(n);
+        p.group_rows.assign(1, 0);
+        for (std::size_t g = 0; g < ghost; ++g) {
+            for (std::size_t j = (g + ghost - split.offset % ghost) % ghost; j < n; j += ghost)
+                p.order.push_back(j);
+            p.group_rows.push_back(p.order.size() * sample_rows);
+        }
+    }
     return p;
 }
 
@@ -1458,6 +1500,67 @@ void resize_buffer(Aligned<T>& v, std::size_t n)
         v.resize(n);
 }
 
+/// x's layout -> the kernels' layout of a gathered plan (dst holds x.size() values): permuted and,
+/// with ghost batches, the samples put in ghost-batch order (through tmp unless only they move).
+template <class T>
+void gather(const Plan& p, const T* src, T* dst, std::size_t n, Aligned<T>& tmp)
+{
+    if (!p.ghost)
+        return permute(src, p.view, p.perm, dst, false);
+    if (!p.identity) {
+        resize_buffer<T>(tmp, n);
+        permute(src, p.view, p.perm, tmp.data(), false);
+        src = tmp.data();
+    }
+    const std::size_t e = p.sample_elems;
+    for (std::size_t s = 0; s < p.order.size(); ++s)
+        std::copy(src + p.order[s] * e, src + (p.order[s] + 1) * e, dst + s * e);
+}
+
+/// The inverse of gather: dst (x's layout) = or += src (the kernels' layout).
+template <class T>
+void scatter(const Plan& p, const T* src, T* dst, bool accumulate, std::size_t n, Aligned<T>& tmp)
+{
+    if (!p.ghost)
+        return permute(src, permuted(p.view, p.perm), inverse(p.perm), dst, accumulate);
+    const std::size_t e = p.sample_elems;
+    T* out = dst;
+    if (!p.identity) {
+        resize_buffer<T>(tmp, n);
+        out = tmp.data();
+    }
+    const bool add = accumulate && p.identity;
+    for (std::size_t s = 0; s < p.order.size(); ++s) {
+        T* o = out + p.order[s] * e;
+        const T* i = src + s * e;
+        if (add)
+            for (std::size_t k = 0; k < e; ++k)
+                o[k] += i[k];
+        else
+            std::copy(i, i + e, o);
+    }
+    if (!p.identity)
+        permute(tmp.data(), permuted(p.view, p.perm), inverse(p.perm), dst, accumulate);
+}
+
+/// Note [Synchronized ghost batches]: this process's offset in the global batch and its size,
+/// from one allreduce of every rank's batch size (the shares lie in rank order).
+inline GhostSplit ghost_split(const Collective& c, std::size_t n, std::vector<double>& buf)
+{
+    const auto R = static_cast<std::size_t>(c.size()), r = static_cast<std::size_t>(c.rank());
+    buf.assign(R, 0.0);
+    buf[r] = static_cast<double>(n);
+    c.allreduce_sum(buf.data(), R);
+    GhostSplit s;
+    s.ranks = R;
+    for (std::size_t k = 0; k < R; ++k) {
+        s.total += static_cast<std::size_t>(buf[k]);
+        if (k < r)
+            s.offset += static_cast<std::size_t>(buf[k]);
+    }
+    return s;
+}
+
 } // namespace
 
 namespace bn {
@@ -1473,6 +1576,7 @@ struct OpState {
     shape_t shape; ///< the plan's key: input shape, axes, virtual batch size
     std::vector<int> axes;
     std::size_t vbs = 0;
+    GhostSplit split;
     bool planned = false;
     Plan plan;
     bool masked = false;
@@ -1490,11 +1594,11 @@ namespace {
 /// A state for this call whose plan matches x and the spec (Note [Batch norm op allocations]).
 template <class T>
 std::shared_ptr<bn::OpState<T>> acquire_state(bn::Workspace<T>& ws, const array_t<T>& x, const std::vector<int>& axes,
-                                              std::size_t vbs)
+                                              std::size_t vbs, const GhostSplit& split = GhostSplit())
 {
     const auto& xs = x.shape();
     auto matches = [&](const bn::OpState<T>& s) {
-        return s.planned && s.vbs == vbs && s.axes == axes && s.shape.size() == xs.size() &&
+        return s.planned && s.vbs == vbs && s.split == split && s.axes == axes && s.shape.size() == xs.size() &&
                std::equal(xs.begin(), xs.end(), s.shape.begin());
     };
     std::shared_ptr<bn::OpState<T>> st;
@@ -1511,9 +1615,10 @@ std::shared_ptr<bn::OpState<T>> acquire_state(bn::Workspace<T>& ws, const array_
     if (!matches(*st)) {
         st->planned = false;
         st->shape.assign(xs.begin(), xs.end());
-        st->plan = make_plan(st->shape, axes, vbs);
+        st->plan = make_plan(st->shape, axes, vbs, split);
         st->axes = axes;
         st->vbs = vbs;
+        st->split = split;
         st->planned = true;
     }
     return st;
@@ -1544,7 +1649,14 @@ Tensor<T> batch_norm_train(const Tensor<T>& x, const Tensor<T>& gamma, const Ten
         throw ValueError("batch_norm: the input must have rank >= 1, got a scalar");
     if (!ws)
         ws = std::make_shared<bn::Workspace<T>>();
-    auto state = acquire_state(*ws, xv, spec.axes, spec.virtual_batch_size);
+    // Note [Synchronized batch norm]: one process takes the local path, with no call.
+    const Collective* sync = spec.synchronized && collective().size() > 1 ? &collective() : nullptr;
+    GhostSplit split;
+    if (spec.virtual_batch_size > 0 && sync)
+        split = ghost_split(*sync, xv.shape()[0], ws->sync);
+    else if (spec.virtual_batch_size > 0)
+        split.unsynchronized_ranks = static_cast<std::size_t>(collective().size());
+    auto state = acquire_state(*ws, xv, spec.axes, spec.virtual_batch_size, split);
     bn::OpState<T>& sv = *state;
     const Plan& p = sv.plan;
     const shape_t& sx = sv.shape;
@@ -1552,12 +1664,6 @@ Tensor<T> batch_norm_train(const Tensor<T>& x, const Tensor<T>& gamma, const Ten
     check_param(gamma, "gamma", C, sx);
     check_param(beta, "beta", C, sx);
     const double eps = spec.epsilon;
-    // Note [Synchronized batch norm]: one process takes the local path, with no call.
-    const Collective* sync = spec.synchronized && collective().size() > 1 ? &collective() : nullptr;
-    if (sync && G > 1)
-        throw NotImplementedError("BatchNormalization: synchronized=True with virtual_batch_size=" +
-                                  std::to_string(spec.virtual_batch_size) + " across " +
-                                  std::to_string(collective().size()) + " processes is not supported");
 
     bn::Renorm rn;
     sv.r.clear();
@@ -1587,14 +1693,14 @@ Tensor<T> batch_norm_train(const Tensor<T>& x, const Tensor<T>& gamma, const Ten
     }
     if (!p.direct) {
         resize_buffer<T>(ws->gx, N);
-        permute(xv.data(), p.view, p.perm, ws->gx.data(), false);
+        gather(p, xv.data(), ws->gx.data(), N, ws->gt);
         xk = ws->gx.data();
         if (sv.masked) {
             resize_buffer<T>(ws->gw, N);
             for (std::size_t f = 0; f < N; ++f)
                 ws->gw[f] = sv.weights[f / sv.wdiv];
             sv.weights.resize(N);
-            permute(ws->gw.data(), p.view, p.perm, sv.weights.data(), false);
+            gather(p, ws->gw.data(), sv.weights.data(), N, ws->gt);
             sv.wdiv = 1;
         }
     }
@@ -1606,7 +1712,6 @@ Tensor<T> batch_norm_train(const Tensor<T>& x, const Tensor<T>& gamma, const Ten
     }
 
     const bn::Layout& l = p.layout;
-    const std::size_t per_group = l.size();
     sv.mean.assign(G * C, 0.0);
     sv.inv_std.assign(G * C, 0.0);
     sv.var.assign(G * C, 0.0);
@@ -1628,14 +1733,17 @@ Tensor<T> batch_norm_train(const Tensor<T>& x, const Tensor<T>& gamma, const Ten
             sv.q.assign(G * C, 0.0);
             sv.denom.assign(G * C, 0.0);
         }
+        // One problem per ghost batch; with sync, each merges across ranks (a rank holding no sample
+        // of a ghost batch still makes its calls).
         for (std::size_t g = 0; g < G; ++g) {
-            const T* xg = xk + g * per_group;
+            const bn::Layout lg = p.group(g);
+            const T* xg = xk + p.group_offset(g);
             if (sv.masked) {
-                bn::masked_moments(l, xg, sv.weights.data() + (g * per_group) / sv.wdiv, sv.wdiv, &sv.mean[g * C],
+                bn::masked_moments(lg, xg, sv.weights.data() + p.group_offset(g) / sv.wdiv, sv.wdiv, &sv.mean[g * C],
                                    &sv.var[g * C], &sv.q[g * C], &sv.denom[g * C], *ws, sync);
             } else {
                 bn::ChannelStats out{ &sv.mean[g * C], &sv.var[g * C], &sv.inv_std[g * C], nullptr, nullptr };
-                bn::forward_training<T>(l, xg, nullptr, nullptr, eps, nullptr, nullptr, out, *ws, sync);
+                bn::forward_training<T>(lg, xg, nullptr, nullptr, eps, nullptr, nullptr, out, *ws, sync);
             }
         }
         // tf.keras averages the ghost batches' statistics for the moving averages and renorm.
@@ -1661,11 +1769,11 @@ Tensor<T> batch_norm_train(const Tensor<T>& x, const Tensor<T>& gamma, const Ten
             sv.beff[c] = static_cast<T>((bp ? static_cast<double>(bp[c]) : 0.0) + g * dc);
         }
         for (std::size_t g = 0; g < G; ++g)
-            bn::forward_inference(l, xk + g * per_group, sv.geff.data(), sv.beff.data(), &sv.mean[g * C],
-                                  &sv.inv_std[g * C], yk + g * per_group, *ws);
+            bn::forward_inference(p.group(g), xk + p.group_offset(g), sv.geff.data(), sv.beff.data(), &sv.mean[g * C],
+                                  &sv.inv_std[g * C], yk + p.group_offset(g), *ws);
     }
     if (!p.direct)
-        permute(yk, permuted(p.view, p.perm), inverse(p.perm), yv.data(), false);
+        scatter(p, yk, yv.data(), false, N, ws->gt);
 
     if (stats) {
         // resize keeps the arrays of the previous call when the channel count repeats.
@@ -1703,15 +1811,14 @@ Tensor<T> batch_norm_train(const Tensor<T>& x, const Tensor<T>& gamma, const Ten
                      // streaming stores for large outputs (Note [First gradient contributions]).
                      const bool add_dx = dxp && !first[0];
                      const std::size_t C = p.channels, N = x.size();
-                     const bn::Layout& l = p.layout;
                      const T* xk = x.data();
                      const T* dyk = dy.data();
                      T* dxk = dxp;
                      if (!p.direct) {
                          resize_buffer<T>(ws->gx, N);
                          resize_buffer<T>(ws->gdy, N);
-                         permute(x.data(), p.view, p.perm, ws->gx.data(), false);
-                         permute(dy.data(), p.view, p.perm, ws->gdy.data(), false);
+                         gather(p, x.data(), ws->gx.data(), N, ws->gt);
+                         gather(p, dy.data(), ws->gdy.data(), N, ws->gt);
                          xk = ws->gx.data();
                          dyk = ws->gdy.data();
                          if (dxp) {
@@ -1724,19 +1831,20 @@ Tensor<T> batch_norm_train(const Tensor<T>& x, const Tensor<T>& gamma, const Ten
                      const T* gp = gamma.defined() ? gamma.data() : nullptr;
                      const double* r = s.r.empty() ? nullptr : s.r.data();
                      const double* d = s.d.empty() ? nullptr : s.d.data();
-                     const std::size_t n = l.size();
                      for (std::size_t g = 0; g < p.groups; ++g) {
-                         T* dxg = dxk ? dxk + g * n : nullptr;
+                         const bn::Layout l = p.group(g);
+                         const std::size_t o = p.group_offset(g);
+                         T* dxg = dxk ? dxk + o : nullptr;
                          if (s.masked)
-                             bn::masked_backward(l, xk + g * n, dyk + g * n, s.weights.data() + (g * n) / s.wdiv, s.wdiv,
-                                                 gp, &s.mean[g * C], &s.inv_std[g * C], &s.q[g * C], &s.denom[g * C], r,
-                                                 d, dxg, accumulate, dgp, dbp, *ws, sync);
+                             bn::masked_backward(l, xk + o, dyk + o, s.weights.data() + o / s.wdiv, s.wdiv, gp,
+                                                 &s.mean[g * C], &s.inv_std[g * C], &s.q[g * C], &s.denom[g * C], r, d,
+                                                 dxg, accumulate, dgp, dbp, *ws, sync);
                          else
-                             bn::backward(l, xk + g * n, dyk + g * n, gp, &s.mean[g * C], &s.inv_std[g * C], r, d, true,
-                                          dxg, accumulate, dgp, dbp, *ws, sync);
+                             bn::backward(l, xk + o, dyk + o, gp, &s.mean[g * C], &s.inv_std[g * C], r, d, true, dxg,
+                                          accumulate, dgp, dbp, *ws, sync);
                      }
                      if (!p.direct && dxp)
-                         permute(dxk, permuted(p.view, p.perm), inverse(p.perm), dxp, add_dx);
+                         scatter(p, dxk, dxp, add_dx, N, ws->gt);
                  }));
     return y;
 }

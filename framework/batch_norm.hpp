@@ -49,8 +49,22 @@
 // squares would cancel). The backward allreduces the per-channel sums of dy and dy (x - mean) with
 // the count, in one call; dgamma and dbeta stay local (the gradient allreduce adds them). Masks are
 // sums already (sum(w x), sum(w), then the centred sums): each pass is allreduced. A rank with no
-// sample contributes zeros and still makes every call. Ghost batches (virtual_batch_size) across
-// ranks are not supported (NotImplementedError).
+// sample contributes zeros and still makes every call. Ghost batches: Note [Synchronized ghost
+// batches].
+// Note [Synchronized ghost batches]: tf.keras reshapes a batch of B samples to (v, B / v, ...) for
+// virtual_batch_size v, so sample i is in ghost batch i mod (B / v), each ghost batch normalized
+// with its own statistics, and the moving statistics take their average. Synchronized, the rule is
+// that N ranks give what one process gives on the global batch, the ranks' batches concatenated
+// in rank order (fit's contiguous shares, Note [Data-parallel training]): v divides the global
+// batch size B (ValueError naming the global size otherwise, raised alike on every rank), and
+// rank r's sample j is global sample o_r + j, in ghost batch (o_r + j) mod (B / v). The forward
+// learns o_r and B from one allreduce of the ranks' batch sizes; then each ghost batch is one
+// synchronized problem with the kernels' own calls (2 per ghost batch in the forward, 1 in the
+// backward, C values each: more latency than one merged call would cost, but the kernels stay
+// as they are; this is a rare path). A rank
+// holding no sample of a ghost batch contributes zeros. Masks count globally within each ghost
+// batch, and renorm and the moving statistics use the average of the global ghost statistics,
+// which every rank holds alike. One process takes the same path with o = 0 and no call.
 // Note [Batch norm determinism]: rows are cut into chunks whose boundaries depend only on the
 // problem size; each chunk reduces into its own slot, and slots are merged in chunk order. The
 // thread count decides only who computes a chunk, so results are bit-identical for any
@@ -116,7 +130,7 @@ struct Workspace {
     std::vector<double> part_a, part_b;                 ///< per-chunk, per-channel partial sums
     aligned_vector<T> coef_m, coef_a, coef_b, coef_c;   ///< per-channel coefficients of a pass
     std::vector<double> chan_a, chan_b, chan_c, chan_d; ///< per-channel double scratch
-    aligned_vector<T> gx, gy, gdy, gdx, gw;             ///< gathered copies (rare layouts, masks)
+    aligned_vector<T> gx, gy, gdy, gdx, gw, gt;         ///< gathered copies (rare layouts, masks)
     std::vector<std::shared_ptr<OpState<T>>> op_states; ///< recycled once no recorded backward holds them
     std::vector<double> sync;                           ///< what a synchronized op sends to other ranks
 };
@@ -218,7 +232,8 @@ std::size_t batch_norm_channels(const shape_t& x, const std::vector<int>& axes);
 ///           empty (scale=false / center=false); mask is empty or of rank x.rank - 1, broadcast
 ///           against x as Keras 3 does (expand_dims(mask, -1)); with virtual_batch_size v, v divides
 ///           the batch x.shape[0], axis 0 is not normalized, and sample i belongs to ghost batch
-///           i mod (batch / v) (tf.keras reshapes the batch into (v, batch / v)).
+///           i mod (batch / v) (tf.keras reshapes the batch into (v, batch / v)); synchronized
+///           across ranks, the batch is the global one (Note [Synchronized ghost batches]).
 /// ensures:  the normalized tensor; stats (if non-null) holds the batch statistics; a tape that
 ///           tracks x, gamma or beta records the closed-form backward (renorm's r, d constant).
 template <class T>

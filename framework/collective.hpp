@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -32,12 +33,25 @@ public:
     virtual void broadcast(double* data, std::size_t n) const { (void)data, (void)n; }
     /// The float form of broadcast: data holds rank 0's values on every rank.
     virtual void broadcast(float* data, std::size_t n) const { (void)data, (void)n; }
+    /// Nonblocking allreduce_sum (MPI_Iallreduce): starts the sum and returns at once, so that the
+    /// caller computes while it travels (Note [Overlapped gradient sums] in data_parallel.hpp).
+    /// requires: every rank starts the same sums in the same order; data stays alive and untouched
+    ///           until wait_all().
+    /// ensures:  after wait_all(), data[i] = the sum over ranks, as allreduce_sum gives it.
+    virtual void start_allreduce_sum(double* data, std::size_t n) const { (void)data, (void)n; }
+    virtual void start_allreduce_sum(float* data, std::size_t n) const { (void)data, (void)n; }
+    /// Lets started sums advance: Open MPI moves a nonblocking collective forward only inside MPI
+    /// calls (MPI_Testall on the pending ones; cheap, never waits).
+    virtual void progress() const {}
+    /// Completes every started sum (MPI_Waitall).
+    virtual void wait_all() const {}
     /// Ends every rank's process: prints "xtape: rank R: message" to stderr, then aborts the whole
     /// job with `code` (MPI_Abort), so that no rank waits forever in a collective. Callers use it
     /// only with size() > 1 (one process lets its exception propagate); the default exits.
     [[noreturn]] virtual void abort(const std::string& message, int code) const;
-    /// Calls to allreduce_sum/broadcast, the bytes they carried and the seconds they took (waiting
-    /// for the slowest rank included) since the start: what bench_data_parallel prints.
+    /// Calls to allreduce_sum/broadcast/start_allreduce_sum, the bytes they carried and the seconds
+    /// they took (waiting for the slowest rank included; for a started sum, the time in its start
+    /// and in wait_all) since the start: what bench_data_parallel prints.
     std::size_t calls() const { return m_calls; }
     /// The bytes sent by allreduce_sum and broadcast since the start.
     std::size_t bytes() const { return m_bytes; }
@@ -45,10 +59,10 @@ public:
     double seconds() const { return m_seconds; }
 
 protected:
-    /// For implementations: records one call of `bytes` that took `seconds`.
-    void count(std::size_t bytes, double seconds) const
+    /// For implementations: records `calls` calls (one by default) carrying `bytes` that took `seconds`.
+    void count(std::size_t bytes, double seconds, std::size_t calls = 1) const
     {
-        ++m_calls;
+        m_calls += calls;
         m_bytes += bytes;
         m_seconds += seconds;
     }
@@ -64,5 +78,14 @@ const Collective& collective();
 std::shared_ptr<const Collective> collective_ptr();
 /// Installs `c` (null: back to the single-process one). distributed::MpiGuard calls it.
 void set_collective(std::shared_ptr<const Collective> c);
+
+/// Note [Saving on rank 0]: a file every rank would write (save_model, save_weights) is written by
+/// rank 0 alone; the others wait until it is complete (one allreduce of rank 0's status, which is
+/// also the barrier), so that when the call returns on any rank the file exists. That is tf.keras's
+/// multi-worker rule (model.save and ModelCheckpoint run on every worker; the non-chief ones write
+/// to temporary paths that they delete, so only the chief's file remains), without the writes. Every
+/// rank must call; when rank 0's write throws, rank 0 rethrows its exception and the others throw
+/// IOError naming `what`, so no rank hangs. One process: write() runs, no call.
+void write_on_rank_zero(const std::string& what, const std::function<void()>& write);
 
 } // namespace xtape

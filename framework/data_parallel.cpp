@@ -6,40 +6,92 @@
 
 namespace xtape {
 
+namespace {
+bool& overlap_flag()
+{
+    static bool on = true;
+    return on;
+}
+} // namespace
+
+void set_overlapped_gradient_sums(bool on) { overlap_flag() = on; }
+bool overlapped_gradient_sums() { return overlap_flag(); }
+
+template <class T>
+GradientBuckets<T>::GradientBuckets(const Collective& c, std::size_t bucket_bytes)
+    : m_comm(c)
+    , m_cap(bucket_bytes / sizeof(T))
+    , m_overlap(overlapped_gradient_sums())
+    , m_buckets(1)
+{
+}
+
+template <class T>
+GradientBuckets<T>::~GradientBuckets()
+{
+    // A backward that threw leaves started sums that MPI may still write into: their buffers stay
+    // alive (leaked) rather than freed under it; the job is ending anyway (MPI_Abort in fit).
+    if (m_open > 0 && !m_finished)
+        new std::vector<Bucket>(std::move(m_buckets));
+}
+
 template <class T>
 void GradientBuckets<T>::ready(std::size_t i, array_t<T>& g)
 {
-    if (!m_members.empty() && m_buf.size() + g.size() > m_cap)
-        flush(nullptr);
-    m_buf.insert(m_buf.end(), g.begin(), g.end());
-    m_members.emplace_back(i, &g);
-    if (m_buf.size() >= m_cap)
-        flush(nullptr);
+    if (m_overlap)
+        m_comm.progress(); // Note [Overlapped gradient sums]
+    if (!m_buckets[m_open].members.empty() && m_buckets[m_open].buf.size() + g.size() > m_cap)
+        send();
+    Bucket& b = m_buckets[m_open];
+    b.buf.insert(b.buf.end(), g.begin(), g.end());
+    b.members.emplace_back(i, &g);
+    if (b.buf.size() >= m_cap)
+        send();
+}
+
+template <class T>
+void GradientBuckets<T>::send(std::vector<Tensor<T>>* grads)
+{
+    Bucket& b = m_buckets[m_open];
+    if (b.members.empty())
+        return;
+    ++m_calls;
+    if (m_overlap) {
+        m_comm.start_allreduce_sum(b.buf.data(), b.buf.size());
+        m_buckets.emplace_back(); // may move the vectors, not their heap buffers
+        ++m_open;
+        return;
+    }
+    // Blocking: the sums go back at once, into the tape's arrays while it runs, else into grads.
+    m_comm.allreduce_sum(b.buf.data(), b.buf.size());
+    copy_back(b, grads);
+    b.buf.clear();
+    b.members.clear();
 }
 
 template <class T>
 void GradientBuckets<T>::finish(std::vector<Tensor<T>>& grads)
 {
-    flush(&grads);
+    send(&grads);
+    if (!m_overlap)
+        return;
+    m_comm.wait_all();
+    m_finished = true;
+    for (Bucket& b : m_buckets)
+        copy_back(b, &grads);
 }
 
 template <class T>
-void GradientBuckets<T>::flush(std::vector<Tensor<T>>* grads)
+void GradientBuckets<T>::copy_back(Bucket& b, std::vector<Tensor<T>>* grads)
 {
-    if (m_members.empty())
-        return;
-    m_comm.allreduce_sum(m_buf.data(), m_buf.size());
-    ++m_calls;
     std::size_t off = 0;
-    for (auto& [i, g] : m_members) {
+    for (auto& [i, g] : b.members) {
         T* dst = grads ? (*grads)[i].mutable_value().data() : g->data();
         const std::size_t n = grads ? (*grads)[i].size() : g->size();
-        std::copy(m_buf.begin() + static_cast<std::ptrdiff_t>(off), m_buf.begin() + static_cast<std::ptrdiff_t>(off + n),
+        std::copy(b.buf.begin() + static_cast<std::ptrdiff_t>(off), b.buf.begin() + static_cast<std::ptrdiff_t>(off + n),
                   dst);
         off += n;
     }
-    m_buf.clear();
-    m_members.clear();
 }
 
 template <class T>

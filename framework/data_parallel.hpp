@@ -15,6 +15,8 @@
 // metric states are summed too (one call per step), so every rank logs what one process would.
 // Weights start as rank 0's (a broadcast before fit, evaluate and predict, which also covers a
 // model loaded from a file), and stay identical because every rank applies the same gradients.
+// train_on_batch, test_on_batch and predict_on_batch take their batch as the global batch and
+// split it the same way (their first call on a model not yet synchronized broadcasts the weights).
 #pragma once
 
 #include "framework/collective.hpp"
@@ -41,36 +43,54 @@ inline Shard shard_of(std::size_t count, const Collective& c)
 
 /// Sums gradients over ranks in buckets as the backward pass produces them (PyTorch DDP's
 /// reducer): ready() copies a final gradient into the open bucket, and a bucket of about
-/// `bucket_bytes` is allreduced (one call) and copied back at once, while the rest of the backward
-/// still has to run; finish() sends the last bucket. Every rank's tape completes the same
-/// gradients in the same order, so the calls match. The calls are blocking: communication
-/// happens during the backward pass, but does not overlap computation (that would need
-/// MPI_Iallreduce and a wait before the optimizer step).
+/// `bucket_bytes` is sent at once, while the rest of the backward still has to run; finish() sends
+/// the last bucket, waits for all of them and copies the sums into the gradients. Every rank's
+/// tape completes the same gradients in the same order, so the calls match.
+///
+/// Note [Overlapped gradient sums]: a full bucket is started with a nonblocking allreduce
+/// (Collective::start_allreduce_sum, MPI_Iallreduce) and only waited for in finish(), just before
+/// the optimizer step, so the sums travel while the backward computes the next gradients; ready()
+/// calls Collective::progress() so that Open MPI, which has no progress thread, moves them on. A
+/// bucket's buffer is its own and stays untouched until the wait. The sums go to the tape's
+/// gradients that finish() receives (the tape hands its arrays over when gradient() returns, so
+/// nothing is written into them while it runs). set_overlapped_gradient_sums(false) makes every
+/// bucket a blocking allreduce copied back at once (what bench_data_parallel --blocking compares).
 template <class T>
 /// Allreduces gradients in buckets as the backward pass finishes them (see the comment above).
 class GradientBuckets {
 public:
     /// Buckets of about `bucket_bytes` (1 MiB by default) over collective `c`, which must outlive this object.
-    GradientBuckets(const Collective& c, std::size_t bucket_bytes = std::size_t(1) << 20)
-        : m_comm(c)
-        , m_cap(bucket_bytes / sizeof(T))
-    {
-    }
+    GradientBuckets(const Collective& c, std::size_t bucket_bytes = std::size_t(1) << 20);
+    /// Waits for the sums still in flight (a backward that threw leaves some), so no buffer is freed under MPI.
+    ~GradientBuckets();
+    GradientBuckets(const GradientBuckets&) = delete;
+    GradientBuckets& operator=(const GradientBuckets&) = delete;
     /// Source i's gradient g is final (GradientTape::on_gradient_ready).
     void ready(std::size_t i, array_t<T>& g);
-    /// Sends the last bucket; its sums go to grads[i] (the tape has handed its arrays over).
+    /// Sends the last bucket, waits for every bucket; the sums go to grads[i].
     void finish(std::vector<Tensor<T>>& grads);
     /// The number of allreduce calls made so far.
     std::size_t calls() const { return m_calls; }
 
 private:
-    void flush(std::vector<Tensor<T>>* grads);
+    struct Bucket {
+        std::vector<T> buf;
+        std::vector<std::pair<std::size_t, array_t<T>*>> members;
+    };
+    void send(std::vector<Tensor<T>>* grads = nullptr);
+    void copy_back(Bucket& b, std::vector<Tensor<T>>* grads);
     const Collective& m_comm;
     std::size_t m_cap;
-    std::vector<T> m_buf;
-    std::vector<std::pair<std::size_t, array_t<T>*>> m_members;
+    bool m_overlap;
+    std::vector<Bucket> m_buckets; ///< sent (and, overlapped, in flight), then the open one
+    std::size_t m_open = 0;        ///< index of the open bucket
+    bool m_finished = false;
     std::size_t m_calls = 0;
 };
+
+/// Whether GradientBuckets overlaps its sums with the backward pass (default true); process-wide.
+void set_overlapped_gradient_sums(bool on);
+bool overlapped_gradient_sums();
 
 /// Rank 0's values of every variable on every rank (one call).
 template <class T>

@@ -1079,6 +1079,24 @@ void Model<T>::update_loss_trackers(const std::vector<double>& per_output, doubl
             h.loss_tracker.update(per_output[k++], batch);
 }
 
+namespace {
+/// Several processes: an exception on one rank ends every rank with its message (MPI_Abort), since
+/// the others would wait forever in their next collective call.
+template <class F>
+auto ending_all_ranks_on_error(F&& f)
+{
+    const Collective& comm = collective();
+    if (comm.size() == 1)
+        return f();
+    try {
+        return f();
+    } catch (const std::exception& e) {
+        comm.abort(e.what(), 1);
+        throw; // not reached: abort ends the process
+    }
+}
+} // namespace
+
 template <class T>
 Logs Model<T>::train_on_batch(const ArrayList<T>& x, const ArrayList<T>& y, const array_t<T>* sample_weight,
                               const std::map<int, double>* class_weight)
@@ -1100,7 +1118,9 @@ Logs Model<T>::train_on_batch(const ArrayList<T>& x, const ArrayList<T>& y, cons
             throw ValueError("`class_weight` is only supported for Models with a single output.");
         sw[0] = Tensor<T>(class_weight_to_sample_weights(*d.y[0], *class_weight));
     }
-    return train_step(tensors_of(d.x), tensors_of(d.y), sw);
+    if (collective().size() == 1)
+        return train_step(tensors_of(d.x), tensors_of(d.y), sw);
+    return ending_all_ranks_on_error([&] { return step_on_batch_share(d, sw, true); });
 }
 
 template <class T>
@@ -1114,7 +1134,23 @@ Logs Model<T>::test_on_batch(const ArrayList<T>& x, const ArrayList<T>& y, const
 {
     assert_compiled("test_on_batch");
     Data d = resolve_data("test_on_batch", x, &y, &sample_weight);
-    return test_step(tensors_of(d.x), tensors_of(d.y), tensors_of(d.sample_weight));
+    if (collective().size() == 1)
+        return test_step(tensors_of(d.x), tensors_of(d.y), tensors_of(d.sample_weight));
+    return ending_all_ranks_on_error([&] { return step_on_batch_share(d, tensors_of(d.sample_weight), false); });
+}
+
+template <class T>
+Logs Model<T>::step_on_batch_share(const Data& d, const std::vector<Tensor<T>>& sample_weight, bool training)
+{
+    // The global batch split as fit splits it (Note [Data-parallel training]).
+    sync_weights_once(d);
+    const std::size_t c = d.x[0]->shape()[0];
+    const Shard sh = shard_of(c, collective());
+    std::vector<Tensor<T>> sw;
+    for (const Tensor<T>& w : sample_weight)
+        sw.push_back(w.defined() ? Tensor<T>(gather_rows(w.value(), nullptr, sh.begin, sh.size())) : Tensor<T>());
+    return step_on_share(batch_of(d.x, nullptr, sh.begin, sh.size()), batch_of(d.y, nullptr, sh.begin, sh.size()), sw,
+                         training, c);
 }
 
 namespace {
@@ -1131,6 +1167,12 @@ array_t<T> only_output(std::vector<array_t<T>>&& ys, const std::string& model, c
 template <class T>
 std::vector<array_t<T>> Model<T>::predict_on_batch_list(const ArrayList<T>& x)
 {
+    if (collective().size() > 1) { // one batch of predict, split and gathered on every rank
+        PredictOptions<T> o;
+        o.verbose = 0;
+        o.batch_size = std::max<std::size_t>(1, resolve_data("predict_on_batch", x, nullptr, nullptr).x[0]->shape()[0]);
+        return predict_list(x, o);
+    }
     Data d = resolve_data("predict_on_batch", x, nullptr, nullptr);
     NoGradGuard no_grad;
     std::vector<array_t<T>> out;
@@ -1148,22 +1190,6 @@ array_t<T> Model<T>::predict_on_batch(const ArrayList<T>& x)
 // ---- fit / evaluate / predict -------------------------------------------------------------------------
 
 namespace {
-/// Several processes: an exception on one rank ends every rank with its message (MPI_Abort), since
-/// the others would wait forever in their next collective call.
-template <class F>
-auto ending_all_ranks_on_error(F&& f)
-{
-    const Collective& comm = collective();
-    if (comm.size() == 1)
-        return f();
-    try {
-        return f();
-    } catch (const std::exception& e) {
-        comm.abort(e.what(), 1);
-        throw; // not reached: abort ends the process
-    }
-}
-
 /// This rank's rows of `a` (all of them in one process, moved, not copied).
 template <class T>
 Tensor<T> share_tensor(array_t<T>&& a, const Shard& sh, bool whole)
@@ -1260,6 +1286,20 @@ void Model<T>::sync_weights_from_rank0(BatchSource<T>& data)
         }
     }
     broadcast_variables(this->weights(), comm);
+    m_weights_synced = true;
+}
+
+template <class T>
+void Model<T>::sync_weights_once(const Data& d)
+{
+    if (m_weights_synced)
+        return;
+    if (!this->built() && d.x[0]->shape()[0] > 0) {
+        NoGradGuard no_grad;
+        (*this)(batch_of(d.x, nullptr, 0, 1), false);
+    }
+    broadcast_variables(this->weights(), collective());
+    m_weights_synced = true;
 }
 
 template <class T>

@@ -424,6 +424,11 @@ public:
     std::vector<array_t<T>> predict_list(BatchSource<T>& data, const PredictOptions<T>& options = {});
     /// One gradient step on one batch. As Keras 3, metrics are not reset between calls
     /// (reset_metrics() does it); returns the running logs.
+    /// Several processes (Note [Data-parallel training]): x is the global batch, the same on every
+    /// rank; each rank steps on its contiguous share as fit does and every rank returns the global
+    /// batch's logs (test_on_batch too; predict_on_batch gathers the rows on every rank). Every rank
+    /// must call. The first such call on a model that fit/evaluate/predict have not synchronized
+    /// yet takes rank 0's weights.
     Logs train_on_batch(const ArrayList<T>& x, const ArrayList<T>& y, const array_t<T>* sample_weight = nullptr,
                         const std::map<int, double>* class_weight = nullptr);
     /// With sample weights for every output or per output.
@@ -564,6 +569,11 @@ private:
     /// Several processes: builds the model from one sample of the first batch if needed, then
     /// takes rank 0's weights.
     void sync_weights_from_rank0(BatchSource<T>& data);
+    /// Several processes: the *_on_batch calls' rank-0 weights, once (m_weights_synced); builds the model
+    /// from one sample of d first if needed.
+    void sync_weights_once(const Data& d);
+    /// train_on_batch / test_on_batch with several processes: this rank's share of the batch d.
+    Logs step_on_batch_share(const Data& d, const std::vector<Tensor<T>>& sample_weight, bool training);
     std::vector<Metric<T>*> all_metrics();
 
     std::shared_ptr<const Graph<T>> m_graph;
@@ -583,6 +593,7 @@ private:
     Mean<T> m_loss_tracker{ "loss" };
     bool m_stop_training = false;
     bool m_warned_no_weights = false;
+    bool m_weights_synced = false; ///< rank 0's weights taken (several processes)
     std::shared_ptr<History<T>> m_history;
 };
 

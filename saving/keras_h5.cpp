@@ -1,5 +1,6 @@
 #include "saving/keras_h5.hpp"
 
+#include "framework/collective.hpp"
 #include "framework/io/atomic_file.hpp"
 #include "framework/io/hdf5.hpp"
 #include "framework/io/zip.hpp"
@@ -697,8 +698,9 @@ void load_weights(Model<T>& model, const std::string& path, bool by_name, bool s
     keras3::load_weights_store(model, path);
 }
 
+namespace {
 template <class T>
-void save_model(const Model<T>& model, const std::string& path, bool include_optimizer)
+void write_model_file(const Model<T>& model, const std::string& path, bool include_optimizer)
 {
     if (keras3::is_archive_path(path))
         return keras3::save_archive(model, path, include_optimizer);
@@ -733,7 +735,7 @@ void save_model(const Model<T>& model, const std::string& path, bool include_opt
 }
 
 template <class T>
-void save_weights(const Model<T>& model, const std::string& path)
+void write_weights_file(const Model<T>& model, const std::string& path)
 {
     if (keras3::is_weights_store_path(path))
         return keras3::save_weights_store(model, path);
@@ -750,6 +752,22 @@ void save_weights(const Model<T>& model, const std::string& path)
         }
         f.close();
     });
+}
+
+} // namespace
+
+// Several processes: rank 0 writes, every rank returns once the file is complete (Note [Saving on
+// rank 0] in framework/collective.hpp).
+template <class T>
+void save_model(const Model<T>& model, const std::string& path, bool include_optimizer)
+{
+    write_on_rank_zero("save_model(" + path + ")", [&] { write_model_file(model, path, include_optimizer); });
+}
+
+template <class T>
+void save_weights(const Model<T>& model, const std::string& path)
+{
+    write_on_rank_zero("save_weights(" + path + ")", [&] { write_weights_file(model, path); });
 }
 
 #define XTAPE_INSTANTIATE(T)                                                                                 \

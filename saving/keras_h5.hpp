@@ -56,6 +56,9 @@ std::shared_ptr<Model<T>> load_model(const std::string& path, bool compile = tru
 
 /// Saves architecture, weights, compile state and (when `include_optimizer`) optimizer state.
 /// requires: the model is built (ValueError otherwise: Keras needs the weights' shapes).
+/// Several processes (mpirun): every rank calls it; rank 0 alone writes and the others return once
+/// the file is complete (Note [Saving on rank 0] in framework/collective.hpp). The same for
+/// save_weights and the .keras / .weights.h5 forms.
 template <class T>
 void save_model(const Model<T>& model, const std::string& path, bool include_optimizer = true);
 

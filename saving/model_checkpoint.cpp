@@ -1,5 +1,6 @@
 #include "saving/model_checkpoint.hpp"
 
+#include "framework/collective.hpp"
 #include "framework/model.hpp"
 #include "saving/keras_h5.hpp"
 
@@ -308,30 +309,34 @@ void ModelCheckpoint<T>::save(int epoch, std::optional<int> batch, const Logs& l
         throw RuntimeError("ModelCheckpoint: no model set (use it as a callback of fit)");
     const std::string path =
       format_checkpoint_path(m_filepath, epoch + 1, batch ? std::optional<int>(*batch + 1) : std::nullopt, logs);
+    // Every rank decides alike (the logs are the same everywhere) and calls the saver, which rank 0
+    // alone writes (Note [Saving on rank 0]); only rank 0 prints and creates folders.
+    const bool chief = collective().rank() == 0;
     if (m_opt.save_best_only) {
         auto it = logs.find(m_opt.monitor);
         if (it == logs.end()) {
-            std::cerr << "xtape: warning: Can save best model only with " << m_opt.monitor << " available, skipping."
+            if (chief)
+                std::cerr << "xtape: warning: Can save best model only with " << m_opt.monitor << " available, skipping."
                       << std::endl;
             return;
         }
         const double current = it->second;
         if (!improves(current)) {
-            if (m_opt.verbose > 0)
+            if (m_opt.verbose > 0 && chief)
                 std::cout << printf_str("\nEpoch %d: %s did not improve from %.5f", epoch + 1, m_opt.monitor.c_str(), m_best)
                           << std::endl;
             return;
         }
-        if (m_opt.verbose > 0)
+        if (m_opt.verbose > 0 && chief)
             std::cout << printf_str("\nEpoch %d: %s improved from %.5f to %.5f, saving model to %s", epoch + 1,
                                     m_opt.monitor.c_str(), m_best, current, path.c_str())
                       << std::endl;
         m_best = current;
-    } else if (m_opt.verbose > 0) {
+    } else if (m_opt.verbose > 0 && chief) {
         std::cout << printf_str("\nEpoch %d: saving model to %s", epoch + 1, path.c_str()) << std::endl;
     }
     const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-    if (!parent.empty()) {
+    if (!parent.empty() && chief) {
         std::error_code ec;
         std::filesystem::create_directories(parent, ec);
         if (ec)

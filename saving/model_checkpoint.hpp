@@ -10,6 +10,8 @@
 // such as {epoch:02d}, {val_loss:.4f}, {loss:e} or {acc:>8.3f} follow Python's mini-language.
 // Saving goes through save_model / save_weights, so every write is atomic: a crash during a
 // checkpoint never destroys the previous checkpoint. Missing parent folders are created.
+// With several processes it runs on every rank, since save_model is a collective call (rank 0
+// writes, Note [Saving on rank 0] in framework/collective.hpp); only rank 0 prints.
 #pragma once
 
 #include "framework/callbacks.hpp"
@@ -43,7 +45,6 @@ template <class T>
 /// keras.callbacks.ModelCheckpoint(filepath, ...): saves the model (or its weights) to a formatted path during fit.
 class ModelCheckpoint : public Callback<T> {
 public:
-    bool chief_only() const override { return true; }
     /// requires: a valid mode and save_freq (ValueError otherwise, with Keras's wording).
     ModelCheckpoint(std::string filepath, ModelCheckpointOptions options = {});
 

@@ -447,9 +447,9 @@ int cmd_fit(const Args& a)
         const auto [x, y] = read_data<float>(a, *model);
         history = model->fit(x, y, fo);
     }
+    save_model(*model, output); // every rank calls; rank 0 writes (Note [Saving on rank 0])
     if (collective().rank() != 0)
         return 0;
-    save_model(*model, output);
     std::cerr << "xtape: saved the trained model to " << output << std::endl;
     if (!a.history.empty()) {
         save_history_json(*history, a.history);

@@ -8,8 +8,10 @@
 #     (-DBUILD_SHARED_LIBS=ON), at -O0: this build of the library is what the test adds to CI's
 #     time, and it only has to link and run, not be fast.
 #  3. Installs that shared build and builds the consumer against it with find_package.
+# With MPI (-DMPIEXEC=<mpiexec>), each case also builds consumer_mpi against xtape::distributed; the
+# installed static one runs under mpiexec -np 2, the others as one process (about 1 s more in all).
 # Arguments: -DBUILD_DIR=<xtape build tree> -DSOURCE_DIR=<tests/install> -DXTAPE_ROOT=<xtape source>
-#            -DWORK_DIR=<scratch> [-DLAUNCHER=<compiler launcher, e.g. ccache>] [-DJOBS=N]
+#            -DWORK_DIR=<scratch> [-DLAUNCHER=<compiler launcher, e.g. ccache>] [-DJOBS=N] [-DMPIEXEC=...]
 if(NOT JOBS)
   set(JOBS 2)
 endif()
@@ -29,12 +31,22 @@ function(run what)
   message(STATUS "${what}: ${s} s")
 endfunction()
 
-# Configures, builds and runs the consumer in WORK_DIR/<name> with the extra cache arguments.
+# Configures, builds and runs the consumer in WORK_DIR/<name> with the extra cache arguments (and
+# consumer_mpi, which the package must export when xtape was built with MPI).
 function(consumer name)
   set(dir ${WORK_DIR}/${name})
   run("${name}: configure" ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${dir} ${launcher} ${ARGN})
-  run("${name}: build" ${CMAKE_COMMAND} --build ${dir} --target consumer -j ${JOBS})
+  set(targets consumer)
+  if(MPIEXEC)
+    list(APPEND targets consumer_mpi)
+  endif()
+  run("${name}: build" ${CMAKE_COMMAND} --build ${dir} --target ${targets} -j ${JOBS})
   run("${name}: run" ${dir}/consumer ${dir}/model.h5)
+  if(MPIEXEC AND name STREQUAL "installed")
+    run("${name}: mpiexec -np 2 consumer_mpi" ${MPIEXEC} --allow-run-as-root --oversubscribe -np 2 ${dir}/consumer_mpi)
+  elseif(MPIEXEC)
+    run("${name}: consumer_mpi" ${dir}/consumer_mpi)
+  endif()
 endfunction()
 
 file(REMOVE_RECURSE ${WORK_DIR})
@@ -46,6 +58,9 @@ foreach(f xtapeConfig.cmake xtapeConfigVersion.cmake xtapeTargets.cmake)
     message(FATAL_ERROR "cmake --install did not install lib/cmake/xtape/${f}")
   endif()
 endforeach()
+if(MPIEXEC AND NOT EXISTS ${WORK_DIR}/prefix/include/xtape/distributed/mpi.hpp)
+  message(FATAL_ERROR "xtape was built with MPI but cmake --install did not install include/xtape/distributed/mpi.hpp")
+endif()
 file(GLOB targets ${WORK_DIR}/prefix/lib/cmake/xtape/xtapeTargets*.cmake)
 foreach(f ${targets})
   file(READ ${f} text)
