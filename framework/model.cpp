@@ -501,18 +501,76 @@ std::vector<Tensor<T>> Model<T>::call_list(const std::vector<Tensor<T>>& inputs,
     return ys;
 }
 
+// Note [Concurrent inference]
+// predict (and any call with training=false outside a tape) may run on one model from several
+// threads at once, so the inference path changes nothing the threads share:
+//   - the record of the last call that compute_mask_list reads is kept per thread;
+//   - predict's calls neither clear nor add losses (LossesDiscarded; nothing reads them), and a
+//     layer with no losses is never written by clearing them;
+//   - normalization kernels take their scratch from a per-thread workspace when they record no
+//     backward (Note [Inference workspaces] in framework/batch_norm.cpp);
+//   - dropout and other noise draw nothing with training=false.
+// The model must be built before the threads start (building is not concurrent), and fit,
+// compile or set_weights must not run meanwhile. Tested by tests/test_thread_safety.cpp.
+template <class T>
+void Model<T>::remember_output_masks(const std::vector<Tensor<T>>& inputs, std::vector<Tensor<T>> masks)
+{
+    std::lock_guard<std::mutex> lock(m_last_calls->mutex);
+    LastCall& last = m_last_calls->by_thread[std::this_thread::get_id()];
+    last.inputs = inputs;
+    last.output_masks = std::move(masks);
+}
+
 template <class T>
 std::vector<Tensor<T>> Model<T>::compute_mask_list(const std::vector<Tensor<T>>& inputs,
                                                    const std::vector<Tensor<T>>& masks) const
 {
-    bool same = !m_last_inputs.empty() && inputs.size() == m_last_inputs.size();
-    for (std::size_t i = 0; same && i < inputs.size(); ++i)
-        same = inputs[i].node() == m_last_inputs[i].node();
-    if (same)
-        return m_last_output_masks;
+    {
+        std::lock_guard<std::mutex> lock(m_last_calls->mutex);
+        auto it = m_last_calls->by_thread.find(std::this_thread::get_id());
+        if (it != m_last_calls->by_thread.end()) {
+            const LastCall& last = it->second;
+            bool same = !last.inputs.empty() && inputs.size() == last.inputs.size();
+            for (std::size_t i = 0; same && i < inputs.size(); ++i)
+                same = inputs[i].node() == last.inputs[i].node();
+            if (same)
+                return last.output_masks;
+        }
+    }
     if (!m_graph)
         return Layer<T>::compute_mask_list(inputs, masks);
     return std::vector<Tensor<T>>(m_graph->outputs().size());
+}
+
+template <class T>
+std::string Model<T>::random_state() const
+{
+    json states = json::array();
+    for (const auto& l : layers())
+        states.push_back(l->random_state());
+    return states.dump();
+}
+
+template <class T>
+void Model<T>::set_random_state(const std::string& state)
+{
+    const std::vector<LayerPtr<T>> ls = layers();
+    json states;
+    try {
+        states = json::parse(state);
+    } catch (const json::exception&) {
+    }
+    if (!states.is_array() || states.size() != ls.size())
+        throw ValueError("model \"" + this->name() + "\": the random state does not hold one entry for each of its " +
+                         std::to_string(ls.size()) + " layers");
+    for (std::size_t i = 0; i < ls.size(); ++i) {
+        if (!states[i].is_string())
+            throw ValueError("model \"" + this->name() + "\": the random state of layer \"" + ls[i]->name() +
+                             "\" is not a string");
+        const std::string s = states[i].get<std::string>();
+        if (!s.empty())
+            ls[i]->set_random_state(s);
+    }
 }
 
 template <class T>
@@ -1180,6 +1238,7 @@ std::vector<array_t<T>> Model<T>::predict_on_batch_list(const ArrayList<T>& x)
 {
     Data d = resolve_data("predict_on_batch", x, nullptr, nullptr);
     NoGradGuard no_grad;
+    const LossesDiscarded no_losses; // Note [Concurrent inference]
     std::vector<array_t<T>> out;
     for (const auto& y : (*this)(tensors_of(d.x), false))
         out.push_back(y.value());
@@ -1322,15 +1381,41 @@ std::shared_ptr<History<T>> Model<T>::fit_impl(const ArrayList<T>& x, const Arra
     m_history = callbacks.history();
 
     m_stop_training = false;
+    m_resume.reset();
     Logs train_logs;
     callbacks.on_train_begin(train_logs);
+    // A callback may have asked to resume an interrupted run (BackupAndRestore).
+    std::optional<TrainingPosition> resume = std::move(m_resume);
+    m_resume.reset();
+    int first_epoch = o.initial_epoch;
+    if (resume) {
+        if (resume->step < 0 || static_cast<std::size_t>(resume->step) > steps ||
+            (!resume->order.empty() && resume->order.size() != n_train))
+            throw ValueError("fit: cannot resume at epoch " + std::to_string(resume->epoch) + ", batch " +
+                             std::to_string(resume->step) + " with an order of " +
+                             std::to_string(resume->order.size()) + " samples: this run has " +
+                             std::to_string(steps) + " batches of " + std::to_string(n_train) + " samples");
+        std::vector<char> seen(resume->order.size(), 0);
+        for (std::size_t i : resume->order) {
+            if (i >= seen.size() || seen[i])
+                throw ValueError("fit: cannot resume with a sample order that is not a permutation of the " +
+                                 std::to_string(n_train) + " training samples");
+            seen[i] = 1;
+        }
+        first_epoch = resume->epoch;
+    }
     std::vector<std::size_t> order(n_train);
     std::iota(order.begin(), order.end(), std::size_t(0));
-    for (int epoch = o.initial_epoch; epoch < o.epochs; ++epoch) {
+    for (int epoch = first_epoch; epoch < o.epochs; ++epoch) {
         reset_metrics();
+        const bool resuming = resume && epoch == resume->epoch;
+        m_position.epoch = epoch;
+        m_position.step = resuming ? resume->step : 0;
         Logs epoch_begin;
         callbacks.on_epoch_begin(epoch, epoch_begin);
-        if (o.shuffle) {
+        if (resuming && !resume->order.empty()) {
+            order = resume->order; // the interrupted epoch's order; the generator is already past it
+        } else if (o.shuffle) {
             order = permutation(n_train);
             if (comm.size() > 1) { // rank 0's order, whatever each rank's generator holds
                 std::vector<double> v(order.begin(), order.end());
@@ -1338,8 +1423,12 @@ std::shared_ptr<History<T>> Model<T>::fit_impl(const ArrayList<T>& x, const Arra
                 std::transform(v.begin(), v.end(), order.begin(), [](double i) { return static_cast<std::size_t>(i); });
             }
         }
+        if (o.shuffle)
+            m_position.order = order;
+        else
+            m_position.order.clear();
         Logs logs;
-        for (std::size_t step = 0; step < steps; ++step) {
+        for (std::size_t step = resuming ? static_cast<std::size_t>(resume->step) : 0; step < steps; ++step) {
             const std::size_t b = step * o.batch_size, c = std::min(o.batch_size, n_train - b);
             Logs begin;
             callbacks.on_train_batch_begin(static_cast<int>(step), begin);
@@ -1347,6 +1436,7 @@ std::shared_ptr<History<T>> Model<T>::fit_impl(const ArrayList<T>& x, const Arra
             const std::size_t* rows = order.data() + b + sh.begin;
             logs = step_on_share(batch_of(all.x, rows, 0, sh.size()), batch_of(all.y, rows, 0, sh.size()),
                                  batch_of(sw_train, rows, 0, sh.size()), true, c);
+            m_position.step = static_cast<std::int64_t>(step) + 1;
             callbacks.on_train_batch_end(static_cast<int>(step), logs);
             if (m_stop_training)
                 break;
@@ -1422,6 +1512,7 @@ std::vector<array_t<T>> Model<T>::predict_impl(const ArrayList<T>& x, const Pred
     CallbackList<T> callbacks(o.callbacks, false, verbose != 0, this,
                               CallbackParams{ verbose, 1, static_cast<std::int64_t>(steps) });
     NoGradGuard no_grad;
+    const LossesDiscarded no_losses; // Note [Concurrent inference]
     Logs logs;
     callbacks.on_predict_begin(logs);
     std::vector<array_t<T>> out;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <random>
+#include <string>
 
 namespace xtape {
 
@@ -15,5 +16,11 @@ rng_t& global_rng();
 void set_random_seed(std::uint64_t seed);
 /// A fresh seed drawn from the global generator (for objects created without a seed).
 std::uint64_t next_seed();
+
+/// A generator's full state as text (the standard's stream form), and back: what a backup
+/// saves so that a resumed run draws the numbers the interrupted one would have drawn.
+/// set_rng_state: ValueError naming `what` when `state` is not such a text.
+std::string rng_state(const rng_t& rng);
+void set_rng_state(rng_t& rng, const std::string& state, const std::string& what);
 
 } // namespace xtape

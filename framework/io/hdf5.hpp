@@ -7,7 +7,10 @@
 //            e.g. "foo.h5: no dataset 'model_weights/dense_1/dense_1/kernel:0'". HDF5's own error
 //            printing is switched off; its innermost message, when useful, is appended to ours.
 //   ensures: HDF5 handles are owned by RAII objects and released on every path, exceptions included.
-//   requires: one thread at a time (the Debian HDF5 library is built without thread safety).
+//   ensures: safe to call from several threads: every call into HDF5 holds one library-wide lock
+//            (the Debian HDF5 library is built without thread safety; Note [One HDF5 lock]).
+//            Threads do not run HDF5 work in parallel; one H5File or H5Group object shared by
+//            threads is as safe as any shared object (copies are cheap: give each thread its own).
 //
 // Paths: object paths are relative to the group they are given to and may be nested ("a/b/c").
 // Keras weight names contain '/' ("dense_1/kernel:0"), which HDF5 turns into subgroups; pass them
@@ -59,14 +62,7 @@ public:
     h5_id_t get() const { return m_id; }
     bool valid() const { return m_id >= 0; }
     /// Releases this reference now; false when HDF5 reported an error (e.g. a failed flush).
-    bool reset() noexcept
-    {
-        bool ok = true;
-        if (m_id >= 0 && m_closer)
-            ok = m_closer(m_id) >= 0;
-        m_id = -1;
-        return ok;
-    }
+    bool reset() noexcept;
 
 private:
     h5_id_t m_id = -1;

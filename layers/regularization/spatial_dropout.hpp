@@ -24,6 +24,8 @@ class SpatialDropout : public Layer<T> {
 public:
     /// Restarts the mask generator from `seed` (Layer::reseed).
     void reseed(std::uint64_t seed) override { m_rng.seed(seed); }
+    std::string random_state() const override { return rng_state(m_rng); }
+    void set_random_state(const std::string& s) override { set_rng_state(m_rng, s, "layer \"" + this->name() + "\""); }
     double rate() const { return m_rate; }
     std::optional<std::uint64_t> seed() const { return m_seed; }
     const std::string& data_format() const { return m_data_format; }
