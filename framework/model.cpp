@@ -1,6 +1,5 @@
 #include "framework/model.hpp"
 
-#include "framework/allocator.hpp"
 #include "framework/data_parallel.hpp"
 #include "framework/graph/functional.hpp"
 #include "framework/ops.hpp"
@@ -1099,7 +1098,6 @@ template <class T>
 Logs Model<T>::step_on_share(const std::vector<Tensor<T>>& x, const std::vector<Tensor<T>>& y,
                              const std::vector<Tensor<T>>& sample_weight, bool training, std::size_t global_batch)
 {
-    tune_allocator_once();
     const Collective& comm = collective();
     const bool shared = global_batch > 0 && comm.size() > 1;
     const double local = static_cast<double>(x[0].shape()[0]);
@@ -1502,7 +1500,6 @@ std::vector<array_t<T>> Model<T>::predict_impl(const ArrayList<T>& x, const Pred
         throw ValueError("predict: x of shape " + shape_str(shape_of(x0)) + " holds no samples; at least one is needed");
     if (o.batch_size == 0)
         throw ValueError("predict: batch_size must be >= 1");
-    tune_allocator_once();
     const Collective& comm = collective();
     if (comm.size() > 1)
         sync_weights_from_rank0(d);

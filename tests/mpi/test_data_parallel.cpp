@@ -7,6 +7,7 @@
 #include "framework/batch_norm.hpp"
 #include "framework/data_parallel.hpp"
 #include "framework/ops.hpp"
+#include "framework/process.hpp"
 #include "framework/random.hpp"
 #include "framework/sequential.hpp"
 #include "layers/batch_normalization.hpp"
@@ -441,6 +442,7 @@ TEST_CASE("fit with synchronized=False equals a float64 reference of per-rank st
 
 int main(int argc, char** argv)
 {
+    xtape::configure_process(); // framework/process.hpp: allocator and OpenBLAS settings for training
     distributed::MpiGuard mpi(argc, argv);
     doctest::Context context(argc, argv);
     if (mpi.rank() != 0)
