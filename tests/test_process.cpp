@@ -45,7 +45,7 @@ TEST_CASE("process: child without configure_process")
     // raised by frees up to the largest block freed, here 256 KB), not from the heap as after
     // configure_process's fixed 64 MB threshold.
     const struct mallinfo2 a = mallinfo2();
-    void* p = std::malloc(16 << 20);
+    void* volatile p = std::malloc(16 << 20); // volatile: the pair is not optimized away
     const struct mallinfo2 b = mallinfo2();
     std::free(p);
     if (b.hblks != a.hblks + 1)
