@@ -1,5 +1,6 @@
 #include "saving/backup_and_restore.hpp"
 
+#include "framework/errors.hpp"
 #include "framework/io/atomic_file.hpp"
 #include "framework/io/hdf5.hpp"
 #include "framework/model.hpp"
@@ -127,7 +128,7 @@ void BackupAndRestore<T>::restore()
         if (static_cast<std::int64_t>(opt_values.size()) != n_opt)
             throw ValueError(path + ": " + std::to_string(n_opt) + " optimizer arrays is more than any optimizer has");
     }
-    Model<T>::TrainingPosition position;
+    typename Model<T>::TrainingPosition position;
     position.epoch = static_cast<int>(epoch);
     position.step = step;
     if (root.has_dataset("order")) {

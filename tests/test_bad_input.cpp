@@ -16,6 +16,7 @@
 
 #include <doctest/doctest.h>
 #include <hdf5.h>
+#include <xtensor/xview.hpp>
 
 #include <cmath>
 #include <limits>

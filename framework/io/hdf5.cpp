@@ -35,7 +35,11 @@ std::recursive_mutex& hdf5_mutex()
 }
 
 struct H5Lock {
-    std::lock_guard<std::recursive_mutex> guard{ hdf5_mutex() };
+    H5Lock()
+        : guard(hdf5_mutex())
+    {
+    }
+    std::lock_guard<std::recursive_mutex> guard;
 };
 
 } // namespace
