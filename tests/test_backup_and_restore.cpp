@@ -158,6 +158,7 @@ TEST_CASE("backup_and_restore: a run killed and started again ends bit-identical
     };
     const std::vector<Scenario> scenarios = {
         { "killed mid-epoch, backups every 3 batches", "3", { { 14, -1 } } },
+        { "killed after a backup at an epoch's last batch", "4", { { 10, -1 } } },
         { "killed mid-epoch, backups every epoch", "epoch", { { 13, -1 } } },
         { "killed inside the third backup write", "3", { { -1, 3 } } },
         { "killed at the epoch end's write", "epoch", { { -1, 2 } } },
