@@ -294,6 +294,7 @@ public:
     void reseed(std::uint64_t seed) override;
     /// A JSON list of the layers' random_state(), in layers() order.
     std::string random_state() const override;
+    /// requires: a text random_state() of a model with the same layers gave (ValueError otherwise).
     void set_random_state(const std::string& state) override;
     /// A functional model's output masks: those its graph produced in the call just made on
     /// these inputs (a model's masks come from running it; the executors ask right after the
@@ -386,9 +387,9 @@ public:
     /// epoch, the batches of it done, and the epoch's order of the training samples (empty
     /// without shuffling). Valid inside fit, from on_epoch_begin on.
     struct TrainingPosition {
-        int epoch = 0;
-        std::int64_t step = 0;
-        std::vector<std::size_t> order;
+        int epoch = 0;                  ///< the epoch (counted from 0)
+        std::int64_t step = 0;          ///< batches of that epoch done
+        std::vector<std::size_t> order; ///< the epoch's sample order; empty without shuffling
     };
     const TrainingPosition& training_position() const { return m_position; }
     /// Called from on_train_begin: fit then starts at `p.epoch`, skipping its first `p.step`

@@ -15,6 +15,7 @@
 
 namespace xtape {
 
+/// What configure_process() changes; the defaults are what training with xtape is tuned for.
 struct ProcessSettings {
     /// glibc allocator settings for training loops (Note [Allocator settings for training] in
     /// framework/allocator.cpp); skipped when the environment sets glibc's MALLOC_* variables or

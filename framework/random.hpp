@@ -17,10 +17,10 @@ void set_random_seed(std::uint64_t seed);
 /// A fresh seed drawn from the global generator (for objects created without a seed).
 std::uint64_t next_seed();
 
-/// A generator's full state as text (the standard's stream form), and back: what a backup
-/// saves so that a resumed run draws the numbers the interrupted one would have drawn.
-/// set_rng_state: ValueError naming `what` when `state` is not such a text.
+/// A generator's full state as text (the standard's stream form): what a backup saves so that
+/// a resumed run draws the numbers the interrupted one would have drawn.
 std::string rng_state(const rng_t& rng);
+/// Puts back a state rng_state() gave; ValueError naming `what` when `state` is not one.
 void set_rng_state(rng_t& rng, const std::string& state, const std::string& what);
 
 } // namespace xtape

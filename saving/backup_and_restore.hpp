@@ -26,6 +26,7 @@
 
 namespace xtape {
 
+/// Keras's BackupAndRestore callback: backs up a training run and resumes it (see above).
 template <class T>
 class BackupAndRestore : public Callback<T> {
 public:
