@@ -1,5 +1,6 @@
 #include "saving/backup_and_restore.hpp"
 
+#include "framework/collective.hpp"
 #include "framework/errors.hpp"
 #include "framework/io/atomic_file.hpp"
 #include "framework/io/hdf5.hpp"
@@ -162,6 +163,8 @@ void BackupAndRestore<T>::restore()
 template <class T>
 void BackupAndRestore<T>::save(int epoch, std::int64_t step, bool with_order)
 {
+    if (collective().rank() != 0)
+        return; // the ranks hold the same state; one file, written by rank 0
     const Model<T>& model = *this->model();
     const std::string path = backup_path();
     std::error_code ec;
@@ -222,7 +225,7 @@ void BackupAndRestore<T>::on_epoch_end(int epoch, Logs&)
 template <class T>
 void BackupAndRestore<T>::on_train_end(Logs&)
 {
-    if (!m_delete)
+    if (!m_delete || collective().rank() != 0)
         return;
     std::error_code ec;
     std::filesystem::remove(backup_path(), ec);

@@ -30,7 +30,8 @@ namespace xtape {
 template <class T>
 class BackupAndRestore : public Callback<T> {
 public:
-    bool chief_only() const override { return true; }
+    /// Runs on every rank of a data-parallel fit: each restores the backup (rank 0 alone writes it).
+    bool chief_only() const override { return false; }
     /// save_freq: "epoch" (a backup at each epoch end) or a positive number of batches ("100").
     /// delete_checkpoint: remove the backup when fit ends without an error (a run stopped by a
     /// callback, e.g. EarlyStopping, ended normally too).
