@@ -505,7 +505,8 @@ std::vector<Tensor<T>> Model<T>::call_list(const std::vector<Tensor<T>>& inputs,
 // threads at once, so the inference path changes nothing the threads share:
 //   - the record of the last call that compute_mask_list reads is kept per thread;
 //   - predict's calls neither clear nor add losses (LossesDiscarded; nothing reads them), and a
-//     layer with no losses is never written by clearing them;
+//     layer with no losses is never written by clearing them (predict_on_batch and direct calls
+//     keep the losses their callers read: concurrent ones are safe when no layer adds losses);
 //   - normalization kernels take their scratch from a per-thread workspace when they record no
 //     backward (Note [Inference workspaces] in framework/batch_norm.cpp);
 //   - dropout and other noise draw nothing with training=false.
@@ -1235,8 +1236,7 @@ template <class T>
 std::vector<array_t<T>> Model<T>::predict_on_batch_list(const ArrayList<T>& x)
 {
     Data d = resolve_data("predict_on_batch", x, nullptr, nullptr);
-    NoGradGuard no_grad;
-    const LossesDiscarded no_losses; // Note [Concurrent inference]
+    NoGradGuard no_grad; // keeps the call's losses, which callers read (Keras's model.losses)
     std::vector<array_t<T>> out;
     for (const auto& y : (*this)(tensors_of(d.x), false))
         out.push_back(y.value());
