@@ -22,9 +22,9 @@
 //   bench_batch_norm [--min-time SECONDS] [--case SUBSTRING] [--list] [--path kernel|op|floor]
 #include "bench/batch_norm_cases.hpp"
 #include "bench/memory_floor.hpp"
-#include "framework/allocator.hpp"
 #include "framework/batch_norm.hpp"
 #include "framework/parallel.hpp"
+#include "framework/process.hpp"
 #include "framework/tape.hpp"
 
 #include <xsimd/xsimd.hpp>
@@ -73,6 +73,7 @@ bn::Layout layout_of(const Case& c)
 
 int main(int argc, char** argv)
 {
+    xtape::configure_process(); // framework/process.hpp: allocator and OpenBLAS settings for training
     bench::Options opt;
     if (const auto done = bench::parse_options(argc, argv, opt, true))
         return *done;
@@ -82,7 +83,6 @@ int main(int argc, char** argv)
         std::fprintf(stderr, "bench_batch_norm: --path must be kernel, op or floor, got '%s'\n", path.c_str());
         return 2;
     }
-    tune_allocator_once(); // Model::fit's allocator settings
     const bool run_kernel = path == "all" || path == "kernel", run_op = path == "all" || path == "op";
     const bool run_floor = path == "all" || path == "floor";
     for (const Case& c : bench::batch_norm_cases()) {

@@ -9,9 +9,11 @@
 //   bench_cnn_step [--steps N] [--epochs N] [--config omp,blas ...]
 #include "bench/step_bench.hpp"
 #include "examples/fashion_mnist_common.hpp"
+#include "framework/process.hpp"
 
 int main(int argc, char** argv)
 {
+    xtape::configure_process(); // framework/process.hpp: allocator and OpenBLAS settings for training
     // Fewer default steps and epochs than the MLP: a step is ~20x longer.
     xtape::bench::StepBenchSpec spec{ "CNN 28x28x1-C32-BN-ReLU-P-C64-BN-ReLU-P-D128-BN-ReLU-Drop-D10",
                                       { 28, 28, 1 },

@@ -19,6 +19,7 @@
 #include "framework/conv.hpp"
 #include "framework/kernels/gemm.hpp"
 #include "framework/parallel.hpp"
+#include "framework/process.hpp"
 
 #include <cstdio>
 #include <cstring>
@@ -61,6 +62,7 @@ void print(const std::string& name, const char* format, const char* phase, int t
 
 int main(int argc, char** argv)
 {
+    xtape::configure_process(); // framework/process.hpp: allocator and OpenBLAS settings for training
     double min_time = 1.0;
     std::string only;
     int only_threads = 0;

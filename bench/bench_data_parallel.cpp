@@ -16,6 +16,7 @@
 #include "distributed/mpi.hpp"
 #include "examples/fashion_mnist_common.hpp"
 #include "framework/data_parallel.hpp"
+#include "framework/process.hpp"
 #include "saving/keras_h5.hpp"
 
 #include <algorithm>
@@ -67,6 +68,7 @@ double quantile(std::vector<double> v, double q)
 
 int main(int argc, char** argv)
 {
+    xtape::configure_process(); // framework/process.hpp: allocator and OpenBLAS settings for training
     distributed::MpiGuard mpi(argc, argv);
     std::size_t steps = 60, batch = 128;
     std::string file;

@@ -7,6 +7,7 @@
 //   build/bench/bench_functional_overhead [--rounds 15] [--steps 40] [--threads N]
 #include "framework/graph/functional.hpp"
 #include "framework/parallel.hpp"
+#include "framework/process.hpp"
 #include "framework/random.hpp"
 #include "framework/sequential.hpp"
 #include "layers/batch_normalization.hpp"
@@ -70,6 +71,7 @@ double median(std::vector<double> v)
 
 int main(int argc, char** argv)
 {
+    xtape::configure_process(); // framework/process.hpp: allocator and OpenBLAS settings for training
     int rounds = 15, steps = 40, threads = 0;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];

@@ -10,9 +10,9 @@
 //   bench_layer_norm [--min-time SECONDS] [--case SUBSTRING] [--list] [--path kernel|op|floor]
 #include "bench/batch_norm_cases.hpp"
 #include "bench/memory_floor.hpp"
-#include "framework/allocator.hpp"
 #include "framework/layer_norm.hpp"
 #include "framework/parallel.hpp"
+#include "framework/process.hpp"
 
 #include <cstdio>
 #include <random>
@@ -21,6 +21,7 @@ using namespace xtape;
 
 int main(int argc, char** argv)
 {
+    xtape::configure_process(); // framework/process.hpp: allocator and OpenBLAS settings for training
     static const std::vector<bench::Case> cases = { { { 4096, 1024 }, -1 }, { { 32, 128, 768 }, -1 } };
     bench::Options opt;
     if (const auto done = bench::parse_options(argc, argv, opt, true, cases))
@@ -30,7 +31,6 @@ int main(int argc, char** argv)
         std::fprintf(stderr, "bench_layer_norm: --path must be kernel, op or floor, got '%s'\n", path.c_str());
         return 2;
     }
-    tune_allocator_once(); // Model::fit's allocator settings
     for (const bench::Case& c : cases) {
         const std::string name = bench::case_name(c);
         if (!opt.selected(name))

@@ -9,9 +9,11 @@
 //   bench_mlp_step [--steps N] [--epochs N] [--config omp,blas ...]
 #include "bench/step_bench.hpp"
 #include "examples/fashion_mnist_common.hpp"
+#include "framework/process.hpp"
 
 int main(int argc, char** argv)
 {
+    xtape::configure_process(); // framework/process.hpp: allocator and OpenBLAS settings for training
     return xtape::bench::run_step_bench(
         argc, argv, { "MLP 784-512-BN-ReLU-256-BN-ReLU-10", { 784 }, [] { return xtape::examples::fashion_mnist_mlp(); } });
 }

@@ -5,6 +5,7 @@
 // usage: bench_ops [repetitions]   (default 21; OMP_NUM_THREADS sets the thread count)
 #include "framework/ops.hpp"
 #include "framework/parallel.hpp"
+#include "framework/process.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -83,6 +84,7 @@ void bench(const std::string& name, const std::string& shape, const std::vector<
 
 int main(int argc, char** argv)
 {
+    xtape::configure_process(); // framework/process.hpp: allocator and OpenBLAS settings for training
     const int reps = argc > 1 ? std::max(1, std::atoi(argv[1])) : 21;
     std::printf("xtape bench_ops: float32, %d threads, %d repetitions (median [min, max])\n", max_threads(),
                 reps);

@@ -6,6 +6,7 @@
 // usage: bench_pooling [repetitions]   (default 21; OMP_NUM_THREADS sets the thread count)
 #include "framework/parallel.hpp"
 #include "framework/pooling.hpp"
+#include "framework/process.hpp"
 #include "framework/resampling.hpp"
 
 #include <algorithm>
@@ -93,6 +94,7 @@ void bench(const std::string& name, const F& x, const std::function<F(const F&)>
 
 int main(int argc, char** argv)
 {
+    xtape::configure_process(); // framework/process.hpp: allocator and OpenBLAS settings for training
     const int reps = argc > 1 ? std::max(1, std::atoi(argv[1])) : 21;
     std::printf("xtape bench_pooling: float32, %d threads, %d repetitions (medians)\n", max_threads(), reps);
     const PoolSpec p2{ { 2, 2 }, { 2, 2 }, false, false }, p2cf{ { 2, 2 }, { 2, 2 }, false, true };

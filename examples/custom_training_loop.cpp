@@ -17,12 +17,12 @@
 //
 //   custom_training_loop [--epochs 5] [--train 20000] [--batch-size 128] [--threads N] [--seed 1]
 //                        [--data /usr/share/datasets/fashion-mnist]
-#include "framework/allocator.hpp"
 #include "framework/io/idx.hpp"
 #include "framework/losses_api.hpp"
 #include "framework/metrics.hpp"
 #include "framework/ops.hpp"
 #include "framework/parallel.hpp"
+#include "framework/process.hpp"
 #include "framework/random.hpp"
 #include "framework/regularizers.hpp"
 #include "framework/sequential.hpp"
@@ -144,6 +144,7 @@ double accuracy(Model<float>& model, const array_t<float>& x, const array_t<floa
 
 int main(int argc, char** argv)
 {
+    xtape::configure_process(); // framework/process.hpp: allocator and OpenBLAS settings for training
     int epochs = 5, threads = 0;
     std::size_t n_train = 20000, batch_size = 128;
     std::uint64_t seed = 1;
@@ -173,8 +174,6 @@ int main(int argc, char** argv)
         if (threads > 0)
             set_num_threads(threads);
         set_random_seed(seed); // weights, dropout masks and the shuffles below
-        // Keep freed step arrays in the heap as fit() does (Note [Allocator settings for training]).
-        tune_allocator_once();
         const Data data = load(dir, n_train);
         const std::size_t n = data.x_train.shape()[0];
         std::printf("%zu training and %zu test samples from %s; %d thread(s)\n", n, data.x_test.shape()[0],

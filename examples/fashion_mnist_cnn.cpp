@@ -16,6 +16,7 @@
 //   fashion_mnist_cnn [--epochs 10] [--batch-size 128] [--threads CORES] [--seed 42]
 //                     [--csv fashion_mnist_cnn_log.csv] [--data /usr/share/datasets/fashion-mnist] [--verbose 1]
 #include "examples/fashion_mnist_common.hpp"
+#include "framework/process.hpp"
 
 #include <cstdio>
 #include <exception>
@@ -24,6 +25,7 @@ using namespace xtape;
 
 int main(int argc, char** argv)
 {
+    xtape::configure_process(); // framework/process.hpp: allocator and OpenBLAS settings for training
     const examples::FashionMnistArgs args = examples::parse_fashion_mnist_args(argc, argv, "fashion_mnist_cnn_log.csv");
     try {
         const examples::FashionMnist data = examples::prepare_fashion_mnist(args, /*flat=*/false);

@@ -8,6 +8,7 @@
 // (framework/data_parallel.hpp); rank 0 alone prints the progress and writes the CSV log.
 #include "distributed/mpi.hpp"
 #include "examples/fashion_mnist_common.hpp"
+#include "framework/process.hpp"
 
 #include <cstdio>
 #include <exception>
@@ -16,6 +17,7 @@ using namespace xtape;
 
 int main(int argc, char** argv)
 {
+    xtape::configure_process(); // framework/process.hpp: allocator and OpenBLAS settings for training
     distributed::MpiGuard mpi(argc, argv); // the one line: data parallel under mpirun
     if (mpi.rank() != 0 && !std::freopen("/dev/null", "w", stdout)) // the script's printf: rank 0's
         return 1;

@@ -16,6 +16,7 @@
 #include "framework/io/idx.hpp"
 #include "framework/model.hpp"
 #include "framework/parallel.hpp"
+#include "framework/process.hpp"
 #include "framework/random.hpp"
 #include "framework/sequential.hpp"
 #include "layers/batch_normalization.hpp"
@@ -122,6 +123,7 @@ std::vector<array_t<float>> base_weights(const std::vector<LayerPtr<float>>& bas
 
 int main(int argc, char** argv)
 {
+    xtape::configure_process(); // framework/process.hpp: allocator and OpenBLAS settings for training
     const Args args = parse(argc, argv);
     try {
         if (args.threads > 0)

@@ -14,6 +14,7 @@
 //
 //   functional_two_tower [--epochs 20] [--seed 3] [--out two_tower.h5]
 #include "framework/model.hpp"
+#include "framework/process.hpp"
 #include "framework/random.hpp"
 #include "layers/batch_normalization.hpp"
 #include "layers/dense.hpp"
@@ -69,6 +70,7 @@ Data make_data(std::size_t n, unsigned seed)
 
 int main(int argc, char** argv)
 {
+    xtape::configure_process(); // framework/process.hpp: allocator and OpenBLAS settings for training
     int epochs = 20;
     unsigned seed = 3;
     std::string out = "two_tower.h5";

@@ -3,6 +3,7 @@
 //
 // Data: points in the plane, labelled by which of three rings they lie in.
 #include "framework/ops.hpp"
+#include "framework/process.hpp"
 #include "framework/random.hpp"
 #include "framework/tape.hpp"
 
@@ -14,6 +15,7 @@ using namespace xtape;
 
 int main()
 {
+    xtape::configure_process(); // framework/process.hpp: allocator and OpenBLAS settings for training
     const std::size_t n = 600, hidden = 32, classes = 3;
     std::mt19937 gen(7);
     std::uniform_real_distribution<float> u(-1.f, 1.f);

@@ -15,6 +15,7 @@
 //   sequence_masking [--epochs N] [--seed S] [--threads T]
 #include "framework/model.hpp"
 #include "framework/parallel.hpp"
+#include "framework/process.hpp"
 #include "framework/random.hpp"
 #include "framework/sequential.hpp"
 #include "layers/batch_normalization.hpp"
@@ -93,6 +94,7 @@ Run build(std::size_t length)
 
 int main(int argc, char** argv)
 {
+    xtape::configure_process(); // framework/process.hpp: allocator and OpenBLAS settings for training
     int epochs = 5, threads = 0;
     unsigned seed = 1;
     for (int i = 1; i + 1 < argc; i += 2) {

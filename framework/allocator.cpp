@@ -13,7 +13,8 @@ namespace xtape {
 // and freeing at the top of the heap trims it, so each step pays page faults for memory it just
 // released; measured on the Fashion-MNIST MLP this made a step 3-5x slower. Keeping freed
 // memory in the heap (mmap only above 64 MB, trim only above 512 MB) removes that. Done once,
-// on the first training or test step, and not when the user set glibc's MALLOC_* variables.
+// when the application calls configure_process() (a library must not retune the allocator of the
+// process it is embedded in on its own), and not when the user set glibc's MALLOC_* variables.
 void tune_allocator_once()
 {
     static std::once_flag once;

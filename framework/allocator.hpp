@@ -1,5 +1,5 @@
 // glibc allocator settings for training loops: see Note [Allocator settings for training] in
-// allocator.cpp. Model's train/test/predict steps call it; so can hand-written loops and benches.
+// allocator.cpp. configure_process() (framework/process.hpp) calls it; nothing else in xtape does.
 #pragma once
 
 namespace xtape {

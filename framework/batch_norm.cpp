@@ -1857,7 +1857,16 @@ Tensor<T> batch_norm_inference(const Tensor<T>& x, const Tensor<T>& gamma, const
     const array_t<T>& xv = x.value();
     if (xv.dimension() == 0)
         throw ValueError("batch_norm: the input must have rank >= 1, got a scalar");
-    if (!ws)
+    // Note [Inference workspaces]
+    // A call that records no backward (predict, evaluate, a call outside a tape) takes its
+    // scratch and op state from a workspace of the calling thread, not from the layer's: several
+    // threads may run one model's inference at once (Model::predict's contract) and would share
+    // the layer's. A recorded call keeps the layer's workspace, whose op states its backward
+    // holds and later steps recycle; training is unchanged.
+    thread_local const std::shared_ptr<bn::Workspace<T>> thread_ws = std::make_shared<bn::Workspace<T>>();
+    if (!should_record<T>({ &x, &gamma, &beta }))
+        ws = thread_ws;
+    else if (!ws)
         ws = std::make_shared<bn::Workspace<T>>();
     // Ghost batches change nothing in inference (tf.keras reshapes to one sample per batch).
     auto state = acquire_state(*ws, xv, spec.axes, 0);

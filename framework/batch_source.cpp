@@ -103,6 +103,24 @@ void ArrayBatches<T>::on_epoch_begin()
     }
 }
 
+template <class T>
+void ArrayBatches<T>::set_epoch_order(const std::vector<std::size_t>& order)
+{
+    if (!order.empty()) {
+        std::vector<char> seen(m_count, 0);
+        if (order.size() != m_count)
+            throw ValueError("cannot resume with an order of " + std::to_string(order.size()) + " samples: the data has " +
+                             std::to_string(m_count) + " training samples");
+        for (std::size_t i : order) {
+            if (i >= m_count || seen[i])
+                throw ValueError("cannot resume with a sample order that is not a permutation of the " +
+                                 std::to_string(m_count) + " training samples");
+            seen[i] = 1;
+        }
+    }
+    m_order = order;
+}
+
 template class ArrayBatches<float>;
 template class ArrayBatches<double>;
 template array_t<float> take_rows(const array_t<float>&, std::size_t, std::size_t);

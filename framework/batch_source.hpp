@@ -21,6 +21,7 @@
 // or rank 0's order).
 #pragma once
 
+#include "framework/errors.hpp"
 #include "framework/tensor.hpp"
 
 #include <cstddef>
@@ -57,6 +58,17 @@ public:
     virtual void on_epoch_begin() {}
     /// Called after each epoch of fit (before validation) and after evaluate and predict.
     virtual void on_epoch_end() {}
+    /// This epoch's order, which a backup saves (BackupAndRestore); empty when the source keeps none.
+    /// A source that returns one resumes an interrupted epoch exactly through set_epoch_order.
+    virtual std::vector<std::size_t> epoch_order() const { return {}; }
+    /// Resuming an interrupted epoch: puts back the order epoch_order() gave, instead of
+    /// on_epoch_begin() drawing a new one (the generators are already past that draw).
+    ///   requires: an order this kind of source gave (ValueError otherwise).
+    virtual void set_epoch_order(const std::vector<std::size_t>& order)
+    {
+        if (!order.empty())
+            throw ValueError("this batch source keeps no epoch order, so it cannot resume a shuffled epoch");
+    }
 };
 
 /// Rows [begin, begin + count) of `a` (its first axis), as a new array.
@@ -82,6 +94,10 @@ public:
     Batch<T> get_batch(std::size_t index) override;
     /// With shuffle: draws this epoch's permutation of the rows.
     void on_epoch_begin() override;
+    /// With shuffle: this epoch's permutation (row offsets); empty without shuffle.
+    std::vector<std::size_t> epoch_order() const override { return m_order; }
+    /// requires: empty, or a permutation of [0, num_samples()) (ValueError otherwise).
+    void set_epoch_order(const std::vector<std::size_t>& order) override;
     /// The number of rows it serves.
     std::size_t num_samples() const { return m_count; }
 

@@ -1,6 +1,7 @@
 #include "framework/callbacks.hpp"
-#include "framework/collective.hpp"
 
+#include "framework/collective.hpp"
+#include "framework/io/atomic_file.hpp"
 #include "framework/model.hpp"
 #include "framework/optimizer.hpp"
 
@@ -497,52 +498,65 @@ template <class T>
 void CSVLogger<T>::on_train_begin(Logs&)
 {
     m_header = true;
+    m_content.clear();
     if (m_append) {
-        std::ifstream in(m_filename);
-        std::string first;
-        if (in && std::getline(in, first))
-            m_header = first.empty();
+        std::ifstream in(m_filename, std::ios::binary);
+        if (in) {
+            std::ostringstream os;
+            os << in.rdbuf();
+            m_content = os.str();
+        }
+        m_header = m_content.empty() || m_content[0] == '\r' || m_content[0] == '\n';
     }
-    if (m_file.is_open())
-        m_file.close();
-    m_file.open(m_filename, m_append ? std::ios::app : std::ios::trunc);
-    if (!m_file)
-        throw IOError("CSVLogger: cannot open '" + m_filename + "' for writing");
+    try {
+        io::write_file_atomically(m_filename, m_content);
+    } catch (const IOError& e) {
+        throw IOError("CSVLogger: cannot write '" + m_filename + "': " + e.what());
+    }
+    m_open = true;
     m_keys.clear();
 }
 
 template <class T>
 void CSVLogger<T>::on_epoch_end(int epoch, Logs& logs)
 {
-    if (!m_file.is_open())
+    if (!m_open)
         return;
-    if (m_keys.empty()) {
+    std::string next = m_content;
+    std::vector<std::string> keys = m_keys;
+    bool header = m_header;
+    if (keys.empty()) {
         for (const auto& kv : logs) // std::map: sorted, as Keras sorts the keys
-            m_keys.push_back(kv.first);
-        if (m_header) {
-            m_file << "epoch";
-            for (const auto& k : m_keys)
-                m_file << m_sep << csv_field(k, m_sep);
-            m_file << "\r\n";
-            m_header = false;
+            keys.push_back(kv.first);
+        if (header) {
+            next += "epoch";
+            for (const auto& k : keys)
+                next += m_sep + csv_field(k, m_sep);
+            next += "\r\n";
+            header = false;
         }
     }
-    m_file << epoch;
-    for (const auto& k : m_keys) {
+    next += std::to_string(epoch);
+    for (const auto& k : keys) {
         auto it = logs.find(k);
-        m_file << m_sep << (it == logs.end() ? std::string("NA") : python_float_repr(it->second));
+        next += m_sep + (it == logs.end() ? std::string("NA") : python_float_repr(it->second));
     }
-    m_file << "\r\n";
-    m_file.flush();
-    if (!m_file)
-        throw IOError("CSVLogger: writing '" + m_filename + "' failed");
+    next += "\r\n";
+    try {
+        io::write_file_atomically(m_filename, next);
+    } catch (const IOError& e) {
+        throw IOError("CSVLogger: writing '" + m_filename + "' failed: " + e.what());
+    }
+    // Only a written epoch counts: after a failure the next attempt starts from the file on disk.
+    m_content = std::move(next);
+    m_keys = std::move(keys);
+    m_header = header;
 }
 
 template <class T>
 void CSVLogger<T>::on_train_end(Logs&)
 {
-    if (m_file.is_open())
-        m_file.close();
+    m_open = false;
 }
 
 // ---- TerminateOnNaN ----------------------------------------------------------------------------------

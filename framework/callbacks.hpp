@@ -259,7 +259,11 @@ private:
 /// Streams epoch logs to a CSV file: the header "epoch" then the sorted log keys (fixed by
 /// the first epoch; a key missing later is written "NA"), values written as Python's repr of
 /// a float, rows ending in "\r\n" as Python's csv module writes them. append=true keeps an
-/// existing file and writes the header only if the file is empty. Flushed every epoch.
+/// existing file and writes the header only if the file is empty.
+/// Every epoch replaces the file atomically with all its rows so far (framework/io/atomic_file.hpp;
+/// the rows are few): a crash or a failed write (IOError naming the file) leaves the file as the
+/// previous epoch wrote it, never a torn row. train begin writes the starting file (empty, or
+/// the existing one when appending), so an unwritable path fails before the first epoch.
 template <class T>
 class CSVLogger : public Callback<T> {
 public:
@@ -274,7 +278,8 @@ private:
     std::string m_filename, m_sep;
     bool m_append;
     bool m_header = true;
-    std::ofstream m_file;
+    bool m_open = false;
+    std::string m_content; ///< the whole file as the last epoch wrote it
     std::vector<std::string> m_keys;
 };
 

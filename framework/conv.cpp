@@ -375,7 +375,6 @@ Blocks blocks_of(const Geometry& g)
 template <class F>
 void for_blocks(std::size_t count, double work, F&& f)
 {
-    ensure_blas_setup();
     const bool parallel = count > 1 && work >= double(1 << 18) && blas_threads() == 1 && max_threads() > 1 &&
                           !omp_in_parallel();
     if (!parallel) {

@@ -236,6 +236,7 @@ void Layer<T>::check_input(const shape_t& x) const
 // model (OpenMP workers only run kernels).
 namespace {
 thread_local int t_call_depth = 0;
+thread_local bool t_discard_losses = false;
 struct CallDepth {
     CallDepth() { ++t_call_depth; }
     ~CallDepth() { --t_call_depth; }
@@ -243,6 +244,16 @@ struct CallDepth {
     CallDepth& operator=(const CallDepth&) = delete;
 };
 } // namespace
+
+LossesDiscarded::LossesDiscarded()
+    : m_previous(t_discard_losses)
+{
+    t_discard_losses = true;
+}
+
+LossesDiscarded::~LossesDiscarded() { t_discard_losses = m_previous; }
+
+bool LossesDiscarded::active() { return t_discard_losses; }
 
 // Note [One tensor or a list]
 // Keras layers take a structure of tensors; xtape's general form is a flat list, one entry per
@@ -278,7 +289,7 @@ std::vector<Tensor<T>> Layer<T>::call_tensors(const std::vector<Tensor<T>>& inpu
     for (const auto& x : inputs)
         shapes.push_back(x.shape());
     check_input_list(shapes);
-    if (t_call_depth == 0)
+    if (t_call_depth == 0 && !t_discard_losses)
         clear_losses();
     CallDepth depth;
     std::vector<Tensor<T>> ys = call_list(inputs, masks, args);
@@ -553,6 +564,8 @@ void Layer<T>::add_loss(const Tensor<T>& loss)
 {
     if (!loss.defined())
         throw ValueError("layer \"" + m_name + "\": add_loss received an empty tensor");
+    if (t_discard_losses)
+        return;
     m_added_losses.push_back(loss);
 }
 

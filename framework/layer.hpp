@@ -45,6 +45,22 @@ std::string to_snake_case(const std::string& class_name);
 template <class T>
 struct Node;
 
+/// While one is alive on a thread, layer calls on that thread neither clear nor add losses.
+/// predict holds one: nothing reads its calls' losses, and threads predicting with one model at
+/// once must write nothing into it (Note [Concurrent inference] in framework/model.cpp).
+class LossesDiscarded {
+public:
+    LossesDiscarded();
+    ~LossesDiscarded();
+    LossesDiscarded(const LossesDiscarded&) = delete;
+    LossesDiscarded& operator=(const LossesDiscarded&) = delete;
+    /// Whether one is alive on this thread.
+    static bool active();
+
+private:
+    bool m_previous;
+};
+
 template <class T>
 /// keras.layers.Layer: weights, build-on-first-call, real and symbolic calls, masks, losses and config (see the top of this file).
 class Layer : public std::enable_shared_from_this<Layer<T>> {
@@ -220,7 +236,12 @@ public:
     /// Appends the losses added to this layer, then (for a model) to its sublayers in order.
     virtual void collect_added_losses(std::vector<Tensor<T>>& out) const;
     /// Forgets the losses added to this layer and to its sublayers.
-    virtual void clear_losses() { m_added_losses.clear(); }
+    /// (A layer without losses is not written: threads may call it at once, Note [Concurrent inference].)
+    virtual void clear_losses()
+    {
+        if (!m_added_losses.empty())
+            m_added_losses.clear();
+    }
     /// Keras's activity_regularizer: its penalty of each output is added to losses() after each call (null: none).
     void set_activity_regularizer(RegularizerPtr<T> r) { m_activity_regularizer = std::move(r); }
     /// The activity regularizer, null when there is none.
@@ -232,6 +253,12 @@ public:
     /// (gradcheck_model). No-op for layers that draw nothing; models give each sublayer its own
     /// seed derived from `seed`, wrappers pass it to the layer they wrap.
     virtual void reseed(std::uint64_t seed) { (void)seed; }
+    /// The state of the layer's random generators as text ("" for a layer that draws nothing);
+    /// set_random_state(random_state()) continues the same sequence. A model joins its
+    /// sublayers' states. BackupAndRestore saves it so that a resumed run drops the same units.
+    virtual std::string random_state() const { return {}; }
+    /// requires: a text random_state() of a layer of the same structure gave (ValueError otherwise).
+    virtual void set_random_state(const std::string& state) { (void)state; }
 
     // ---- config ---------------------------------------------------------------------------
     /// Keras's keys: the base writes name, trainable, dtype; subclasses add theirs.

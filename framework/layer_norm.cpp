@@ -350,8 +350,12 @@ using kernels::accumulating_slot;
 /// The op on trailing normalized axes holding `cols` elements per row.
 template <class T>
 Tensor<T> layer_norm_rows(const Tensor<T>& x, const Tensor<T>& gamma, const Tensor<T>& beta, std::size_t cols,
-                          const LayerNormSpec& spec, const std::shared_ptr<ln::Workspace<T>>& ws)
+                          const LayerNormSpec& spec, const std::shared_ptr<ln::Workspace<T>>& layer_ws)
 {
+    // Note [Inference workspaces] in framework/batch_norm.cpp.
+    const bool record = should_record<T>({ &x, &gamma, &beta });
+    thread_local const std::shared_ptr<ln::Workspace<T>> thread_ws = std::make_shared<ln::Workspace<T>>();
+    const std::shared_ptr<ln::Workspace<T>>& ws = record ? layer_ws : thread_ws;
     const array_t<T>& xv = x.value();
     const std::size_t rows = cols ? xv.size() / cols : 0;
     auto state = acquire_state(*ws);
@@ -363,7 +367,7 @@ Tensor<T> layer_norm_rows(const Tensor<T>& x, const Tensor<T>& gamma, const Tens
     ln::forward(rows, cols, xv.data(), gp, bp, spec.epsilon, spec.rms_scaling, yv.data(), state->mean.data(),
                 state->inv_std.data());
     Tensor<T> y(std::move(yv));
-    if (!should_record<T>({ &x, &gamma, &beta }))
+    if (!record)
         return y;
     const bool rms = spec.rms_scaling;
     record_op<T>("layer_norm", { x, gamma, beta }, y,

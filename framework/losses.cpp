@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 #include <string>
 
 namespace xtape {
@@ -422,10 +423,17 @@ Tensor<T> sparse_categorical_crossentropy(const Tensor<T>& y_true, const Tensor<
     std::vector<std::size_t> labels(rows);
     for (std::size_t r = 0; r < rows; ++r) {
         const T v = lab[r];
-        if (!(v >= 0 && v < static_cast<T>(c) && v == std::floor(v)))
-            throw ValueError(std::string(name) + ": label " + std::to_string(v) + " (sample " +
-                             std::to_string(r) + ") is not a valid class index for " + std::to_string(c) +
-                             " classes (expected 0.." + std::to_string(c == 0 ? 0 : c - 1) + ")");
+        if (!(v >= 0 && v < static_cast<T>(c) && v == std::floor(v))) {
+            // Keras (TensorFlow's kernel) says "Received a label value of 5 which is outside the
+            // valid range of [0, 3)"; the row is the row of y_true given to the loss (of the batch in fit).
+            std::ostringstream label;
+            label << v;
+            throw ValueError(std::string(name) + ": Received a label value of " + label.str() +
+                             " which is outside the valid range of [0, " + std::to_string(c) + "): label " +
+                             label.str() + " in row " + std::to_string(r) + " is not a class index for " +
+                             std::to_string(c) + " classes (expected an integer in 0.." +
+                             std::to_string(c == 0 ? 0 : c - 1) + ")");
+        }
         labels[r] = static_cast<std::size_t>(v);
     }
     const bool record = should_record<T>({ &y_true, &y_pred });

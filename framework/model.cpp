@@ -1,6 +1,5 @@
 #include "framework/model.hpp"
 
-#include "framework/allocator.hpp"
 #include "framework/data_parallel.hpp"
 #include "framework/graph/functional.hpp"
 #include "framework/ops.hpp"
@@ -468,18 +467,77 @@ std::vector<Tensor<T>> Model<T>::call_list(const std::vector<Tensor<T>>& inputs,
     return ys;
 }
 
+// Note [Concurrent inference]
+// predict (and any call with training=false outside a tape) may run on one model from several
+// threads at once, so the inference path changes nothing the threads share:
+//   - the record of the last call that compute_mask_list reads is kept per thread;
+//   - predict's calls neither clear nor add losses (LossesDiscarded; nothing reads them), and a
+//     layer with no losses is never written by clearing them (predict_on_batch and direct calls
+//     keep the losses their callers read: concurrent ones are safe when no layer adds losses);
+//   - normalization kernels take their scratch from a per-thread workspace when they record no
+//     backward (Note [Inference workspaces] in framework/batch_norm.cpp);
+//   - dropout and other noise draw nothing with training=false.
+// The model must be built before the threads start (building is not concurrent), and fit,
+// compile or set_weights must not run meanwhile. Tested by tests/test_thread_safety.cpp.
+template <class T>
+void Model<T>::remember_output_masks(const std::vector<Tensor<T>>& inputs, std::vector<Tensor<T>> masks)
+{
+    std::lock_guard<std::mutex> lock(m_last_calls->mutex);
+    LastCall& last = m_last_calls->by_thread[std::this_thread::get_id()];
+    last.inputs = inputs;
+    last.output_masks = std::move(masks);
+}
+
 template <class T>
 std::vector<Tensor<T>> Model<T>::compute_mask_list(const std::vector<Tensor<T>>& inputs,
                                                    const std::vector<Tensor<T>>& masks) const
 {
-    bool same = !m_last_inputs.empty() && inputs.size() == m_last_inputs.size();
-    for (std::size_t i = 0; same && i < inputs.size(); ++i)
-        same = inputs[i].node() == m_last_inputs[i].node();
-    if (same)
-        return m_last_output_masks;
+    {
+        std::lock_guard<std::mutex> lock(m_last_calls->mutex);
+        auto it = m_last_calls->by_thread.find(std::this_thread::get_id());
+        if (it != m_last_calls->by_thread.end()) {
+            const LastCall& last = it->second;
+            bool same = !last.inputs.empty() && inputs.size() == last.inputs.size();
+            for (std::size_t i = 0; same && i < inputs.size(); ++i)
+                same = inputs[i].node() == last.inputs[i].node();
+            if (same)
+                return last.output_masks;
+        }
+    }
     if (!m_graph)
         return Layer<T>::compute_mask_list(inputs, masks);
     return std::vector<Tensor<T>>(m_graph->outputs().size());
+}
+
+template <class T>
+std::string Model<T>::random_state() const
+{
+    json states = json::array();
+    for (const auto& l : layers())
+        states.push_back(l->random_state());
+    return states.dump();
+}
+
+template <class T>
+void Model<T>::set_random_state(const std::string& state)
+{
+    const std::vector<LayerPtr<T>> ls = layers();
+    json states;
+    try {
+        states = json::parse(state);
+    } catch (const json::exception&) {
+    }
+    if (!states.is_array() || states.size() != ls.size())
+        throw ValueError("model \"" + this->name() + "\": the random state does not hold one entry for each of its " +
+                         std::to_string(ls.size()) + " layers");
+    for (std::size_t i = 0; i < ls.size(); ++i) {
+        if (!states[i].is_string())
+            throw ValueError("model \"" + this->name() + "\": the random state of layer \"" + ls[i]->name() +
+                             "\" is not a string");
+        const std::string s = states[i].get<std::string>();
+        if (!s.empty())
+            ls[i]->set_random_state(s);
+    }
 }
 
 template <class T>
@@ -994,7 +1052,6 @@ template <class T>
 Logs Model<T>::step_on_share(const std::vector<Tensor<T>>& x, const std::vector<Tensor<T>>& y,
                              const std::vector<Tensor<T>>& sample_weight, bool training, std::size_t global_batch)
 {
-    tune_allocator_once();
     const Collective& comm = collective();
     const bool shared = global_batch > 0 && comm.size() > 1;
     const double local = static_cast<double>(x[0].shape()[0]);
@@ -1174,7 +1231,7 @@ std::vector<array_t<T>> Model<T>::predict_on_batch_list(const ArrayList<T>& x)
         return predict_list(x, o);
     }
     Data d = resolve_data("predict_on_batch", x, nullptr, nullptr);
-    NoGradGuard no_grad;
+    NoGradGuard no_grad; // keeps the call's losses, which callers read (Keras's model.losses)
     std::vector<array_t<T>> out;
     for (const auto& y : (*this)(tensors_of(d.x), false))
         out.push_back(y.value());
@@ -1425,19 +1482,38 @@ std::shared_ptr<History<T>> Model<T>::run_fit(BatchSource<T>& train, BatchSource
     m_history = callbacks.history();
 
     m_stop_training = false;
+    m_resume.reset();
     Logs train_logs;
     callbacks.on_train_begin(train_logs);
-    for (int epoch = o.initial_epoch; epoch < o.epochs; ++epoch) {
+    // A callback may have asked to resume an interrupted run (BackupAndRestore).
+    std::optional<TrainingPosition> resume = std::move(m_resume);
+    m_resume.reset();
+    int first_epoch = o.initial_epoch;
+    if (resume) {
+        if (resume->step < 0 || static_cast<std::size_t>(resume->step) > steps)
+            throw ValueError("fit: cannot resume at epoch " + std::to_string(resume->epoch) + ", batch " +
+                             std::to_string(resume->step) + ": this run has " + std::to_string(steps) + " batches");
+        first_epoch = resume->epoch;
+    }
+    for (int epoch = first_epoch; epoch < o.epochs; ++epoch) {
         reset_metrics();
+        const bool resuming = resume && epoch == resume->epoch;
+        m_position.epoch = epoch;
+        m_position.step = resuming ? resume->step : 0;
         Logs epoch_begin;
         callbacks.on_epoch_begin(epoch, epoch_begin);
-        train.on_epoch_begin();
+        if (resuming && !resume->order.empty())
+            train.set_epoch_order(resume->order); // the generator is already past this epoch's draw
+        else
+            train.on_epoch_begin();
+        m_position.order = train.epoch_order();
         Logs logs;
-        for (std::size_t step = 0; step < steps; ++step) {
+        for (std::size_t step = resuming ? static_cast<std::size_t>(resume->step) : 0; step < steps; ++step) {
             Logs begin;
             callbacks.on_train_batch_begin(static_cast<int>(step), begin);
             BatchShare s = share_of_batch(train.get_batch(step), "fit", step, true, o.class_weight);
             logs = step_on_share(s.x, s.y, s.sample_weight, true, s.size);
+            m_position.step = static_cast<std::int64_t>(step) + 1;
             callbacks.on_train_batch_end(static_cast<int>(step), logs);
             if (m_stop_training)
                 break;
@@ -1546,7 +1622,6 @@ std::vector<array_t<T>> Model<T>::predict_impl(const ArrayList<T>& x, const Pred
 template <class T>
 std::vector<array_t<T>> Model<T>::run_predict(BatchSource<T>& data, const PredictOptions<T>& o)
 {
-    tune_allocator_once();
     const Collective& comm = collective();
     if (comm.size() > 1)
         sync_weights_from_rank0(data);
@@ -1555,6 +1630,7 @@ std::vector<array_t<T>> Model<T>::run_predict(BatchSource<T>& data, const Predic
     CallbackList<T> callbacks(o.callbacks, false, verbose != 0, this,
                               CallbackParams{ verbose, 1, static_cast<std::int64_t>(steps) });
     NoGradGuard no_grad;
+    const LossesDiscarded no_losses; // Note [Concurrent inference]
     Logs logs;
     callbacks.on_predict_begin(logs);
     data.on_epoch_begin();

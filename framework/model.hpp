@@ -37,8 +37,10 @@
 #include <initializer_list>
 #include <iosfwd>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -350,6 +352,10 @@ public:
     void set_trainable(bool t) override;
     /// Reseeds every layer, the i-th from a value mixed from `seed` and i (Layer::reseed).
     void reseed(std::uint64_t seed) override;
+    /// A JSON list of the layers' random_state(), in layers() order.
+    std::string random_state() const override;
+    /// requires: a text random_state() of a model with the same layers gave (ValueError otherwise).
+    void set_random_state(const std::string& state) override;
     /// A functional model's output masks: those its graph produced in the call just made on
     /// these inputs (a model's masks come from running it; the executors ask right after the
     /// call). Other models: as Layer.
@@ -468,6 +474,20 @@ public:
     /// The History of the last fit (null before).
     const std::shared_ptr<History<T>>& history() const { return m_history; }
 
+    /// Where fit stands, for callbacks that save a run to resume it (BackupAndRestore): the
+    /// epoch, the batches of it done, and the epoch's order of the training samples (empty
+    /// without shuffling). Valid inside fit, from on_epoch_begin on.
+    struct TrainingPosition {
+        int epoch = 0;                  ///< the epoch (counted from 0)
+        std::int64_t step = 0;          ///< batches of that epoch done
+        std::vector<std::size_t> order; ///< the epoch's sample order; empty without shuffling
+    };
+    const TrainingPosition& training_position() const { return m_position; }
+    /// Called from on_train_begin: fit then starts at `p.epoch`, skipping its first `p.step`
+    /// batches, in p.order (when not empty; it must be a permutation of the training samples)
+    /// instead of drawing a new order for that epoch. Keras's `model._initial_epoch`, to the batch.
+    void resume_training_at(TrainingPosition p) { m_resume = std::move(p); }
+
     // ---- summary -----------------------------------------------------------------------------------
     /// One row of the summary: what the table prints and `xtape summary --json` writes.
     struct SummaryRow {
@@ -577,14 +597,20 @@ private:
     std::vector<Metric<T>*> all_metrics();
 
     std::shared_ptr<const Graph<T>> m_graph;
-    std::vector<Tensor<T>> m_last_inputs, m_last_output_masks; // for compute_mask_list
+    /// The inputs and output masks of each thread's last call, for compute_mask_list: per thread,
+    /// so that threads calling one model for inference at once do not overwrite each other's
+    /// (Note [Concurrent inference] in framework/model.cpp).
+    struct LastCall {
+        std::vector<Tensor<T>> inputs, output_masks;
+    };
+    struct LastCalls {
+        std::mutex mutex;
+        std::map<std::thread::id, LastCall> by_thread;
+    };
+    std::shared_ptr<LastCalls> m_last_calls = std::make_shared<LastCalls>();
 protected:
-    /// Keeps the output masks of the call just made on `inputs`, for compute_mask_list.
-    void remember_output_masks(const std::vector<Tensor<T>>& inputs, std::vector<Tensor<T>> masks)
-    {
-        m_last_inputs = inputs;
-        m_last_output_masks = std::move(masks);
-    }
+    /// Keeps the output masks of the call just made on `inputs` (by this thread), for compute_mask_list.
+    void remember_output_masks(const std::vector<Tensor<T>>& inputs, std::vector<Tensor<T>> masks);
 
 private:
     OptimizerPtr<T> m_optimizer;
@@ -595,6 +621,8 @@ private:
     bool m_warned_no_weights = false;
     bool m_weights_synced = false; ///< rank 0's weights taken (several processes)
     std::shared_ptr<History<T>> m_history;
+    TrainingPosition m_position;
+    std::optional<TrainingPosition> m_resume;
 };
 
 template <class T>

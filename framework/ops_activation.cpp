@@ -39,7 +39,7 @@ template <class T>
 Tensor<T> relu(const Tensor<T>& x)
 {
     return unary_op<T>(
-        "relu", x, [](T v) { return v > 0 ? v : T(0); }, [](T v, T) { return T(v > 0); });
+        "relu", x, [](T v) { return v <= 0 ? T(0) : v; }, [](T v, T) { return T(v > 0); }); // NaN stays NaN, as tf.nn.relu
 }
 
 template <class T>

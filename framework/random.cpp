@@ -1,6 +1,9 @@
 #include "framework/random.hpp"
 
+#include "framework/errors.hpp"
+
 #include <numeric>
+#include <sstream>
 #include <utility>
 
 namespace xtape {
@@ -24,6 +27,21 @@ std::vector<std::size_t> random_permutation(std::size_t n, rng_t& rng)
         std::swap(p[i - 1], p[j]);
     }
     return p;
+std::string rng_state(const rng_t& rng)
+{
+    std::ostringstream os;
+    os << rng;
+    return os.str();
+}
+
+void set_rng_state(rng_t& rng, const std::string& state, const std::string& what)
+{
+    std::istringstream is(state);
+    rng_t r;
+    is >> r;
+    if (!is)
+        throw ValueError(what + ": not a random generator state (" + std::to_string(state.size()) + " characters)");
+    rng = r;
 }
 
 } // namespace xtape

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <random>
 #include <vector>
+#include <string>
 
 namespace xtape {
 
@@ -20,5 +21,11 @@ std::uint64_t next_seed();
 /// A permutation of [0, n) drawn serially from `rng` (Fisher-Yates; the modulo bias of a 64-bit
 /// draw is below 2^-40 for any realistic n).
 std::vector<std::size_t> random_permutation(std::size_t n, rng_t& rng);
+
+/// A generator's full state as text (the standard's stream form): what a backup saves so that
+/// a resumed run draws the numbers the interrupted one would have drawn.
+std::string rng_state(const rng_t& rng);
+/// Puts back a state rng_state() gave; ValueError naming `what` when `state` is not one.
+void set_rng_state(rng_t& rng, const std::string& state, const std::string& what);
 
 } // namespace xtape

@@ -27,7 +27,7 @@ Tensor<T> linear_relu(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b
     T* yp = y.mutable_value().data();
     parallel_for(y.size(), [&](std::size_t i0, std::size_t i1) {
         for (std::size_t i = i0; i < i1; ++i)
-            yp[i] = yp[i] > T(0) ? yp[i] : T(0);
+            yp[i] = yp[i] <= T(0) ? T(0) : yp[i]; // NaN stays NaN, as tf.nn.relu
     });
     std::vector<Tensor<T>> inputs{ x, w };
     if (b.defined())

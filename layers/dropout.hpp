@@ -61,6 +61,8 @@ public:
     /// Restarts the mask generator from `seed`: a gradient check replays the same masks at every
     /// evaluation of the loss, so its differences measure the model, not the noise.
     void reseed(std::uint64_t seed) override { m_rng.seed(seed); }
+    std::string random_state() const override { return rng_state(m_rng); }
+    void set_random_state(const std::string& s) override { set_rng_state(m_rng, s, "layer \"" + this->name() + "\""); }
 
 protected:
     /// Identity unless training and rate > 0.

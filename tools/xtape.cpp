@@ -23,6 +23,7 @@
 #include "framework/io/hdf5.hpp"
 #include "framework/io/hdf5_batches.hpp"
 #include "framework/io/npy.hpp"
+#include "framework/process.hpp"
 #include "framework/random.hpp"
 #include "framework/tape.hpp"
 #include "framework/sequential.hpp"
@@ -527,6 +528,7 @@ std::string one_line(std::string s)
 
 int main(int argc, char** argv)
 {
+    xtape::configure_process(); // framework/process.hpp: allocator and OpenBLAS settings for training
 #ifdef XTAPE_WITH_MPI
     // Under mpirun: data-parallel fit/evaluate/predict; rank 0 alone prints and saves.
     xtape::distributed::MpiGuard mpi(argc, argv);

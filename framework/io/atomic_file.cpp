@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -87,6 +88,19 @@ void write_atomically(const std::string& path, const std::function<void(const st
         fsync_path(directory_of(path), O_RDONLY | O_DIRECTORY, path);
     } catch (const IOError&) {
     }
+}
+
+void write_file_atomically(const std::string& path, const std::string& bytes)
+{
+    write_atomically(path, [&](const std::string& tmp) {
+        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+        if (!f)
+            throw IOError(path + ": cannot open '" + tmp + "' for writing: " + errno_str());
+        f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+        f.close();
+        if (!f)
+            throw IOError(path + ": writing " + std::to_string(bytes.size()) + " bytes failed: " + errno_str());
+    });
 }
 
 namespace testing {

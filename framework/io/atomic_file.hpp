@@ -19,6 +19,10 @@ namespace xtape::io {
 void write_atomically(const std::string& path,
                       const std::function<void(const std::string& tmp_path)>& writer);
 
+/// write_atomically of a whole file's bytes; a failed write (disk full, file size limit) throws
+/// IOError naming `path`.
+void write_file_atomically(const std::string& path, const std::string& bytes);
+
 namespace testing {
 /// Test hook: called with "written" after the writer returns and "synced" just before the rename.
 /// A hook that throws simulates a failure at that point. An empty function removes the hook.

@@ -9,27 +9,60 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <mutex>
 #include <type_traits>
 
 namespace xtape::io {
-
-std::mutex& hdf5_mutex()
-{
-    static std::mutex m;
-    return m;
-}
 
 static_assert(std::is_same_v<hid_t, h5_id_t>, "h5_id_t must equal HDF5's hid_t");
 static_assert(std::is_same_v<herr_t, int>, "H5Handle::closer_t assumes herr_t is int");
 
 using detail::H5Handle;
 
+std::recursive_mutex& hdf5_mutex()
+{
+    static std::recursive_mutex m;
+    return m;
+}
+
+namespace {
+
+// Note [One HDF5 lock]
+// Debian's libhdf5 is built without thread safety: two threads inside the library at once
+// corrupt its global state (identifier tables, free lists, the error stack). Every call into
+// HDF5 in xtape is in this file, and every entry point of H5File, H5Group and H5Handle holds
+// this one lock for its whole body, so that the error stack read by h5_detail() belongs to the
+// failing call. Recursive: entry points call each other (has_group -> object_kind, group ->
+// H5Handle copies), and releasing a handle inside a locked function takes it again. It is public
+// (hdf5_mutex()) so that a sequence of calls can hold it across calls (io::H5Batches).
+struct H5Lock {
+    H5Lock()
+        : guard(hdf5_mutex())
+    {
+    }
+    std::lock_guard<std::recursive_mutex> guard;
+};
+
+} // namespace
+
 H5Handle::H5Handle(const H5Handle& o)
     : m_id(o.m_id)
     , m_closer(o.m_closer)
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     if (m_id >= 0 && H5Iinc_ref(m_id) < 0)
         m_id = -1; // cannot happen for a valid identifier; never close what we do not own
+}
+
+bool H5Handle::reset() noexcept
+{
+    bool ok = true;
+    if (m_id >= 0 && m_closer) {
+        const H5Lock lock; // Note [One HDF5 lock]
+        ok = m_closer(m_id) >= 0;
+    }
+    m_id = -1;
+    return ok;
 }
 
 H5Handle& H5Handle::operator=(const H5Handle& o)
@@ -190,6 +223,7 @@ herr_t collect_attribute(hid_t, const char* name, const H5A_info_t*, void* clien
 
 H5File H5File::open_read(const std::string& path)
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     silence_hdf5();
     std::error_code ec;
     if (!std::filesystem::exists(path, ec))
@@ -209,6 +243,7 @@ H5File H5File::open_read(const std::string& path)
 
 H5File H5File::create(const std::string& path)
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     silence_hdf5();
     const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (id < 0)
@@ -237,6 +272,7 @@ std::string unique_memory_name(const std::string& name)
 
 H5File H5File::open_image(const std::string& name, const std::string& image)
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     silence_hdf5();
     static const char signature[8] = { '\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n' };
     // HDF5 also finds a signature at 512, 1024, ... bytes (a user block); Keras never writes one.
@@ -254,6 +290,7 @@ H5File H5File::open_image(const std::string& name, const std::string& image)
 
 H5File H5File::create_in_memory(const std::string& name)
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     silence_hdf5();
     H5Handle fapl = core_fapl(name);
     const hid_t id = H5Fcreate(unique_memory_name(name).c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
@@ -264,6 +301,7 @@ H5File H5File::create_in_memory(const std::string& name)
 
 std::string H5File::image() const
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     if (!m_handle.valid())
         throw IOError(m_path + ": file is closed");
     if (H5Fflush(m_handle.get(), H5F_SCOPE_GLOBAL) < 0)
@@ -279,6 +317,7 @@ std::string H5File::image() const
 
 bool H5File::is_hdf5(const std::string& path) noexcept
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     silence_hdf5();
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec))
@@ -288,6 +327,7 @@ bool H5File::is_hdf5(const std::string& path) noexcept
 
 H5Group H5File::root() const
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     if (!m_handle.valid())
         throw IOError(m_path + ": file is closed");
     const hid_t id = H5Gopen2(m_handle.get(), "/", H5P_DEFAULT);
@@ -298,6 +338,7 @@ H5Group H5File::root() const
 
 void H5File::close()
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     if (!m_handle.valid())
         return;
     unsigned intent = 0;
@@ -329,6 +370,7 @@ void H5Group::fail(const std::string& message) const { throw IOError(m_file + ":
 
 int H5Group::object_kind(const std::string& path) const
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     const std::vector<std::string> parts = split_path(path);
     if (parts.empty())
         return 1; // "" or "/" name a group that is open already
@@ -360,6 +402,7 @@ bool H5Group::has_dataset(const std::string& path) const { return object_kind(pa
 
 H5Group H5Group::group(const std::string& path) const
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     const int kind = object_kind(path);
     if (kind == -1)
         fail("no group '" + child_path(path) + "'");
@@ -373,6 +416,7 @@ H5Group H5Group::group(const std::string& path) const
 
 H5Group H5Group::create_group(const std::string& path)
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     const int kind = object_kind(path);
     if (kind == 1)
         return group(path);
@@ -389,6 +433,7 @@ H5Group H5Group::create_group(const std::string& path)
 
 std::vector<std::string> H5Group::member_names() const
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     std::vector<std::string> names;
     NameCollector c{ &names, nullptr };
     const herr_t rc = H5Literate(m_handle.get(), H5_INDEX_NAME, H5_ITER_INC, nullptr, collect_link, &c);
@@ -403,6 +448,7 @@ std::vector<std::string> H5Group::member_names() const
 
 bool H5Group::has_attribute(const std::string& name) const
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     const htri_t e = H5Aexists(m_handle.get(), name.c_str());
     if (e < 0)
         fail("cannot look up attribute '" + name + "' on " + where() + h5_detail());
@@ -411,11 +457,13 @@ bool H5Group::has_attribute(const std::string& name) const
 
 bool H5Group::has_string_array_attribute(const std::string& name) const
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     return has_attribute(name) || has_attribute(name + "0");
 }
 
 std::vector<std::string> H5Group::attribute_names() const
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     std::vector<std::string> names;
     NameCollector c{ &names, nullptr };
     const herr_t rc = H5Aiterate2(m_handle.get(), H5_INDEX_NAME, H5_ITER_INC, nullptr, collect_attribute, &c);
@@ -428,12 +476,14 @@ std::vector<std::string> H5Group::attribute_names() const
 
 void H5Group::delete_attribute(const std::string& name)
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     if (has_attribute(name) && H5Adelete(m_handle.get(), name.c_str()) < 0)
         fail("cannot delete attribute '" + name + "' on " + where() + h5_detail());
 }
 
 H5Handle H5Group::open_attribute(const std::string& name) const
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     if (!has_attribute(name))
         fail("no attribute '" + name + "' on " + where());
     H5Handle a(H5Aopen(m_handle.get(), name.c_str(), H5P_DEFAULT), H5Aclose);
@@ -488,6 +538,7 @@ bool read_attribute_strings(hid_t attr, hid_t type, hid_t space, std::vector<std
 
 std::string H5Group::read_string_attribute(const std::string& name) const
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     H5Handle attr = open_attribute(name);
     H5Handle type(H5Aget_type(attr.get()), H5Tclose);
     H5Handle space(H5Aget_space(attr.get()), H5Sclose);
@@ -507,6 +558,7 @@ std::string H5Group::read_string_attribute(const std::string& name) const
 
 std::vector<std::string> H5Group::read_string_array_attribute(const std::string& name) const
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     if (!has_attribute(name) && has_attribute(name + "0")) {
         // Keras splits arrays over 64512 bytes into name0, name1, ... (save_attributes_to_hdf5_group).
         std::vector<std::string> all;
@@ -537,6 +589,7 @@ std::vector<std::string> H5Group::read_string_array_attribute(const std::string&
 
 void H5Group::write_string_attribute(const std::string& name, const std::string& value)
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     delete_attribute(name);
     H5Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
@@ -552,6 +605,7 @@ void H5Group::write_string_attribute(const std::string& name, const std::string&
 
 void H5Group::write_string_array_attribute(const std::string& name, const std::vector<std::string>& values)
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     delete_attribute(name);
     for (std::size_t k = 0; has_attribute(name + std::to_string(k)); ++k)
         delete_attribute(name + std::to_string(k));
@@ -611,6 +665,7 @@ void H5Group::write_string_array_attribute(const std::string& name, const std::v
 template <class T>
 T H5Group::read_scalar_attribute(const std::string& name) const
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     H5Handle attr = open_attribute(name);
     H5Handle type(H5Aget_type(attr.get()), H5Tclose);
     H5Handle space(H5Aget_space(attr.get()), H5Sclose);
@@ -631,6 +686,7 @@ T H5Group::read_scalar_attribute(const std::string& name) const
 template <class T>
 void H5Group::write_scalar_attribute(const std::string& name, T value)
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     delete_attribute(name);
     H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
     H5Handle attr(space.valid() ? H5Acreate2(m_handle.get(), name.c_str(), native_type<T>(), space.get(),
@@ -645,6 +701,7 @@ void H5Group::write_scalar_attribute(const std::string& name, T value)
 
 H5Handle H5Group::open_dataset(const std::string& path) const
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     const int kind = object_kind(path);
     if (kind == -1)
         fail("no dataset '" + child_path(path) + "'");
@@ -672,12 +729,14 @@ shape_t H5Group::shape_of_dataset(h5_id_t ds, const std::string& path) const
 
 shape_t H5Group::dataset_shape(const std::string& path) const
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     H5Handle ds = open_dataset(path);
     return shape_of_dataset(ds.get(), path);
 }
 
 std::string H5Group::dataset_dtype(const std::string& path) const
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     H5Handle ds = open_dataset(path);
     H5Handle type(H5Dget_type(ds.get()), H5Tclose);
     if (!type.valid())
@@ -687,6 +746,7 @@ std::string H5Group::dataset_dtype(const std::string& path) const
 
 void H5Group::require_numeric(h5_id_t ds, const std::string& path) const
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     H5Handle type(H5Dget_type(ds), H5Tclose);
     if (!type.valid())
         fail("cannot read the type of dataset '" + child_path(path) + "'" + h5_detail());
@@ -698,6 +758,7 @@ void H5Group::require_numeric(h5_id_t ds, const std::string& path) const
 template <class T>
 array_t<T> H5Group::read_dataset_rows(const std::string& path, std::size_t begin, std::size_t count) const
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     H5Handle ds = open_dataset(path);
     shape_t shape = shape_of_dataset(ds.get(), path);
     require_numeric(ds.get(), path);
@@ -728,6 +789,7 @@ array_t<T> H5Group::read_dataset_rows(const std::string& path, std::size_t begin
 template <class T>
 array_t<T> H5Group::read_dataset(const std::string& path) const
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     H5Handle ds = open_dataset(path);
     const shape_t shape = shape_of_dataset(ds.get(), path);
     require_numeric(ds.get(), path);
@@ -747,6 +809,7 @@ array_t<T> H5Group::read_dataset(const std::string& path) const
 template <class T>
 void H5Group::write_dataset(const std::string& path, const array_t<T>& value)
 {
+    const H5Lock lock; // Note [One HDF5 lock]
     if (split_path(path).empty())
         fail("cannot write a dataset with an empty name in " + where());
     if (object_kind(path) != -1)

@@ -7,7 +7,10 @@
 //            e.g. "foo.h5: no dataset 'model_weights/dense_1/dense_1/kernel:0'". HDF5's own error
 //            printing is switched off; its innermost message, when useful, is appended to ours.
 //   ensures: HDF5 handles are owned by RAII objects and released on every path, exceptions included.
-//   requires: one thread at a time (the Debian HDF5 library is built without thread safety).
+//   ensures: safe to call from several threads: every call into HDF5 holds one library-wide lock
+//            (the Debian HDF5 library is built without thread safety; Note [One HDF5 lock]).
+//            Threads do not run HDF5 work in parallel; one H5File or H5Group object shared by
+//            threads is as safe as any shared object (copies are cheap: give each thread its own).
 //
 // Paths: object paths are relative to the group they are given to and may be nested ("a/b/c").
 // Keras weight names contain '/' ("dense_1/kernel:0"), which HDF5 turns into subgroups; pass them
@@ -70,14 +73,7 @@ public:
     /// Whether the handle holds an identifier.
     bool valid() const { return m_id >= 0; }
     /// Releases this reference now; false when HDF5 reported an error (e.g. a failed flush).
-    bool reset() noexcept
-    {
-        bool ok = true;
-        if (m_id >= 0 && m_closer)
-            ok = m_closer(m_id) >= 0;
-        m_id = -1;
-        return ok;
-    }
+    bool reset() noexcept;
 
 private:
     h5_id_t m_id = -1;
@@ -87,10 +83,10 @@ private:
 
 class H5Group;
 
-/// The lock of reads made from several threads (io::H5Batches reads its next batch in the
-/// background): HDF5 here is built without thread safety, so every thread that calls it while
-/// another might holds this mutex.
-std::mutex& hdf5_mutex();
+/// The one lock around every HDF5 call (Note [One HDF5 lock] in hdf5.cpp): Debian's libhdf5 is
+/// built without thread safety. Every H5File/H5Group entry point takes it; hold it yourself to keep
+/// a sequence of calls together (io::H5Batches reads its next batch in the background under it).
+std::recursive_mutex& hdf5_mutex();
 
 /// An open HDF5 file. H5File and H5Group are cheap handles: copies share the open object.
 /// Groups taken from a file keep it open even after every H5File copy is destroyed (HDF5's "weak"

@@ -14,7 +14,7 @@ template <class T>
 template <class F>
 auto H5Batches<T>::locked(F&& f)
 {
-    std::lock_guard<std::mutex> lock(hdf5_mutex());
+    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
     return f();
 }
 

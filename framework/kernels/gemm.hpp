@@ -41,7 +41,6 @@ void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t 
 {
     if (m == 0 || n == 0)
         return;
-    ensure_blas_setup();
     const std::size_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
     // Blocks of C: columns when C is wide, rows otherwise. How C is cut depends only on the
     // shape, never on the thread count, because OpenBLAS rounds an element differently depending

@@ -25,6 +25,8 @@ class SpatialDropout : public Layer<T> {
 public:
     /// Restarts the mask generator from `seed` (Layer::reseed).
     void reseed(std::uint64_t seed) override { m_rng.seed(seed); }
+    std::string random_state() const override { return rng_state(m_rng); }
+    void set_random_state(const std::string& s) override { set_rng_state(m_rng, s, "layer \"" + this->name() + "\""); }
     /// The fraction of channels dropped in training, in [0, 1].
     double rate() const { return m_rate; }
     /// The seed given at construction; nullopt means one drawn from xtape::next_seed().

@@ -46,6 +46,8 @@ public:
     void collect_added_losses(std::vector<Tensor<T>>& out) const override;
     void clear_losses() override;
     void reseed(std::uint64_t seed) override { m_layer->reseed(seed); }
+    std::string random_state() const override { return m_layer->random_state(); }
+    void set_random_state(const std::string& s) override { m_layer->set_random_state(s); }
     /// "<wrapper name>/<weight>", tf.keras 2's names for the inner layer's weights.
     std::string weight_path(const Variable<T>& v) const override { return this->name() + "/" + v.name(); }
 

@@ -1,6 +1,7 @@
 // Trains a tiny model for a few steps through xtape's public headers and library, saves it as a
 // Keras file and loads it back (so HDF5 and JSON come through the package's dependencies).
 // argv[1]: where to save the model.
+#include "framework/process.hpp"
 #include "framework/sequential.hpp"
 #include "layers/dense.hpp"
 #include "layers/input_layer.hpp"
@@ -10,6 +11,7 @@
 
 int main(int argc, char** argv)
 {
+    xtape::configure_process(); // framework/process.hpp: allocator and OpenBLAS settings for training
     using namespace xtape;
     if (argc != 2) {
         std::cerr << "usage: consumer MODEL.h5\n";

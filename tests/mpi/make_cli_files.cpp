@@ -1,6 +1,7 @@
 // Writes MODEL.h5 (Dense -> BatchNormalization(synchronized=True) -> Dense softmax, compiled) and
 // DATA.h5 (datasets x, y) for check_cli.cmake, which trains it with `mpirun -np 2 xtape fit`.
 #include "framework/io/hdf5.hpp"
+#include "framework/process.hpp"
 #include "framework/random.hpp"
 #include "framework/sequential.hpp"
 #include "layers/batch_normalization.hpp"
@@ -13,6 +14,7 @@ using namespace xtape;
 
 int main(int argc, char** argv)
 {
+    xtape::configure_process(); // framework/process.hpp: allocator and OpenBLAS settings for training
     if (argc != 3) {
         std::cerr << "usage: make_cli_files MODEL.h5 DATA.h5\n";
         return 2;

@@ -2,6 +2,7 @@
 // its message and aborts the job; rank 0, waiting in a collective, is ended by mpirun. Run by
 // check_rank_failure.cmake, which wants a non-zero exit, rank 1's message and no hang.
 #include "distributed/mpi.hpp"
+#include "framework/process.hpp"
 #include "framework/sequential.hpp"
 #include "layers/dense.hpp"
 
@@ -11,6 +12,7 @@ using namespace xtape;
 
 int main(int argc, char** argv)
 {
+    xtape::configure_process(); // framework/process.hpp: allocator and OpenBLAS settings for training
     distributed::MpiGuard mpi(argc, argv);
     auto m = std::make_shared<Sequential<float>>("fails");
     m->add(std::make_shared<Dense<float>>(2, "linear", true, "d"));

@@ -9,6 +9,7 @@
 #include "framework/io/hdf5.hpp"
 #include "framework/io/hdf5_batches.hpp"
 #include "framework/ops.hpp"
+#include "framework/process.hpp"
 #include "framework/random.hpp"
 #include "framework/sequential.hpp"
 #include "layers/batch_normalization.hpp"
@@ -691,6 +692,7 @@ TEST_CASE("save_model and save_weights: rank 0 writes, every rank returns with t
 
 int main(int argc, char** argv)
 {
+    xtape::configure_process(); // framework/process.hpp: allocator and OpenBLAS settings for training
     distributed::MpiGuard mpi(argc, argv);
     doctest::Context context(argc, argv);
     if (mpi.rank() != 0)
