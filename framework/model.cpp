@@ -798,6 +798,8 @@ void Model<T>::compile(OptimizerSpec<T> optimizer, CompileOptions<T> o)
     m_optimizer = std::move(optimizer.ptr);
     m_compile_options = std::move(o);
     m_heads = std::move(heads);
+    m_train_vars.clear(); // Note [Trainable after compile]
+    m_train_vars_taken = false;
     m_loss_tracker.reset_state();
     m_stop_training = false;
 }
@@ -1066,9 +1068,20 @@ Logs Model<T>::step_on_share(const std::vector<Tensor<T>>& x, const std::vector<
                 for (const auto& yp : y_pred)
                     target = add(target, mul_scalar(sum(yp), T(0)));
             tape.stop_recording();
-            // Read after the forward pass: the first call builds the layers (and their weights);
-            // the tape watched them anyway, being trainable variables.
-            vars = trainable_weights();
+            // Note [Trainable after compile]: Keras's train function, made at the first fit after
+            // compile, keeps the model's trainable variables of that moment (TensorFlow traces the
+            // list once, JAX passes it as state), and compile() drops it; a layer frozen or
+            // unfrozen in between changes what fit trains only after compile is called again.
+            // The list is read after the forward pass: the first call builds the layers (and
+            // their weights); the tape watched them anyway, being trainable variables. An
+            // optimizer built before (compile again with the same instance) adds slots for the
+            // variables it does not have and keeps the others'.
+            if (!m_train_vars_taken) {
+                m_train_vars = trainable_weights();
+                m_train_vars_taken = true;
+                m_optimizer->add_variables(m_train_vars);
+            }
+            vars = m_train_vars;
             GradientBuckets<T> buckets(comm);
             if (shared)
                 tape.on_gradient_ready([&](std::size_t i, array_t<T>& g) { buckets.ready(i, g); });
