@@ -9,7 +9,6 @@
 #include <initializer_list>
 #include <optional>
 #include <string>
-#include <type_traits>
 
 namespace xtape {
 
@@ -30,14 +29,14 @@ inline LayerArgs layer_args_from_config(const json& config)
 
 /// Note [Layer config dtype]: the scalar type T of the model decides every layer's dtype; the
 /// dtype a config names (tf.keras's string, a Keras 3 DTypePolicy or tf.keras Policy dict) is
-/// checked against it, once for every layer class, by layer_from_config. Accepted: float32 and
-/// the 16-bit and mixed policies (float16, bfloat16, mixed_float16, mixed_bfloat16), whose
-/// variables hold float32 values at most (Keras computes their normalizations in float32 too;
-/// xtape computes in T and does not round to 16 bits); float64 only when T is double. Keras would
-/// run a float64 layer in float64 inside a float32 model (it casts the inputs); xtape runs one
-/// scalar type per model, so it refuses to lose the layer's precision silently. Every file written
-/// with the default float32 policy loads in float and double models (gradcheck loads them in
-/// double). An InputLayer may name any dtype Keras knows (integer inputs feed Embedding).
+/// checked against it, once for every layer class, by layer_from_config. Every floating-point
+/// dtype and policy Keras writes (float32, float64, float16, bfloat16, mixed_float16,
+/// mixed_bfloat16) loads into float and double models: the layer computes in T and its weights
+/// are converted as numpy's astype does (Keras would compute a float64 layer in float64 and a
+/// 16-bit one in 16 bits; xtape runs one scalar type per model, README "Where xtape deliberately
+/// differs"), so a double model saved by xtape loads into a float one and every float32 file into
+/// a double one (gradcheck). Integer, quantized and unknown dtypes are a ValueError naming the
+/// layer; an InputLayer may name any dtype Keras knows (integer inputs feed Embedding).
 template <class T>
 void check_config_dtype(const std::string& class_name, const json& config)
 {
@@ -54,25 +53,21 @@ void check_config_dtype(const std::string& class_name, const json& config)
         throw ValueError(class_name + " '" + config_string(config, "name", "") +
                          "': expected `dtype` to be a dtype name or a DTypePolicy dict, got " + it->dump());
     }
-    static const char* const narrow[] = { "float32", "float16", "bfloat16", "mixed_float16", "mixed_bfloat16" };
-    for (const char* n : narrow)
+    static const char* const floats[] = { "float32", "float64", "float16", "bfloat16", "mixed_float16",
+                                          "mixed_bfloat16" };
+    for (const char* n : floats)
         if (name == n)
             return;
-    if (name == "float64" && std::is_same_v<T, double>)
-        return;
     if (class_name == "InputLayer") {
-        static const char* const input_dtypes[] = { "float64", "int8", "int16", "int32", "int64", "uint8",
+        static const char* const input_dtypes[] = { "int8", "int16", "int32", "int64", "uint8",
                                                     "uint16", "uint32", "uint64", "bool" };
         for (const char* n : input_dtypes)
             if (name == n)
                 return;
     }
-    const std::string layer = class_name + " '" + config_string(config, "name", "") + "'";
-    if (name == "float64")
-        throw ValueError(layer + ": dtype float64 cannot be honoured by a " + dtype_name<T>() +
-                         " model (its variables would lose precision); load the model with the double scalar type");
-    throw ValueError(layer + ": unsupported dtype '" + name +
-                     "'; expected float32, float64 (double models), or a float16/bfloat16/mixed policy");
+    throw ValueError(class_name + " '" + config_string(config, "name", "") + "': unsupported dtype '" + name +
+                     "' for a " + dtype_name<T>() +
+                     " model; expected float32, float64, or a float16/bfloat16/mixed policy");
 }
 
 /// The first of `keys` that is present and not null in `config` (a null json when none is):

@@ -259,13 +259,16 @@ TEST_CASE("fidelity: one dtype rule for every layer class")
     const std::pair<const char*, json> layers[] = { { "Dense", dense }, { "Conv2D", conv }, { "LayerNormalization", ln } };
     for (const auto& entry : layers) {
         CAPTURE(entry.first);
-        expect_error<ValueError>([&] { layer_from_config<float>(entry.first, with_dtype(entry.second, "float64")); },
-                                 { entry.first, "dtype float64 cannot be honoured by a float32 model" });
-        CHECK_NOTHROW(layer_from_config<double>(entry.first, with_dtype(entry.second, "float64")));
-        for (const char* narrow : { "float32", "float16", "mixed_float16", "bfloat16" })
-            CHECK_NOTHROW(layer_from_config<float>(entry.first, with_dtype(entry.second, narrow)));
+        for (const char* f : { "float32", "float64", "float16", "mixed_float16", "bfloat16" }) {
+            CHECK_NOTHROW(layer_from_config<float>(entry.first, with_dtype(entry.second, f)));
+            CHECK_NOTHROW(layer_from_config<double>(entry.first, with_dtype(entry.second, f)));
+        }
+        // Before: Dense accepted any dtype, BatchNormalization checked; now every class checks.
         expect_error<ValueError>([&] { layer_from_config<float>(entry.first, with_dtype(entry.second, "int32")); },
-                                 { "unsupported dtype 'int32'" });
+                                 { entry.first, "unsupported dtype 'int32'" });
+        expect_error<ValueError>(
+          [&] { layer_from_config<double>(entry.first, with_dtype(entry.second, "int8_from_float32")); },
+          { "unsupported dtype 'int8_from_float32'" });
     }
     // Integer inputs feed Embedding: an InputLayer takes any dtype Keras knows.
     CHECK_NOTHROW(layer_from_config<float>("InputLayer", { { "batch_shape", { nullptr, 4 } }, { "dtype", "int32" } }));
