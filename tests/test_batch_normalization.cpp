@@ -1217,6 +1217,7 @@ TEST_CASE("fit: a frozen BatchNormalization keeps its statistics while the layer
     const array_t<float> y = random_tensor<float>({ 64, 3 }, 141).value();
     model.fit(x, y, quiet_fit(16, 1));
     bn->set_trainable(false);
+    model.compile("adam", "mse"); // as in Keras, a trainable flag changed after compile needs compile again
     const auto frozen = bn->get_weights();
     const array_t<float> kernel = dense->kernel().value();
     model.fit(x, y, quiet_fit(16, 2));
