@@ -601,8 +601,9 @@ void TerminateOnNaN<T>::on_train_batch_end(int batch, Logs& logs)
         return;
     std::cout << "Batch " << batch << ": Invalid loss, terminating training\n";
     this->model()->set_weights(m_saved);
-    // Before its first step an optimizer has no state to put back; the slots that step created stay.
-    if (!m_opt_saved.empty())
+    // Before its first step an optimizer has no state to put back; the slots that step created
+    // stay (also when the step after a compile added slots for newly trainable weights).
+    if (!m_opt_saved.empty() && m_opt_saved.size() == this->model()->optimizer()->variables().size())
         this->model()->optimizer()->set_state(this->model()->trainable_weights(), m_opt_saved);
     this->model()->set_stop_training(true);
     m_terminated = true;

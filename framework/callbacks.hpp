@@ -286,9 +286,9 @@ private:
 /// Stops training when the batch loss becomes NaN or infinite, printing Keras's
 /// "Batch i: Invalid loss, terminating training".
 /// Unlike Keras (which only stops, leaving the weights the bad step produced), xtape also
-/// restores the model's weights (trainable and non-trainable) from before the step that
-/// produced the bad loss: it copies them at every batch begin (one copy of the weights per
-/// step). The optimizer's slots are not restored.
+/// restores the model's weights (trainable and non-trainable) and the optimizer's state (slots
+/// and iteration count) from before the step that produced the bad loss: it copies both at every
+/// batch begin. A NaN on the optimizer's very first step leaves the slots that step made.
 template <class T>
 class TerminateOnNaN : public Callback<T> {
 public:

@@ -16,14 +16,22 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-/// Shapes that do not fit together (Keras raises ValueError for these).
-class ShapeError : public Error {
+/// An argument with a bad value (Keras: ValueError).
+class ValueError : public Error {
 public:
     using Error::Error;
 };
 
-/// An argument with a bad value (Keras: ValueError).
-class ValueError : public Error {
+/// Shapes that do not fit together. Keras raises ValueError for these, so `catch (ValueError&)`
+/// catches them too.
+class ShapeError : public ValueError {
+public:
+    using ValueError::ValueError;
+};
+
+/// A config key the class does not take (Keras: TypeError, "Error when deserializing class ...
+/// Unrecognized keyword arguments").
+class TypeError : public Error {
 public:
     using Error::Error;
 };

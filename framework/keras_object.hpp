@@ -62,6 +62,7 @@ inline json keras3_serialized(const std::string& module, const std::string& clas
 /// An optional number in a config: nullopt when absent or null.
 inline std::optional<double> config_optional_number(const json& config, const std::string& key)
 {
+    note_config_key(key);
     auto it = config.find(key);
     if (it == config.end() || it->is_null())
         return std::nullopt;

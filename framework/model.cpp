@@ -681,6 +681,16 @@ std::vector<Tensor<T>> tensors_of(const std::vector<const array_t<T>*>& arrays)
         out.push_back(a ? Tensor<T>(*a) : Tensor<T>());
     return out;
 }
+
+/// Rows [begin, begin + count) of each array (null stays an undefined tensor).
+template <class T>
+std::vector<Tensor<T>> rows_of(const std::vector<const array_t<T>*>& arrays, std::size_t begin, std::size_t count)
+{
+    std::vector<Tensor<T>> out;
+    for (const array_t<T>* a : arrays)
+        out.push_back(a ? Tensor<T>(take_rows(*a, begin, count)) : Tensor<T>());
+    return out;
+}
 } // namespace
 
 template <class T>
@@ -809,6 +819,8 @@ void Model<T>::compile(OptimizerSpec<T> optimizer, CompileOptions<T> o)
     m_optimizer = std::move(optimizer.ptr);
     m_compile_options = std::move(o);
     m_heads = std::move(heads);
+    m_train_vars.clear(); // Note [Trainable after compile]
+    m_train_vars_taken = false;
     m_loss_tracker.reset_state();
     m_stop_training = false;
 }
@@ -1076,9 +1088,20 @@ Logs Model<T>::step_on_share(const std::vector<Tensor<T>>& x, const std::vector<
                 for (const auto& yp : y_pred)
                     target = add(target, mul_scalar(sum(yp), T(0)));
             tape.stop_recording();
-            // Read after the forward pass: the first call builds the layers (and their weights);
-            // the tape watched them anyway, being trainable variables.
-            vars = trainable_weights();
+            // Note [Trainable after compile]: Keras's train function, made at the first fit after
+            // compile, keeps the model's trainable variables of that moment (TensorFlow traces the
+            // list once, JAX passes it as state), and compile() drops it; a layer frozen or
+            // unfrozen in between changes what fit trains only after compile is called again.
+            // The list is read after the forward pass: the first call builds the layers (and
+            // their weights); the tape watched them anyway, being trainable variables. An
+            // optimizer built before (compile again with the same instance) adds slots for the
+            // variables it does not have and keeps the others'.
+            if (!m_train_vars_taken) {
+                m_train_vars = trainable_weights();
+                m_train_vars_taken = true;
+                m_optimizer->add_variables(m_train_vars);
+            }
+            vars = m_train_vars;
             GradientBuckets<T> buckets(comm);
             if (shared)
                 tape.on_gradient_ready([&](std::size_t i, array_t<T>& g) { buckets.ready(i, g); });
@@ -1205,9 +1228,8 @@ Logs Model<T>::step_on_batch_share(const Data& d, const std::vector<Tensor<T>>& 
     const Shard sh = shard_of(c, collective());
     std::vector<Tensor<T>> sw;
     for (const Tensor<T>& w : sample_weight)
-        sw.push_back(w.defined() ? Tensor<T>(gather_rows(w.value(), nullptr, sh.begin, sh.size())) : Tensor<T>());
-    return step_on_share(batch_of(d.x, nullptr, sh.begin, sh.size()), batch_of(d.y, nullptr, sh.begin, sh.size()), sw,
-                         training, c);
+        sw.push_back(w.defined() ? Tensor<T>(take_rows(w.value(), sh.begin, sh.size())) : Tensor<T>());
+    return step_on_share(rows_of(d.x, sh.begin, sh.size()), rows_of(d.y, sh.begin, sh.size()), sw, training, c);
 }
 
 namespace {
@@ -1353,7 +1375,7 @@ void Model<T>::sync_weights_once(const Data& d)
         return;
     if (!this->built() && d.x[0]->shape()[0] > 0) {
         NoGradGuard no_grad;
-        (*this)(batch_of(d.x, nullptr, 0, 1), false);
+        (*this)(rows_of(d.x, 0, 1), false);
     }
     broadcast_variables(this->weights(), collective());
     m_weights_synced = true;

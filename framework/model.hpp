@@ -376,8 +376,11 @@ public:
     std::vector<dims_t> compute_output_shape_list(const std::vector<dims_t>& input_shapes) const override;
 
     // ---- compile --------------------------------------------------------------------------------
-    /// Keras's compile. Trainable weights are read at every step (changing a layer's trainable
-    /// flag takes effect at the next step; Keras requires compiling again). With several outputs
+    /// Keras's compile. The weights that training updates are the trainable weights at the first
+    /// training step after compile: as in Keras, changing a layer's `trainable` afterwards takes
+    /// effect in fit only after compile is called again (Note [Trainable after compile] in
+    /// model.cpp). Compiling again with the same optimizer keeps its slots and step count for the
+    /// weights it had and adds slots for the new ones. With several outputs
     /// `loss` and `metrics` apply to every output (tf.keras 2's rule; CompileOptions gives each
     /// output its own).
     void compile(OptimizerSpec<T> optimizer, LossSpec<T> loss, std::vector<MetricSpec<T>> metrics = {});
@@ -620,6 +623,9 @@ private:
     bool m_stop_training = false;
     bool m_warned_no_weights = false;
     bool m_weights_synced = false; ///< rank 0's weights taken (several processes)
+    // The weights training updates, taken at the first training step after compile.
+    std::vector<Variable<T>> m_train_vars;
+    bool m_train_vars_taken = false;
     std::shared_ptr<History<T>> m_history;
     TrainingPosition m_position;
     std::optional<TrainingPosition> m_resume;

@@ -57,6 +57,9 @@ public:
     virtual std::vector<Variable<T>> variables() const = 0;
     /// Creates the slots for `vars` (if not yet) and loads saved state into them.
     virtual void set_state(const std::vector<Variable<T>>& vars, const std::vector<array_t<T>>& values) = 0;
+    /// compile() after unfreezing layers: a built optimizer creates slots for the variables of
+    /// `vars` it does not know and keeps the slots (and step count) of those it does.
+    virtual void add_variables(const std::vector<Variable<T>>& vars) { (void)vars; }
 };
 
 template <class T>
@@ -64,7 +67,10 @@ using OptimizerPtr = std::shared_ptr<Optimizer<T>>;
 
 /// By Keras name ("sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam") or config
 /// ({class_name, config}, also "Custom>Adam" and Keras 3's module form). Defined in optim/.
+/// `keras_version`: the version that wrote the config (a file's keras_version attribute), whose
+/// defaults fill the keys it leaves out (Note [Optimizer defaults by version] in optim/registry.cpp);
+/// empty: Keras 3's.
 template <class T>
-OptimizerPtr<T> get_optimizer(const json& spec);
+OptimizerPtr<T> get_optimizer(const json& spec, const std::string& keras_version = "");
 
 } // namespace xtape

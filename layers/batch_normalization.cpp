@@ -94,44 +94,6 @@ std::optional<double> clip_value(const json& c, const char* key)
     return it->get<double>();
 }
 
-/// Note [Batch norm config dtype]: the scalar type T decides the layer's dtype, and a config's
-/// dtype (tf.keras's string, a Keras 3 DTypePolicy or tf.keras Policy dict) is checked against
-/// it rather than ignored. Accepted: float32, and the 16-bit and mixed policies (float16,
-/// bfloat16, mixed_float16, mixed_bfloat16), whose variables hold float32 values at most and
-/// which Keras itself normalizes in float32 (it casts 16-bit inputs up) - xtape computes in T and
-/// does not round the output to 16 bits; float64 only when T is double. Every Keras file written
-/// with the default float32 policy therefore loads in both float and double models (gradcheck
-/// loads them in double); a float64 layer in a float model, an integer or quantized policy, or an
-/// unknown name is a ValueError naming the layer.
-template <class T>
-void check_config_dtype(const json& config)
-{
-    auto it = config.find("dtype");
-    if (it == config.end() || it->is_null())
-        return;
-    std::string name;
-    if (it->is_string()) {
-        name = it->get<std::string>();
-    } else if (it->is_object() && it->contains("config") && (*it)["config"].is_object() &&
-               (*it)["config"].contains("name") && (*it)["config"]["name"].is_string()) {
-        name = (*it)["config"]["name"].get<std::string>();
-    } else {
-        throw ValueError("BatchNormalization '" + config_string(config, "name", "") +
-                         "': expected `dtype` to be a dtype name or a DTypePolicy dict, got " + it->dump());
-    }
-    static const char* const narrow[] = { "float32", "float16", "bfloat16", "mixed_float16", "mixed_bfloat16" };
-    for (const char* n : narrow)
-        if (name == n)
-            return;
-    if (name == "float64" && std::is_same_v<T, double>)
-        return;
-    const std::string layer = "BatchNormalization '" + config_string(config, "name", "") + "'";
-    if (name == "float64")
-        throw ValueError(layer + ": dtype float64 cannot be honoured by a " + dtype_name<T>() +
-                         " model (its variables would lose precision); load the model with the double scalar type");
-    throw ValueError(layer + ": unsupported dtype '" + name +
-                     "'; expected float32, float64 (double models), or a float16/bfloat16/mixed policy");
-}
 
 } // namespace
 
@@ -160,11 +122,11 @@ template <class T>
 BatchNormalizationOptions<T> BatchNormalization<T>::options_from_config(const json& config)
 {
     const LayerArgs a = layer_args_from_config(config);
-    check_config_dtype<T>(config); // Note [Batch norm config dtype]
     BatchNormalizationOptions<T> o;
     o.name = a.name;
     o.trainable = a.trainable;
     // Keras 1: mode 0 is feature-wise normalization, the only one later Keras versions kept.
+    note_config_key("mode");
     if (config.contains("mode") && !config["mode"].is_null()) {
         const double mode = config_number(config, "mode", 0);
         if (mode != 0)
@@ -179,7 +141,7 @@ BatchNormalizationOptions<T> BatchNormalization<T>::options_from_config(const js
             if (!v.is_number_integer())
                 throw ValueError("Expected an int or a list/tuple of ints for the argument 'axis', but received: " +
                                  ax.dump());
-            return v.get<int>();
+            return config_integer_value<int>(v, "axis");
         };
         if (ax.is_array())
             for (const auto& v : ax)
@@ -231,8 +193,10 @@ BatchNormalizationOptions<T> BatchNormalization<T>::options_from_config(const js
             throw ValueError("`virtual_batch_size` must be a positive integer that divides the true batch size of "
                              "the input tensor. Received: virtual_batch_size=" +
                              v.dump());
-        o.virtual_batch_size = v.get<long>();
+        o.virtual_batch_size = config_integer_value<long>(v, "virtual_batch_size");
     }
+    note_config_key("fused"); // tf.keras: picks an implementation, not a result
+    note_config_key("adjustment");
     if (config.contains("adjustment") && !config["adjustment"].is_null())
         throw NotImplementedError("BatchNormalization: tf.keras's `adjustment` function cannot be read from a config");
     // "fused" (tf.keras) picks an implementation, not a result; "dtype" was checked above.

@@ -55,7 +55,8 @@ std::shared_ptr<InputLayer<T>> InputLayer<T>::from_config(const json& config)
     if (!has_shape)
         throw ValueError("You must pass a `shape` argument. InputLayer config: " + config.dump());
     const json shape = config_first(config, { "shape", "input_shape" });
-    const long batch = static_cast<long>(config_number(config, "batch_size", none_dim));
+    const json batch_json = config_first(config, { "batch_size" });
+    const long batch = batch_json.is_null() ? none_dim : config_integer_value<long>(batch_json, "batch_size");
     return std::make_shared<InputLayer<T>>(dims_from_json(shape, "shape"), batch, a.name);
 }
 

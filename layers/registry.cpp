@@ -8,6 +8,7 @@
 #include "layers/dropout.hpp"
 #include "layers/flatten.hpp"
 #include "layers/input_layer.hpp"
+#include "layers/layer_config.hpp"
 #include "layers/leaky_relu.hpp"
 #include "layers/pooling/register_pooling.hpp"
 #include "layers/preprocessing/register_preprocessing.hpp"
@@ -23,6 +24,8 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <set>
+#include <stdexcept>
 
 namespace xtape {
 
@@ -60,6 +63,9 @@ struct Registry
 {
     std::mutex mutex;
     std::map<std::string, LayerFactory<T>> factories;
+    // Classes a user registered: their factories read their own configs, so the keys are not
+    // checked here (Note [Config keys read] needs get_config and the readers to agree).
+    std::set<std::string> user_classes;
 
     Registry()
     {
@@ -118,6 +124,66 @@ std::string join(const std::vector<std::string>& v)
     return s;
 }
 
+// The keys Keras accepts in any layer's config and ignores on load (or handles outside the
+// layer's own arguments), in one place; `null_only`: ignored only when null (or false), since a
+// value there would mean something xtape does not do. Keras 3's base Layer takes name, trainable,
+// dtype, autocast, input_dim and input_shape; tf.keras 2 also batch_input_shape, batch_size,
+// weights, dynamic, implementation; Keras 1 input_dtype; Keras 3 files may nest build_config and
+// write quantization_config / lora_rank / lora_alpha (null when unused); Keras 3's Embedding drops
+// Keras 2's input_length with a warning.
+struct IgnoredKey
+{
+    const char* key;
+    bool null_only;
+};
+constexpr IgnoredKey keras_ignored_keys[] = {
+    { "name", false },           { "trainable", false },        { "dtype", false },
+    { "autocast", false },       { "input_dim", false },        { "input_shape", false },
+    { "batch_input_shape", false }, { "batch_shape", false },   { "batch_size", false },
+    { "input_dtype", false },    { "dynamic", false },          { "implementation", false },
+    { "build_config", false },   { "compile_config", false },   { "input_length", false },
+    { "weights", true },
+    { "activity_regularizer", true }, { "quantization_config", true }, { "lora_rank", true },
+    { "lora_alpha", true },
+};
+
+bool keras_ignores(const std::string& key, const json& value)
+{
+    for (const auto& k : keras_ignored_keys)
+        if (key == k.key)
+            return !k.null_only || value.is_null() || (value.is_boolean() && !value.get<bool>());
+    return false;
+}
+
+// Keras raises TypeError for a keyword argument the class does not take (Note [Config keys read]).
+template<class T>
+void check_config_keys(const std::string& class_name, const json& config, const Layer<T>& layer,
+                       const ConfigKeyLog& log)
+{
+    if (!config.is_object())
+        return;
+    const json written = layer.get_config();
+    std::string unknown;
+    for (auto it = config.begin(); it != config.end(); ++it) {
+        const std::string& k = it.key();
+        if ((written.is_object() && written.contains(k)) || log.was_read(k) || keras_ignores(k, it.value()))
+            continue;
+        unknown += (unknown.empty() ? "'" : ", '") + k + "': " + it.value().dump();
+    }
+    if (!unknown.empty())
+        throw TypeError("Error when deserializing class '" + class_name + "' (layer '" +
+                        config_string(config, "name", "") + "'): Unrecognized keyword arguments passed to " +
+                        class_name + ": {" + unknown + "}");
+}
+
+template<class T>
+LayerPtr<T> checked_layer(LayerPtr<T> layer, const std::string& class_name)
+{
+    if (!layer)
+        throw RuntimeError("layer factory for '" + class_name + "' returned no layer");
+    return layer;
+}
+
 } // namespace
 
 template<class T>
@@ -125,12 +191,14 @@ LayerPtr<T> layer_from_config(const std::string& class_name, const json& config)
 {
     register_families<T>();
     LayerFactory<T> factory;
+    bool user_class = false;
     {
         auto& r = registry<T>();
         std::lock_guard<std::mutex> lock(r.mutex);
         auto it = r.factories.find(class_name);
         if (it != r.factories.end())
             factory = it->second;
+        user_class = r.user_classes.count(class_name) > 0;
     }
     if (!factory) {
         const bool keras_knows = std::any_of(std::begin(keras_layers_not_implemented),
@@ -143,9 +211,26 @@ LayerPtr<T> layer_from_config(const std::string& class_name, const json& config)
         throw KeyError("Unknown layer: '" + class_name + "'. Register it with register_layer<T>(\"" +
                        class_name + "\", factory) before loading (known layers: " + known + ")");
     }
-    LayerPtr<T> layer = factory(config);
-    if (!layer)
-        throw RuntimeError("layer factory for '" + class_name + "' returned no layer");
+    if (user_class)
+        return checked_layer(factory(config), class_name);
+    if (!config.is_object())
+        throw ValueError("layer config of class '" + class_name + "': expected a JSON object, got " +
+                         config.dump().substr(0, 200));
+    check_config_dtype<T>(class_name, config); // Note [Layer config dtype]
+    ConfigKeyLog log;
+    LayerPtr<T> layer;
+    try {
+        layer = checked_layer(factory(config), class_name);
+    } catch (const json::exception& e) {
+        throw ValueError(class_name + " '" + config_string(config, "name", "") +
+                         "': malformed config (a required key is missing or has the wrong type): " + e.what());
+    } catch (const std::logic_error& e) { // std::out_of_range, std::invalid_argument, ...
+        // A missing key read with json::at, a value of another JSON type: every reader should
+        // have said so itself; this names the class and the layer for the ones that do not.
+        throw ValueError(class_name + " '" + config_string(config, "name", "") +
+                         "': malformed config (a required key is missing or has the wrong type): " + e.what());
+    }
+    check_config_keys<T>(class_name, config, *layer, log);
     return layer;
 }
 
@@ -172,6 +257,8 @@ void register_layer(const std::string& class_name, LayerFactory<T> factory)
     auto& r = registry<T>();
     std::lock_guard<std::mutex> lock(r.mutex);
     r.factories[class_name] = std::move(factory);
+    if (!t_registering_families)
+        r.user_classes.insert(class_name);
 }
 
 template<class T>

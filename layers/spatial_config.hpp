@@ -64,11 +64,13 @@ inline std::vector<long> int_tuple(const json& value, std::size_t n, const std::
     const std::string error = "The `" + name + "` argument must be a tuple of " + std::to_string(n) +
                               " integers. Received " + name + "=" + value.dump();
     auto as_int = [&](const json& v) {
-        if (v.is_number_integer())
-            return v.get<long>();
-        if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<long>(v.get<double>())))
-            return static_cast<long>(v.get<double>());
-        throw ValueError(error);
+        if (!v.is_number())
+            throw ValueError(error);
+        try {
+            return config_integer_value<long>(v, name);
+        } catch (const ValueError& e) {
+            throw ValueError(error + " (" + e.what() + ")");
+        }
     };
     std::vector<long> out;
     if (value.is_array()) {

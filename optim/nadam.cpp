@@ -1,5 +1,6 @@
 #include "optim/nadam.hpp"
 
+#include "framework/keras_object.hpp"
 #include "framework/parallel.hpp"
 
 #include <cmath>
@@ -37,9 +38,19 @@ template <class T>
 std::shared_ptr<Nadam<T>> Nadam<T>::from_config(const json& config)
 {
     LearningRate lr(0.001);
-    OptimizerArgs args = OptimizerBase<T>::parse_base_config(config, { "beta_1", "beta_2", "epsilon" }, "Nadam", lr);
-    return std::make_shared<Nadam<T>>(lr, config_number(config, "beta_1", 0.9), config_number(config, "beta_2", 0.999),
-                                      config_number(config, "epsilon", 1e-7), args);
+    // tf.keras 2's legacy Nadam stored Keras 2's schedule_decay under `decay`; it never decayed
+    // the learning rate (its update reads the rate directly).
+    json c = config;
+    if (c.is_object() && c.contains("decay") && !c.contains("schedule_decay")) {
+        c["schedule_decay"] = c["decay"];
+        c.erase("decay");
+    }
+    OptimizerArgs args =
+        OptimizerBase<T>::parse_base_config(c, { "beta_1", "beta_2", "epsilon", "schedule_decay" }, "Nadam", lr);
+    auto n = std::make_shared<Nadam<T>>(lr, config_number(c, "beta_1", 0.9), config_number(c, "beta_2", 0.999),
+                                        config_number(c, "epsilon", 1e-7), args);
+    n->set_schedule_decay(config_optional_number(c, "schedule_decay"));
+    return n;
 }
 
 template <class T>
@@ -49,13 +60,15 @@ json Nadam<T>::get_config() const
     c["beta_1"] = m_beta_1;
     c["beta_2"] = m_beta_2;
     c["epsilon"] = m_epsilon;
+    if (m_schedule_decay)
+        c["decay"] = *m_schedule_decay;
     return c;
 }
 
 template <class T>
 double Nadam<T>::mu(double step) const
 {
-    return m_beta_1 * (1.0 - 0.5 * std::pow(0.96, step));
+    return m_beta_1 * (1.0 - 0.5 * std::pow(0.96, m_schedule_decay ? *m_schedule_decay * step : step));
 }
 
 template <class T>

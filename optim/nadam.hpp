@@ -24,6 +24,11 @@ public:
 
     std::string class_name() const override { return "Nadam"; }
     json get_config() const override;
+    /// Keras 1/2's schedule_decay (tf.keras 2's legacy Nadam wrote it as `decay`, 0.004 by
+    /// default): mu(s) = beta_1 * (1 - 0.5 * 0.96^(schedule_decay * s)). nullopt: Keras 3's
+    /// 0.96^s. Written back as `decay`, the key tf.keras 2 reads.
+    void set_schedule_decay(std::optional<double> d) { m_schedule_decay = d; }
+    std::optional<double> schedule_decay() const { return m_schedule_decay; }
 
 protected:
     void build_slots() override;
@@ -33,6 +38,7 @@ protected:
 private:
     double mu(double step) const;
     double m_beta_1, m_beta_2, m_epsilon;
+    std::optional<double> m_schedule_decay;
     std::size_t m_m_slot = 0, m_v_slot = 0, m_u_product = 0;
 };
 

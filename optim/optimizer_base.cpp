@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <iostream>
 
 namespace xtape {
 
@@ -91,12 +90,29 @@ void OptimizerBase<T>::set_args(const OptimizerArgs& args)
                          optional_to_json(args.clipnorm).dump() + ", clipvalue=" +
                          optional_to_json(args.clipvalue).dump() +
                          ", global_clipnorm=" + optional_to_json(args.global_clipnorm).dump());
+    if (!(args.decay >= 0.0))
+        throw ValueError("decay cannot be less than 0. Received: decay=" + json(args.decay).dump());
     m_clipnorm = args.clipnorm;
     m_clipvalue = args.clipvalue;
     m_global_clipnorm = args.global_clipnorm;
     m_weight_decay = args.weight_decay;
+    m_decay = args.decay;
     if (!args.name.empty())
         m_name = args.name;
+}
+
+// Note [Legacy decay]: tf.keras 2's OptimizerV2 (and Keras 1/2 before it) divided the learning
+// rate by (1 + decay * iterations), with iterations counted before the step (_decayed_lr); Keras 3
+// dropped the argument and ignores it with a warning. A file written with decay > 0 was trained,
+// and goes on training, with the decayed rate, so xtape applies it: after N steps the rate is
+// lr / (1 + decay * N), as Keras would use at that step. learning_rate() stays the undecayed
+// hyperparameter, which Keras 2's callbacks read and set (LearningRateScheduler,
+// ReduceLROnPlateau, the logged "lr").
+template <class T>
+double OptimizerBase<T>::decayed_learning_rate() const
+{
+    const double lr = learning_rate();
+    return m_decay > 0.0 ? lr / (1.0 + m_decay * static_cast<double>(m_iterations)) : lr;
 }
 
 template <class T>
@@ -114,7 +130,7 @@ void OptimizerBase<T>::exclude_from_weight_decay(const std::vector<Variable<T>>&
 template <class T>
 json OptimizerBase<T>::get_config() const
 {
-    return { { "name", m_name },
+    json c = { { "name", m_name },
              { "learning_rate", m_learning_rate.to_json() },
              { "weight_decay", optional_to_json(m_weight_decay) },
              { "clipnorm", optional_to_json(m_clipnorm) },
@@ -125,6 +141,9 @@ json OptimizerBase<T>::get_config() const
              { "ema_overwrite_frequency", nullptr },
              { "loss_scale_factor", nullptr },
              { "gradient_accumulation_steps", nullptr } };
+    if (m_decay != 0.0)
+        c["decay"] = m_decay; // Note [Legacy decay]: tf.keras 2 reads it back, Keras 3 ignores it
+    return c;
 }
 
 // ---- slots ------------------------------------------------------------------------------------
@@ -153,14 +172,9 @@ void OptimizerBase<T>::build(const std::vector<Variable<T>>& vars)
             throw ValueError("optimizer '" + m_name + "': variable '" + vars[i].name() + "' is listed twice");
     }
     m_iteration_var = Variable<T>(m_name + "/iteration", array_t<T>(static_cast<T>(m_iterations)), false);
-    m_use_weight_decay.assign(vars.size(), 1);
-    for (std::size_t i = 0; i < vars.size(); ++i) {
-        const auto* node = vars[i].tensor().node();
-        bool excluded = std::find(m_wd_excluded.begin(), m_wd_excluded.end(), node) != m_wd_excluded.end();
-        for (const auto& s : m_wd_excluded_names)
-            excluded = excluded || vars[i].name().find(s) != std::string::npos;
-        m_use_weight_decay[i] = !excluded;
-    }
+    m_use_weight_decay.clear();
+    for (const auto& v : vars)
+        m_use_weight_decay.push_back(!excluded_from_weight_decay(v));
     m_clip_buf.resize(vars.size());
     m_step_index.reserve(vars.size());
     m_gptr.reserve(vars.size());
@@ -169,16 +183,70 @@ void OptimizerBase<T>::build(const std::vector<Variable<T>>& vars)
 }
 
 template <class T>
+bool OptimizerBase<T>::excluded_from_weight_decay(const Variable<T>& v) const
+{
+    const auto* node = v.tensor().node();
+    bool excluded = std::find(m_wd_excluded.begin(), m_wd_excluded.end(), node) != m_wd_excluded.end();
+    for (const auto& s : m_wd_excluded_names)
+        excluded = excluded || v.name().find(s) != std::string::npos;
+    return excluded;
+}
+
+template <class T>
+Variable<T> OptimizerBase<T>::make_slot(const Variable<T>& v, const std::string& kind, double initial) const
+{
+    array_t<T> a = array_t<T>::from_shape(v.shape());
+    a.fill(static_cast<T>(initial));
+    return Variable<T>(m_name + "/" + sanitized(v.name()) + "_" + kind, std::move(a), false);
+}
+
+template <class T>
+void OptimizerBase<T>::add_variables(const std::vector<Variable<T>>& vars)
+{
+    if (!m_built)
+        return; // the first step builds the slots for the variables it is given
+    if (std::all_of(vars.begin(), vars.end(), [this](const Variable<T>& v) {
+            return !v.defined() || m_index.count(v.tensor().node()) > 0;
+        }))
+        return; // nothing new: the state keeps its order (TerminateOnNaN's copy of it stays valid)
+    // The new order: `vars` (as the model lists its trainable weights, so that formats which
+    // store the state by position line up), then the known variables `vars` leaves out (frozen
+    // since), whose slots are kept for when they train again.
+    std::vector<Variable<T>> order;
+    std::unordered_map<const TensorNode<T>*, std::size_t> seen;
+    for (const auto& v : vars)
+        if (v.defined() && seen.emplace(v.tensor().node(), order.size()).second)
+            order.push_back(v);
+    for (const auto& v : m_vars)
+        if (seen.emplace(v.tensor().node(), order.size()).second)
+            order.push_back(v);
+    std::vector<std::vector<Variable<T>>> slots(m_slots.size());
+    std::vector<char> use_wd;
+    for (const auto& v : order) {
+        auto it = m_index.find(v.tensor().node());
+        for (std::size_t k = 0; k < m_slots.size(); ++k)
+            slots[k].push_back(it != m_index.end() ? m_slots[k][it->second]
+                                                    : make_slot(v, m_slot_kinds[k], m_slot_initial[k]));
+        use_wd.push_back(it != m_index.end() ? m_use_weight_decay[it->second] : !excluded_from_weight_decay(v));
+    }
+    m_vars = std::move(order);
+    m_index = std::move(seen);
+    m_slots = std::move(slots);
+    m_use_weight_decay = std::move(use_wd);
+    m_clip_buf.assign(m_vars.size(), {});
+    m_step_index.reserve(m_vars.size());
+    m_gptr.reserve(m_vars.size());
+}
+
+template <class T>
 std::size_t OptimizerBase<T>::add_slots(const std::string& kind, double initial)
 {
     std::vector<Variable<T>> slots;
     slots.reserve(m_vars.size());
-    for (const auto& v : m_vars) {
-        array_t<T> a = array_t<T>::from_shape(v.shape());
-        a.fill(static_cast<T>(initial));
-        slots.emplace_back(m_name + "/" + sanitized(v.name()) + "_" + kind, std::move(a), false);
-    }
+    for (const auto& v : m_vars)
+        slots.push_back(make_slot(v, kind, initial));
     m_slot_kinds.push_back(kind);
+    m_slot_initial.push_back(initial);
     m_slots.push_back(std::move(slots));
     return m_slots.size() - 1;
 }
@@ -206,16 +274,10 @@ std::vector<Variable<T>> OptimizerBase<T>::variables() const
 template <class T>
 void OptimizerBase<T>::set_state(const std::vector<Variable<T>>& vars, const std::vector<array_t<T>>& values)
 {
-    if (!m_built) {
+    // Once built, the state is in the optimizer's own order (variables()) and `vars` is not
+    // needed: after add_variables, or a layer frozen since, the model lists another set.
+    if (!m_built)
         build(vars);
-    } else {
-        bool same = vars.size() == m_vars.size();
-        for (std::size_t i = 0; same && i < vars.size(); ++i)
-            same = vars[i].same_as(m_vars[i]);
-        if (!same)
-            throw ValueError("optimizer '" + m_name +
-                             "': set_state() received other variables than the ones it was built with");
-    }
     std::vector<Variable<T>> state = variables();
     if (values.size() != state.size())
         throw ValueError("optimizer '" + m_name + "' has " + std::to_string(state.size()) +
@@ -347,7 +409,7 @@ void OptimizerBase<T>::apply_gradients(const std::vector<Tensor<T>>& grads, cons
         throw ValueError("No gradients provided for any variable.");
 
     clip_gradients(grads);
-    const double lr = learning_rate();
+    const double lr = decayed_learning_rate();
 
     if (m_weight_decay) {
         const T f = static_cast<T>(*m_weight_decay) * static_cast<T>(lr);
@@ -409,13 +471,11 @@ OptimizerArgs OptimizerBase<T>::parse_base_config(const json& config, const std:
         } else if (k == "global_clipnorm") {
             args.global_clipnorm = config_optional_number(config, k);
         } else if (k == "decay") {
-            // Keras 3 dropped the legacy per-step decay and ignores it with a warning; so does xtape.
-            if (v.is_number() && v.get<double>() != 0.0)
-                std::cerr << "xtape: " << class_name << ": argument `decay` (" << v.get<double>()
-                          << ") is no longer supported and will be ignored (as in Keras 3)\n";
+            // Note [Legacy decay]: applied as tf.keras 2 / Keras 2 did (Keras 3 ignores it).
+            args.decay = config_optional_number(config, k).value_or(0.0);
         } else if (k == "jit_compile" || k == "is_legacy_optimizer" || k == "ema_momentum" ||
-                   k == "ema_overwrite_frequency" || k == "schedule_decay") {
-            // Keras 2 bookkeeping (and Nadam's legacy schedule_decay) with no effect here.
+                   k == "ema_overwrite_frequency") {
+            // Keras 2 bookkeeping with no effect here.
         } else if (k == "use_ema") {
             if (config_bool(config, k, false))
                 throw NotImplementedError(class_name + ": use_ema=True is not implemented in xtape");

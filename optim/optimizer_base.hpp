@@ -62,6 +62,8 @@ private:
 
 /// The arguments of Keras's BaseOptimizer that xtape implements.
 struct OptimizerArgs {
+    /// tf.keras 2 / Keras 2's time-based decay: the step uses lr / (1 + decay * iterations).
+    double decay = 0.0;
     std::optional<double> weight_decay;
     std::optional<double> clipnorm;
     std::optional<double> clipvalue;
@@ -75,7 +77,12 @@ class OptimizerBase : public Optimizer<T> {
 public:
     void apply_gradients(const std::vector<Tensor<T>>& grads, const std::vector<Variable<T>>& vars) override;
 
+    /// The learning rate hyperparameter at iterations() (what Keras 2's callbacks read and set);
+    /// with a legacy `decay` the step divides it by (1 + decay * iterations()).
     double learning_rate() const override { return m_learning_rate.at(m_iterations); }
+    /// The rate the next step uses: learning_rate() / (1 + decay * iterations()).
+    double decayed_learning_rate() const;
+    double decay() const { return m_decay; }
     /// Keras: a schedule's learning rate cannot be set (ValueError; Keras raises TypeError).
     void set_learning_rate(double lr) override;
     /// Replaces the learning rate by a constant or a schedule.
@@ -85,20 +92,25 @@ public:
     std::int64_t iterations() const override { return m_iterations; }
 
     /// Keras 3's base keys: name, learning_rate, weight_decay, clipnorm, global_clipnorm, clipvalue,
-    /// use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps.
+    /// use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps;
+    /// and tf.keras 2's `decay` when it is not 0.
     json get_config() const override;
 
     /// "<name>/iteration", then one block per slot kind (in the order the optimizer creates them)
     /// holding one slot per variable, then extra state (Nadam's u_product). Empty before build.
     std::vector<Variable<T>> variables() const override;
     /// requires: values has variables().size() arrays of the variables' shapes (iterations may be
-    ///           any array of one element); vars are the ones this optimizer was built with, if built.
+    ///           any array of one element); `vars` builds the slots when not built yet (ignored
+    ///           otherwise: the values follow variables()).
     void set_state(const std::vector<Variable<T>>& vars, const std::vector<array_t<T>>& values) override;
+    void add_variables(const std::vector<Variable<T>>& vars) override;
 
     /// Creates the slots for `vars` (the first apply_gradients does it when not called before).
     void build(const std::vector<Variable<T>>& vars);
     /// Whether the slots exist (after build() or the first apply_gradients).
     bool built() const { return m_built; }
+    /// The variables the slots belong to: slot j of each kind is built_variables()[j]'s.
+    const std::vector<Variable<T>>& built_variables() const { return m_vars; }
     /// The number of slot kinds and of extra variables variables() lists (file formats that order
     /// the state otherwise, such as Keras 3's, need the layout).
     std::size_t num_slot_kinds() const { return m_slots.size(); }
@@ -156,13 +168,16 @@ protected:
     std::size_t num_built_variables() const { return m_vars.size(); }
 
     /// Reads the base keys of a Keras config (Keras 1, 2 and 3 forms: "lr" for learning_rate;
-    /// decay, jit_compile, is_legacy_optimizer ignored; use_ema and gradient accumulation refused)
+    /// tf.keras 2's decay applied; jit_compile, is_legacy_optimizer ignored; use_ema and gradient
+    /// accumulation refused)
     /// and checks that every other key is in `own_keys` (ValueError naming the rest).
     static OptimizerArgs parse_base_config(const json& config, const std::vector<std::string>& own_keys,
                                            const std::string& class_name, LearningRate& learning_rate);
 
 private:
     static constexpr std::size_t npos_index = static_cast<std::size_t>(-1);
+    bool excluded_from_weight_decay(const Variable<T>& v) const;
+    Variable<T> make_slot(const Variable<T>& v, const std::string& kind, double initial) const;
     std::size_t index_of(const Variable<T>& v) const;
     /// Points m_gptr at each gradient, clipped into m_clip_buf when clipping is on.
     void clip_gradients(const std::vector<Tensor<T>>& grads);
@@ -170,6 +185,7 @@ private:
     LearningRate m_learning_rate;
     std::string m_name;
     std::optional<double> m_weight_decay, m_clipnorm, m_clipvalue, m_global_clipnorm;
+    double m_decay = 0.0;
 
     bool m_built = false;
     std::int64_t m_iterations = 0;
@@ -179,6 +195,7 @@ private:
     std::vector<std::string> m_slot_kinds;
     std::vector<std::vector<Variable<T>>> m_slots;
     std::vector<Variable<T>> m_extras;
+    std::vector<double> m_slot_initial; // per slot kind, for add_variables
     std::vector<char> m_use_weight_decay;
     std::vector<const TensorNode<T>*> m_wd_excluded;
     std::vector<std::string> m_wd_excluded_names;

@@ -1,6 +1,6 @@
 // Optimizers by Keras name or config: get_optimizer<T>(spec) (declared in framework/optimizer.hpp)
 // accepts "sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam" (any case), {class_name, config}
-// from Keras 1/2 (also "Custom>Adam", "lr" for learning_rate, "decay" ignored with a note) and
+// from Keras 1/2 (also "Custom>Adam", "lr" for learning_rate, the legacy "decay" applied) and
 // Keras 3's {module, class_name, config, registered_name}. Unknown names: KeyError naming them.
 #pragma once
 

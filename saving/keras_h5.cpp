@@ -68,6 +68,8 @@ auto with_context(const std::string& prefix, F&& f) -> decltype(f())
         throw IOError(prefix + e.what());
     } catch (const NotImplementedError& e) {
         throw NotImplementedError(prefix + e.what());
+    } catch (const TypeError& e) {
+        throw TypeError(prefix + e.what());
     } catch (const Error& e) {
         throw Error(prefix + e.what());
     } catch (const json::exception& e) {
@@ -249,10 +251,18 @@ std::vector<keras_h5::LayerWeightsRef<T>> weight_refs(const Model<T>& model,
 template <class T>
 std::vector<std::string> optimizer_weight_names(const Model<T>& model, const std::vector<Variable<T>>& state)
 {
-    std::vector<std::pair<std::string, Variable<T>>> trainable; // (layer path, variable)
+    // (layer path, variable) of the variable each slot belongs to, in the optimizer's order
+    // (built_variables: after add_variables it lists weights frozen since, too).
+    std::map<const TensorNode<T>*, std::string> path_of;
     for (const auto& l : model.layers())
-        for (const auto& v : l->trainable_weights())
-            trainable.emplace_back(l->weight_path(v), v);
+        for (const auto& v : l->weights())
+            path_of.emplace(v.tensor().node(), l->weight_path(v));
+    std::vector<std::pair<std::string, Variable<T>>> trainable;
+    const auto* base = dynamic_cast<const OptimizerBase<T>*>(model.optimizer().get());
+    for (const auto& v : base && base->built() ? base->built_variables() : model.trainable_weights()) {
+        auto it = path_of.find(v.tensor().node());
+        trainable.emplace_back(it == path_of.end() ? v.name() : it->second, v);
+    }
     std::vector<std::string> names;
     std::map<std::string, int> used;
     const std::size_t n = trainable.size();
@@ -299,7 +309,8 @@ void write_optimizer_weights(io::H5Group& root, const Model<T>& model)
 // str_ww_ref_model 2.14) lists [iteration, m0, v0, m1, v1, ...] with names
 // "<Opt>/<slot>/<layer>/<weight>:0", and xtape's optimizers keep [iteration, one block per slot
 // kind]. The names say which value is which in every one of these forms, so the state is matched
-// by (slot kind, layer/weight) when every slot finds its name, and by position otherwise (names
+// by (slot kind, layer/weight) when every slot finds its name (Nadam's momentum cache by its
+// name in any version), and by position otherwise (names
 // xtape cannot read, weight names whose prefixes differ from the layer names).
 
 /// Canonical slot kind for a stored name's slot component ("" when it is not one).
@@ -332,6 +343,10 @@ std::string keras_h5::optimizer_state_key(const std::string& stored)
     const std::string& last = parts.back();
     if (last == "iter" || last == "iteration" || last == "iterations")
         return "iteration";
+    // Nadam's product of momentum factors: Keras 3 and xtape "u_product", tf.keras 2's legacy
+    // Nadam "momentum_cache", Keras 2's "m_schedule".
+    if (last == "u_product" || last == "momentum_cache" || last == "m_schedule")
+        return "u_product";
     if (parts.size() >= 4 && !slot_kind_of(last).empty()) // <prefix...>/<layer>/<weight>/<slot>
         return slot_kind_of(last) + "|" + parts[parts.size() - 3] + "/" + parts[parts.size() - 2];
     if (parts.size() == 4 && !slot_kind_of(parts[1]).empty()) // <Opt>/<slot>/<layer>/<weight>
@@ -583,7 +598,7 @@ std::vector<json> metrics_from_training_config(const json& training_config)
 }
 
 template <class T>
-void compile_from_training_config(Model<T>& model, const json& training_config)
+void compile_from_training_config(Model<T>& model, const json& training_config, const std::string& keras_version)
 {
     if (!training_config.is_object())
         throw ValueError("training_config: expected a JSON object, got " + training_config.dump().substr(0, 200));
@@ -619,7 +634,7 @@ void compile_from_training_config(Model<T>& model, const json& training_config)
     read_metrics<T>(training_config.value("metrics", json()), outputs, o.metrics, o.metrics_by_name);
     read_metrics<T>(training_config.value("weighted_metrics", json()), outputs, o.weighted_metrics,
                     o.weighted_metrics_by_name);
-    model.compile(OptimizerSpec<T>(*oc), std::move(o));
+    model.compile(OptimizerSpec<T>(get_optimizer<T>(*oc, keras_version)), std::move(o));
 }
 
 template <class T>
@@ -665,11 +680,16 @@ std::shared_ptr<Model<T>> load_model(const std::string& path, bool compile)
     }
     const json model_config = config_of_file(root, "model_config", path);
     std::shared_ptr<Model<T>> model = model_from_spec_json<T>(model_config, path);
-    apply_weights(*model, keras_h5::read_weights_group<T>(keras_h5::weights_group_of(root)), path, false, false);
+    auto weights = keras_h5::read_weights_group<T>(keras_h5::weights_group_of(root));
+    // The version that wrote the file decides the optimizer defaults it left out (Note
+    // [Optimizer defaults by version] in optim/registry.cpp); Keras's loader reads it from the
+    // weights group too, a missing one meaning Keras 1.
+    const std::string keras_version = weights.keras_version;
+    apply_weights(*model, std::move(weights), path, false, false);
 
     if (compile && root.has_attribute("training_config")) {
         try {
-            compile_from_training_config(*model, config_of_file(root, "training_config", path));
+            compile_from_training_config(*model, config_of_file(root, "training_config", path), keras_version);
         } catch (const Error& e) {
             warn(path + ": the model is loaded uncompiled: its training_config cannot be used (" + e.what() + ")");
             return model;
@@ -779,7 +799,7 @@ void save_weights(const Model<T>& model, const std::string& path)
     template std::shared_ptr<Model<T>> keras_h5::model_from_config_json<T>(const json&, const std::string&); \
     template std::string model_to_json_string<T>(const Model<T>&);                                           \
     template json training_config_of<T>(const Model<T>&);                                                    \
-    template void compile_from_training_config<T>(Model<T>&, const json&);
+    template void compile_from_training_config<T>(Model<T>&, const json&, const std::string&);
 XTAPE_INSTANTIATE(float)
 XTAPE_INSTANTIATE(double)
 #undef XTAPE_INSTANTIATE

@@ -96,8 +96,9 @@ json training_config_of(const Model<T>& model);
 
 /// Compiles `model` from a Keras training_config (any version: "lr" or "learning_rate",
 /// "Custom>Adam", loss as a name or a dict, metrics as names, dicts or nested lists).
+/// `keras_version`: the file's, for the optimizer defaults of that version (empty: Keras 3's).
 template <class T>
-void compile_from_training_config(Model<T>& model, const json& training_config);
+void compile_from_training_config(Model<T>& model, const json& training_config, const std::string& keras_version = "");
 
 /// The metrics a training_config names, flattened (Keras 2 nested per-output lists, tf.keras
 /// MeanMetricWrapper dicts become the name the user gave), ready for compile().

@@ -388,6 +388,46 @@ std::vector<std::tuple<std::string, array_t<T>, array_t<T>>> adam_slots(const Mo
     return out;
 }
 
+using OptimizerEntries = std::vector<std::pair<std::string, array_t<float>>>;
+
+/// Writes `path`: the model of `xtape_file` with `state` as its optimizer_weights ((name, value) in
+/// file order), written as by `keras_version`; `training_config` replaces the file's when given.
+void rewrite_optimizer_weights(const std::string& xtape_file, const std::string& path, const OptimizerEntries& state,
+                               const std::string& keras_version = "2.14.0", const json& training_config = json())
+{
+    io::H5File src = io::H5File::open_read(xtape_file);
+    io::H5Group sroot = src.root();
+    const auto weights = keras_h5::read_weights_group<float>(sroot.group("model_weights"));
+    io::H5File out = io::H5File::create(path);
+    io::H5Group root = out.root();
+    for (const char* attr : { "backend", "model_config", "training_config" })
+        root.write_string_attribute(attr, sroot.read_string_attribute(attr));
+    root.write_string_attribute("keras_version", keras_version);
+    if (!training_config.is_null())
+        root.write_string_attribute("training_config", training_config.dump());
+    std::vector<keras_h5::LayerWeightsRef<float>> refs;
+    for (const auto& l : weights.layers) {
+        keras_h5::LayerWeightsRef<float> r{ l.layer_name, l.weight_names, {} };
+        for (const auto& v : l.values)
+            r.values.push_back(&v);
+        refs.push_back(std::move(r));
+    }
+    io::H5Group mw = root.create_group("model_weights");
+    keras_h5::write_weights_group<float>(mw, refs, keras_version, "tensorflow");
+    if (state.empty()) {
+        out.close();
+        return;
+    }
+    io::H5Group og = root.create_group("optimizer_weights");
+    std::vector<std::string> names;
+    for (const auto& entry : state) {
+        names.push_back(entry.first);
+        og.write_dataset<float>(entry.first, entry.second);
+    }
+    og.write_string_array_attribute("weight_names", names);
+    out.close();
+}
+
 } // namespace
 
 TEST_CASE("saving: ad01's Adam state is restored slot by slot from the datasets that name it" *
@@ -466,7 +506,10 @@ TEST_CASE("saving: every optimizer_weights name of the real files says its slot 
     CHECK(keras_h5::optimizer_state_key("adam/iteration:0") == "iteration");
     CHECK(keras_h5::optimizer_state_key("Adam/iterations:0") == "iteration");
     CHECK(keras_h5::optimizer_state_key("Adam/Variable_3:0").empty());
-    CHECK(keras_h5::optimizer_state_key("nadam/u_product:0").empty());
+    // Nadam's momentum cache under its names in Keras 3 / xtape, tf.keras 2's legacy Nadam, Keras 2.
+    CHECK(keras_h5::optimizer_state_key("nadam/u_product:0") == "u_product");
+    CHECK(keras_h5::optimizer_state_key("training/Nadam/momentum_cache:0") == "u_product");
+    CHECK(keras_h5::optimizer_state_key("Nadam/m_schedule:0") == "u_product");
 }
 
 TEST_CASE("saving: optimizer state in Keras 2.11+ order (m and v interleaved per weight) is restored by name")
@@ -479,33 +522,8 @@ TEST_CASE("saving: optimizer state in Keras 2.11+ order (m and v interleaved per
     save_model(*a, xtape_file);
 
     // The same model with other optimizer_weights: `state` as (name, value) in file order.
-    using Entries = std::vector<std::pair<std::string, array_t<float>>>;
-    auto rewrite = [&](const std::string& path, const Entries& state) {
-        io::H5File src = io::H5File::open_read(xtape_file);
-        io::H5Group sroot = src.root();
-        const auto weights = keras_h5::read_weights_group<float>(sroot.group("model_weights"));
-        io::H5File out = io::H5File::create(path);
-        io::H5Group root = out.root();
-        for (const char* attr : { "keras_version", "backend", "model_config", "training_config" })
-            root.write_string_attribute(attr, sroot.read_string_attribute(attr));
-        std::vector<keras_h5::LayerWeightsRef<float>> refs;
-        for (const auto& l : weights.layers) {
-            keras_h5::LayerWeightsRef<float> r{ l.layer_name, l.weight_names, {} };
-            for (const auto& v : l.values)
-                r.values.push_back(&v);
-            refs.push_back(std::move(r));
-        }
-        io::H5Group mw = root.create_group("model_weights");
-        keras_h5::write_weights_group<float>(mw, refs, "2.14.0", "tensorflow");
-        io::H5Group og = root.create_group("optimizer_weights");
-        std::vector<std::string> names;
-        for (const auto& [name, value] : state) {
-            names.push_back(name);
-            og.write_dataset<float>(name, value);
-        }
-        og.write_string_array_attribute("weight_names", names);
-        out.close();
-    };
+    using Entries = OptimizerEntries;
+    auto rewrite = [&](const std::string& path, const Entries& state) { rewrite_optimizer_weights(xtape_file, path, state); };
     auto check_restored = [&](const std::string& path) {
         auto b = load_model<float>(path);
         REQUIRE(b->compiled());
@@ -554,6 +572,76 @@ TEST_CASE("saving: optimizer state in Keras 2.11+ order (m and v interleaved per
         opaque.emplace_back("Adam/Variable_" + std::to_string(slots.size() + j) + ":0", std::get<2>(slots[j]));
     rewrite(tmp.file("opaque.h5"), opaque);
     check_restored(tmp.file("opaque.h5"));
+}
+
+TEST_CASE("saving: Nadam's momentum cache is restored by name from tf.keras 2's legacy order")
+{
+    TempDir tmp("saving_nadam_names");
+    auto a = small_model("nadam");
+    SmallData d = small_data();
+    a->fit(d.x, d.y, quiet_fit(2));
+    const std::string xtape_file = tmp.file("xtape.h5");
+    save_model(*a, xtape_file);
+    // xtape's (Keras 3's) order is [iteration, m..., v..., u_product]; tf.keras 2's legacy Nadam
+    // wrote [iter, momentum_cache, m..., v...].
+    std::vector<std::string> paths;
+    for (const auto& l : a->layers())
+        for (const auto& v : l->trainable_weights())
+            paths.push_back(l->weight_path(v));
+    const auto state = a->optimizer()->variables();
+    const std::size_t n = paths.size();
+    REQUIRE(state.size() == 2 + 2 * n);
+    const array_t<float> u_product = state.back().value();
+    CHECK(u_product(0) < 1.0f); // moved from its initial 1
+    OptimizerEntries legacy{ { "training/Nadam/iter:0", state[0].value() },
+                             { "training/Nadam/momentum_cache:0", u_product } };
+    for (std::size_t j = 0; j < n; ++j)
+        legacy.emplace_back("training/Nadam/" + paths[j] + "/m:0", state[1 + j].value());
+    for (std::size_t j = 0; j < n; ++j)
+        legacy.emplace_back("training/Nadam/" + paths[j] + "/v:0", state[1 + n + j].value());
+    rewrite_optimizer_weights(xtape_file, tmp.file("legacy.h5"), legacy, "2.2.4-tf");
+    auto b = load_model<float>(tmp.file("legacy.h5"));
+    REQUIRE(b->compiled());
+    CHECK(b->optimizer()->iterations() == a->optimizer()->iterations());
+    const auto restored = b->optimizer()->variables();
+    REQUIRE(restored.size() == state.size());
+    CHECK(restored.back().value() == u_product);
+    a->fit(d.x, d.y, quiet_fit(3, 2));
+    b->fit(d.x, d.y, quiet_fit(3, 2));
+    CHECK(max_abs_diff(a->predict(d.x, quiet_predict()), b->predict(d.x, quiet_predict())) == 0.0);
+}
+
+TEST_CASE("saving: a file's keras_version chooses the optimizer defaults its training_config leaves out")
+{
+    TempDir tmp("saving_version_defaults");
+    auto a = small_model();
+    SmallData d = small_data();
+    a->fit(d.x, d.y, quiet_fit(1));
+    const std::string xtape_file = tmp.file("xtape.h5");
+    save_model(*a, xtape_file, /*include_optimizer=*/false);
+    json tc;
+    {
+        io::H5File f = io::H5File::open_read(xtape_file);
+        tc = json::parse(f.root().read_string_attribute("training_config"));
+    }
+    // Keras 1 and 2 wrote only their own arguments; these configs name none.
+    tc["optimizer_config"] = { { "class_name", "Adagrad" }, { "config", json::object() } };
+    auto adagrad_of = [&](const std::string& version) {
+        const std::string path = tmp.file("adagrad_" + version + ".h5");
+        rewrite_optimizer_weights(xtape_file, path, {}, version, tc);
+        return load_model<float>(path)->optimizer()->get_config();
+    };
+    for (const char* v : { "1.2.2", "2.1.3" }) {
+        CAPTURE(v);
+        const json c = adagrad_of(v);
+        CHECK(c["initial_accumulator_value"] == 0.0);
+        CHECK(c["learning_rate"] == doctest::Approx(0.01));
+        CHECK(c["epsilon"] == doctest::Approx(std::string(v) == "1.2.2" ? 1e-8 : 1e-7));
+    }
+    for (const char* v : { "2.2.4-tf", "2.14.0" }) {
+        CAPTURE(v);
+        CHECK(adagrad_of(v)["initial_accumulator_value"] == doctest::Approx(0.1));
+    }
 }
 
 // ---- files xtape cannot build -------------------------------------------------------------------------

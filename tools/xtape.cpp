@@ -491,6 +491,8 @@ int cmd_gradcheck(const Args& a)
     ModelGradcheckResult r;
     try {
         r = gradcheck_model(*model, xs, ys, go, 1234, /*rounding_floor=*/!min_abs_error);
+    } catch (const ShapeError& e) {
+        throw ShapeError(a.model + " on the first " + std::to_string(n) + " sample(s) of " + data + ": " + e.what());
     } catch (const ValueError& e) {
         throw ValueError(a.model + " on the first " + std::to_string(n) + " sample(s) of " + data + ": " + e.what());
     }

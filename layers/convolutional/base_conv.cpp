@@ -43,7 +43,7 @@ std::vector<std::size_t> size_list(const json& j, const char* key)
     auto one = [&](const json& e) {
         if (!e.is_number_integer() || e.get<long>() < 0)
             throw ValueError(std::string("config key '") + key + "': expected non-negative integers, got " + j.dump());
-        out.push_back(e.get<std::size_t>());
+        out.push_back(config_integer_value<std::size_t>(e, key));
     };
     if (j.is_array())
         for (const auto& e : j)
@@ -155,13 +155,17 @@ std::shared_ptr<BaseConv<T>> BaseConv<T>::from_config(const std::string& class_n
         o.filters = f.get<long>();
     }
     // kernel_size: Keras 2/3, or Keras 1's filter_length (1-D) / nb_row, nb_col (2-D) / kernel_dim1..3 (3-D)
+    for (const char* k : { "nb_row", "nb_col", "kernel_dim1", "kernel_dim2", "kernel_dim3" })
+        note_config_key(k); // Note [Config keys read]
     if (json k = config_first(config, { "kernel_size", "filter_length" }); !k.is_null()) {
         o.kernel_size = size_list(k, "kernel_size");
     } else if (config.contains("nb_row")) {
-        o.kernel_size = { config.at("nb_row").get<std::size_t>(), config.at("nb_col").get<std::size_t>() };
+        o.kernel_size = { config_integer_value<std::size_t>(config.at("nb_row"), "nb_row"),
+                          config_integer_value<std::size_t>(config.at("nb_col"), "nb_col") };
     } else if (config.contains("kernel_dim1")) {
-        o.kernel_size = { config.at("kernel_dim1").get<std::size_t>(), config.at("kernel_dim2").get<std::size_t>(),
-                          config.at("kernel_dim3").get<std::size_t>() };
+        o.kernel_size = { config_integer_value<std::size_t>(config.at("kernel_dim1"), "kernel_dim1"),
+                          config_integer_value<std::size_t>(config.at("kernel_dim2"), "kernel_dim2"),
+                          config_integer_value<std::size_t>(config.at("kernel_dim3"), "kernel_dim3") };
     } else {
         throw ValueError(class_name + " config has no kernel_size: " + config.dump());
     }
@@ -189,9 +193,9 @@ std::shared_ptr<BaseConv<T>> BaseConv<T>::from_config(const std::string& class_n
             throw ValueError(class_name + ": unknown dim_ordering '" + s + "' (expected 'tf' or 'th')");
     }
     if (json g = config_first(config, { "groups" }); !g.is_null())
-        o.groups = g.get<std::size_t>();
+        o.groups = config_integer_value<std::size_t>(g, "groups");
     if (json m = config_first(config, { "depth_multiplier" }); !m.is_null())
-        o.depth_multiplier = m.get<long>();
+        o.depth_multiplier = config_integer_value<long>(m, "depth_multiplier");
     if (json op = config_first(config, { "output_padding" }); !op.is_null())
         for (auto v : size_list(op, "output_padding"))
             o.output_padding.push_back(long(v));

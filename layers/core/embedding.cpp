@@ -86,6 +86,9 @@ Tensor<T> Embedding<T>::call(const Tensor<T>& x, bool, const Tensor<T>&)
 {
     try {
         return embedding_lookup(x, m_embeddings.tensor());
+    } catch (const ShapeError& e) {
+        throw ShapeError("layer \"" + this->name() + "\" (Embedding, input_dim=" + std::to_string(m_options.input_dim) +
+                         "): " + e.what());
     } catch (const ValueError& e) {
         throw ValueError("layer \"" + this->name() + "\" (Embedding, input_dim=" + std::to_string(m_options.input_dim) +
                          "): " + e.what());

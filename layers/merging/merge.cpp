@@ -344,7 +344,9 @@ template <class T>
 std::shared_ptr<Concatenate<T>> Concatenate<T>::from_config(const json& config)
 {
     const LayerArgs a = layer_args_from_config(config);
-    return std::make_shared<Concatenate<T>>(static_cast<int>(config_number(config, "axis", -1)), a.name, a.trainable);
+    const json axis = config_first(config, { "axis" });
+    return std::make_shared<Concatenate<T>>(axis.is_null() ? -1 : config_integer_value<int>(axis, "axis"), a.name,
+                                            a.trainable);
 }
 
 template <class T>

@@ -183,7 +183,7 @@ void write_store(io::H5Group& root, const Model<T>& model, bool include_optimize
     const std::vector<Variable<T>> state = opt->variables();
     io::H5Group g = root.create_group("optimizer/vars");
     g.write_string_attribute("name", opt->name());
-    const auto order = keras_optimizer_order(*opt, model.trainable_weights().size());
+    const auto order = keras_optimizer_order(*opt, opt->built_variables().size());
     for (std::size_t i = 0; i < order.size(); ++i) {
         const std::string key = std::to_string(i);
         if (order[i] < 0) {
