@@ -27,6 +27,8 @@ std::vector<std::size_t> random_permutation(std::size_t n, rng_t& rng)
         std::swap(p[i - 1], p[j]);
     }
     return p;
+}
+
 std::string rng_state(const rng_t& rng)
 {
     std::ostringstream os;
