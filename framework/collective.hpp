@@ -39,6 +39,7 @@ public:
     ///           until wait_all().
     /// ensures:  after wait_all(), data[i] = the sum over ranks, as allreduce_sum gives it.
     virtual void start_allreduce_sum(double* data, std::size_t n) const { (void)data, (void)n; }
+    /// The float form of start_allreduce_sum above.
     virtual void start_allreduce_sum(float* data, std::size_t n) const { (void)data, (void)n; }
     /// Lets started sums advance: Open MPI moves a nonblocking collective forward only inside MPI
     /// calls (MPI_Testall on the pending ones; cheap, never waits).

@@ -23,6 +23,7 @@ using json = nlohmann::json;
 // layer_from_config (layers/registry.cpp) opens one around each from_config, so that a key that
 // was neither written nor read is reported. Reading a key by hand (config.find) does not note it:
 // use the accessors, or note_config_key, for an old name that get_config does not write.
+/// The config keys read while it is open on this thread (Note [Config keys read]).
 class ConfigKeyLog {
 public:
     ConfigKeyLog()
@@ -40,6 +41,7 @@ public:
         if (current())
             current()->m_keys.push_back(key);
     }
+    /// Whether `key` was noted while this log was the innermost open one.
     bool was_read(const std::string& key) const
     {
         return std::find(m_keys.begin(), m_keys.end(), key) != m_keys.end();

@@ -485,6 +485,7 @@ public:
         std::int64_t step = 0;          ///< batches of that epoch done
         std::vector<std::size_t> order; ///< the epoch's sample order; empty without shuffling
     };
+    /// Where fit is: the epoch, the batches of it done and its sample order (what BackupAndRestore saves).
     const TrainingPosition& training_position() const { return m_position; }
     /// Called from on_train_begin: fit then starts at `p.epoch`, skipping its first `p.step`
     /// batches, in p.order (when not empty; it must be a permutation of the training samples)

@@ -28,6 +28,7 @@ public:
     /// default): mu(s) = beta_1 * (1 - 0.5 * 0.96^(schedule_decay * s)). nullopt: Keras 3's
     /// 0.96^s. Written back as `decay`, the key tf.keras 2 reads.
     void set_schedule_decay(std::optional<double> d) { m_schedule_decay = d; }
+    /// Keras 1/2's schedule_decay (momentum cache decay), none for Keras 3's Nadam.
     std::optional<double> schedule_decay() const { return m_schedule_decay; }
 
 protected:

@@ -82,6 +82,7 @@ public:
     double learning_rate() const override { return m_learning_rate.at(m_iterations); }
     /// The rate the next step uses: learning_rate() / (1 + decay * iterations()).
     double decayed_learning_rate() const;
+    /// Keras 2's time-based `decay` (0: none).
     double decay() const { return m_decay; }
     /// Keras: a schedule's learning rate cannot be set (ValueError; Keras raises TypeError).
     void set_learning_rate(double lr) override;
